@@ -1,0 +1,72 @@
+// Package mirrors defines where file bytes live: a Mirror is one storage
+// target (an S3 bucket, a local directory) written through multipart uploads.
+//
+// Implementations live in their own packages (fsmirror, s3mirror) and pass the
+// conformance suite in mirrortest.
+package mirrors
+
+import (
+	"context"
+	"errors"
+	"io"
+	"time"
+)
+
+// ErrNotFound is returned (wrapped) when an object or upload does not exist.
+var ErrNotFound = errors.New("not found")
+
+// Upload names one multipart upload in progress on a mirror.
+type Upload struct {
+	Key string // object key the upload will produce
+	ID  string // mirror-assigned upload id
+}
+
+// Part is what a mirror reports after storing one chunk of an upload.
+// Callers keep the Part of the latest chunk (and the one before it, to allow
+// a retry) and hand it back to PutPart and Complete; they never look inside
+// Token.
+type Part struct {
+	N     int    // chunk number, 1 for the first chunk
+	Size  int64  // bytes in the upload up to and including this chunk
+	Token string // mirror-defined state; opaque to callers
+}
+
+// Info describes a stored object.
+type Info struct {
+	Size     int64
+	Modified time.Time
+}
+
+// Mirror stores objects under keys, written chunk by chunk.
+//
+// An upload receives its chunks in order. PutPart with prev set to the Part of
+// chunk n-1 (the zero Part for the first chunk) stores chunk n; calling it
+// again with the same prev replaces chunk n, so a failed or repeated chunk can
+// be retried. Chunks may have any size, including 0. Complete publishes chunks
+// 1..last.N, in order, as the object; the zero Part publishes an empty object.
+// The object is not visible to Open or Stat before Complete returns.
+//
+// All methods are safe for concurrent use. Errors wrap ErrNotFound where the
+// key or upload does not exist.
+type Mirror interface {
+	// Begin starts an upload that Complete will publish under key.
+	Begin(ctx context.Context, key string) (Upload, error)
+	// PutPart stores the chunk after prev, reading exactly size bytes from r.
+	PutPart(ctx context.Context, up Upload, prev Part, r io.Reader, size int64) (Part, error)
+	// Complete publishes the upload's chunks up to and including last.
+	Complete(ctx context.Context, up Upload, last Part) error
+	// Abort discards the upload and everything stored for it.
+	Abort(ctx context.Context, up Upload) error
+	// Open reads length bytes of the object from offset off; length < 0 reads
+	// to the end.
+	Open(ctx context.Context, key string, off, length int64) (io.ReadCloser, error)
+	// Stat reports the object's size and modification time.
+	Stat(ctx context.Context, key string) (Info, error)
+	// Delete removes the object. Deleting a missing object is not an error.
+	Delete(ctx context.Context, key string) error
+}
+
+// Pinger is implemented by mirrors that can report their health cheaply.
+type Pinger interface {
+	Ping(ctx context.Context) error
+}

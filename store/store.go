@@ -1,0 +1,172 @@
+// Package store keeps acestash's metadata: accounts, upload sessions and file
+// records. File bytes live on mirrors, never here.
+//
+// Implementations live in their own packages (boltstore, redisstore) and pass
+// the conformance suite in storetest.
+package store
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"time"
+
+	"github.com/acestash/acestash/mirrors"
+)
+
+var (
+	// ErrNotFound is returned (wrapped) for a missing or expired record.
+	ErrNotFound = errors.New("not found")
+	// ErrExists is returned (wrapped) when creating a record whose key is taken.
+	ErrExists = errors.New("already exists")
+	// ErrConflict is returned (wrapped) by UpdateSession when the session
+	// changed since it was read.
+	ErrConflict = errors.New("changed concurrently")
+)
+
+// Account is an API user.
+type Account struct {
+	Name        string `json:"name"`
+	APIKey      string `json:"api_key"`
+	TokenHash   []byte `json:"token_hash"` // HashToken of the api_token
+	UserID      string `json:"user_id"`    // public 17-character id (Rocket.Chat)
+	Username    string `json:"username"`
+	DisplayName string `json:"display_name"`
+
+	Mirrors        []string `json:"mirrors,omitempty"`         // allowed mirror ids; empty allows all
+	DefaultMirrors []string `json:"default_mirrors,omitempty"` // empty means the allowed ones
+	MaxMirrors     int      `json:"max_mirrors,omitempty"`     // 0 means no account limit
+	MaxFileSize    int64    `json:"max_file_size,omitempty"`   // 0 means the server limit
+	Rooms          []string `json:"rooms,omitempty"`           // Rocket.Chat rooms; empty allows all
+}
+
+// HashToken returns the form in which an API token is stored. Tokens are
+// random and long, so a fast hash is enough; compare with CheckToken.
+func HashToken(token string) []byte {
+	sum := sha256.Sum256([]byte(token))
+	return sum[:]
+}
+
+// CheckToken reports, in constant time, whether token is the account's.
+func (a Account) CheckToken(token string) bool {
+	return len(a.TokenHash) == sha256.Size &&
+		subtle.ConstantTimeCompare(HashToken(token), a.TokenHash) == 1
+}
+
+// Session is one upload: created with its upload key by file/upload, then
+// advanced chunk by chunk until it completes.
+type Session struct {
+	UploadKey string    `json:"upload_key"`
+	CTracker  string    `json:"ctracker"`
+	APIKey    string    `json:"api_key"` // owner
+	Issued    time.Time `json:"issued"`
+	// Expires is when an upload key that never started an upload lapses.
+	Expires time.Time `json:"expires"`
+	Started bool      `json:"started"`
+	Updated time.Time `json:"updated"`
+	// Version increases with every UpdateSession; the store sets it.
+	Version int64 `json:"version"`
+
+	Name         string   `json:"name,omitempty"`
+	Type         string   `json:"type,omitempty"` // sniffed from the first bytes
+	PasswordHash []byte   `json:"password_hash,omitempty"`
+	Mirrors      []string `json:"mirrors,omitempty"` // mirror ids still being written
+	ObjectKey    string   `json:"object_key,omitempty"`
+
+	Total     int64  `json:"total"`      // -1 until known
+	Held      int64  `json:"held"`       // bytes stored so far
+	Chunks    int    `json:"chunks"`     // chunks stored so far
+	LastStart int64  `json:"last_start"` // Content-Range start of the latest chunk
+	LastEnd   int64  `json:"last_end"`   // Content-Range end of the latest chunk
+	PrevHeld  int64  `json:"prev_held"`  // Held before the latest chunk
+	Hash      []byte `json:"hash"`       // serialised SHA-256 state after the latest chunk
+	PrevHash  []byte `json:"prev_hash"`  // ... and before it
+
+	Uploads map[string]mirrors.Upload `json:"uploads,omitempty"`   // by mirror id
+	Last    map[string]mirrors.Part   `json:"last,omitempty"`      // by mirror id
+	Prev    map[string]mirrors.Part   `json:"prev,omitempty"`      // by mirror id
+	Failed  map[string]string         `json:"failed,omitempty"`    // mirror id -> why it was dropped
+	Slug    string                    `json:"slug,omitempty"`      // set once complete
+	Done    bool                      `json:"done,omitempty"`      // the file is published
+}
+
+// Status values of a File.
+const (
+	StatusActive    = "active"
+	StatusUser      = "user removed"
+	StatusAdmin     = "admin removed"
+	StatusCopyright = "copyright removed"
+)
+
+// File is a published file.
+type File struct {
+	ID           int64     `json:"id"` // assigned by CreateFile
+	Slug         string    `json:"slug"`
+	Alias        string    `json:"alias,omitempty"` // optional second public id
+	Name         string    `json:"name"`
+	Size         int64     `json:"size"`
+	SHA256       string    `json:"sha256"` // lowercase hex
+	Type         string    `json:"type,omitempty"`
+	Owner        string    `json:"owner"` // api key
+	ObjectKey    string    `json:"object_key"`
+	Mirrors      []string  `json:"mirrors"`           // mirror ids holding a copy
+	Missing      []string  `json:"missing,omitempty"` // selected mirror ids without a copy
+	Status       string    `json:"status"`
+	PasswordHash []byte    `json:"password_hash,omitempty"`
+	Created      time.Time `json:"created"`
+	Expires      time.Time `json:"expires,omitzero"` // zero keeps the file forever
+}
+
+// Store is safe for concurrent use by many goroutines and, for shared
+// backends, by many processes. Reads of a missing record return an error
+// wrapping ErrNotFound.
+type Store interface {
+	// PutAccount creates or replaces the account with a.APIKey.
+	PutAccount(ctx context.Context, a Account) error
+	// Account returns the account with the API key.
+	Account(ctx context.Context, apiKey string) (Account, error)
+	// AccountByUserID returns the account with the public user id.
+	AccountByUserID(ctx context.Context, userID string) (Account, error)
+	// Accounts returns every account, ordered by API key.
+	Accounts(ctx context.Context) ([]Account, error)
+
+	// CreateSession stores a new session under s.UploadKey; ErrExists if
+	// taken. A session that is not Started is gone once its Expires passes.
+	CreateSession(ctx context.Context, s Session) error
+	// Session returns the session of an upload key.
+	Session(ctx context.Context, uploadKey string) (Session, error)
+	// UpdateSession replaces the session if its Version still equals
+	// s.Version, else fails with ErrConflict. It returns the session as
+	// stored, with Version increased.
+	UpdateSession(ctx context.Context, s Session) (Session, error)
+	// DeleteSession removes the session; a missing session is not an error.
+	DeleteSession(ctx context.Context, uploadKey string) error
+	// IdleSessions returns up to limit started sessions last updated before t.
+	IdleSessions(ctx context.Context, t time.Time, limit int) ([]Session, error)
+
+	// CreateFile publishes f under f.Slug (and f.Alias, if set), assigning
+	// f.ID; ErrExists if the slug or alias is taken.
+	CreateFile(ctx context.Context, f File) (File, error)
+	// File returns the file with the slug.
+	File(ctx context.Context, slug string) (File, error)
+	// Files returns the files with the given slugs, in one round trip;
+	// slugs that are not found are absent from the map.
+	Files(ctx context.Context, slugs []string) (map[string]File, error)
+	// FileByAlias returns the file with the alias.
+	FileByAlias(ctx context.Context, alias string) (File, error)
+	// UpdateFile replaces the stored file with f.Slug; ErrNotFound if absent.
+	UpdateFile(ctx context.Context, f File) error
+	// DeleteFile removes the file record with the slug and its alias; a
+	// missing file is not an error.
+	DeleteFile(ctx context.Context, slug string) error
+	// ExpiredFiles returns up to limit active files whose Expires is before t.
+	ExpiredFiles(ctx context.Context, t time.Time, limit int) ([]File, error)
+
+	// Close releases the store's resources.
+	Close() error
+}
+
+// Clock returns the current time; stores and services take one so tests can
+// move time.
+type Clock func() time.Time
