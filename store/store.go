@@ -83,12 +83,12 @@ type Session struct {
 	Hash      []byte `json:"hash"`       // serialised SHA-256 state after the latest chunk
 	PrevHash  []byte `json:"prev_hash"`  // ... and before it
 
-	Uploads map[string]mirrors.Upload `json:"uploads,omitempty"`   // by mirror id
-	Last    map[string]mirrors.Part   `json:"last,omitempty"`      // by mirror id
-	Prev    map[string]mirrors.Part   `json:"prev,omitempty"`      // by mirror id
-	Failed  map[string]string         `json:"failed,omitempty"`    // mirror id -> why it was dropped
-	Slug    string                    `json:"slug,omitempty"`      // set once complete
-	Done    bool                      `json:"done,omitempty"`      // the file is published
+	Uploads map[string]mirrors.Upload `json:"uploads,omitempty"` // by mirror id
+	Last    map[string]mirrors.Part   `json:"last,omitempty"`    // by mirror id
+	Prev    map[string]mirrors.Part   `json:"prev,omitempty"`    // by mirror id
+	Failed  map[string]string         `json:"failed,omitempty"`  // mirror id -> why it was dropped
+	Slug    string                    `json:"slug,omitempty"`    // set once complete
+	Done    bool                      `json:"done,omitempty"`    // the file is published
 }
 
 // Status values of a File.
