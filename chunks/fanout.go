@@ -1,0 +1,219 @@
+package chunks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"net/http"
+	"os"
+	"slices"
+	"sync"
+
+	"github.com/acestash/acestash/mirrors"
+	"github.com/acestash/acestash/store"
+)
+
+// quorum is how many of n selected mirrors must succeed.
+func (s *Service) quorum(n int) int {
+	if s.cfg.WriteQuorum <= 0 || s.cfg.WriteQuorum > n {
+		return n
+	}
+	return s.cfg.WriteQuorum
+}
+
+// live returns the session's mirrors that have not been dropped.
+func live(sess *store.Session) []string {
+	var ids []string
+	for _, id := range sess.Mirrors {
+		if _, failed := sess.Failed[id]; !failed {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
+// drop records that a mirror failed and checks the quorum still holds.
+func (s *Service) drop(sess *store.Session, failures map[string]error) error {
+	if len(failures) == 0 {
+		return nil
+	}
+	sess.Failed = maps.Clone(sess.Failed)
+	if sess.Failed == nil {
+		sess.Failed = map[string]string{}
+	}
+	for id, err := range failures {
+		sess.Failed[id] = err.Error()
+		s.cfg.Log.Warn("mirror dropped from upload", "mirror", id, "upload_key", sess.UploadKey, "err", err)
+	}
+	if have, need := len(live(sess)), s.quorum(len(sess.Mirrors)); have < need {
+		ids := slices.Sorted(maps.Keys(failures))
+		return &Error{Kind: Unavailable,
+			Msg: fmt.Sprintf("storage unavailable: mirror(s) %v failed and %d of %d required mirrors remain; retry later", ids, have, need),
+			Err: errors.Join(slices.Collect(maps.Values(failures))...)}
+	}
+	return nil
+}
+
+// each runs fn for every live mirror of the session in parallel and returns
+// the failures by mirror id.
+func (s *Service) each(ctx context.Context, sess *store.Session, fn func(ctx context.Context, id string, m mirrors.Mirror) error) map[string]error {
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	failures := map[string]error{}
+	for _, id := range live(sess) {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(ctx, s.cfg.MirrorTimeout)
+			defer cancel()
+			var err error
+			if e, ok := s.cfg.Mirrors.Get(id); !ok {
+				err = fmt.Errorf("mirror %s is no longer configured", id)
+			} else {
+				err = fn(ctx, id, e.Mirror)
+			}
+			if err != nil {
+				mu.Lock()
+				failures[id] = err
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return failures
+}
+
+// begin starts the upload on every selected mirror that has not begun yet
+// and returns the uploads it started.
+func (s *Service) begin(ctx context.Context, sess *store.Session) (map[string]mirrors.Upload, error) {
+	if sess.Uploads != nil {
+		return nil, nil
+	}
+	var mu sync.Mutex
+	began := map[string]mirrors.Upload{}
+	failures := s.each(ctx, sess, func(ctx context.Context, id string, m mirrors.Mirror) error {
+		if s.cfg.Health != nil {
+			if err := s.cfg.Health(id); err != nil {
+				return fmt.Errorf("unhealthy: %w", err)
+			}
+		}
+		up, err := m.Begin(ctx, sess.ObjectKey)
+		if err != nil {
+			return fmt.Errorf("begin upload: %w", err)
+		}
+		mu.Lock()
+		began[id] = up
+		mu.Unlock()
+		return nil
+	})
+	if err := s.drop(sess, failures); err != nil {
+		s.abortAll(ctx, began)
+		return nil, err
+	}
+	sess.Uploads = began
+	return began, nil
+}
+
+// writeAll writes the n spooled bytes after prev on every live mirror and
+// returns the new parts. A mirror that fails twice is dropped.
+func (s *Service) writeAll(ctx context.Context, sess *store.Session, prev map[string]mirrors.Part, f *os.File, n int64) (map[string]mirrors.Part, error) {
+	parts := maps.Clone(prev)
+	if parts == nil {
+		parts = map[string]mirrors.Part{}
+	}
+	if n == 0 {
+		return parts, nil
+	}
+	var mu sync.Mutex
+	failures := s.each(ctx, sess, func(ctx context.Context, id string, m mirrors.Mirror) error {
+		var err error
+		for range 2 {
+			var p mirrors.Part
+			p, err = m.PutPart(ctx, sess.Uploads[id], prev[id], io.NewSectionReader(f, 0, n), n)
+			if err == nil {
+				mu.Lock()
+				parts[id] = p
+				mu.Unlock()
+				return nil
+			}
+			if ctx.Err() != nil {
+				break
+			}
+		}
+		return fmt.Errorf("write chunk: %w", err)
+	})
+	for id := range failures {
+		delete(parts, id)
+	}
+	return parts, s.drop(sess, failures)
+}
+
+// abortAll discards uploads that were started but never recorded.
+func (s *Service) abortAll(ctx context.Context, ups map[string]mirrors.Upload) {
+	ctx = context.WithoutCancel(ctx)
+	for id, up := range ups {
+		if e, ok := s.cfg.Mirrors.Get(id); ok {
+			if err := e.Mirror.Abort(ctx, up); err != nil {
+				s.cfg.Log.Warn("abort upload", "mirror", id, "key", up.Key, "err", err)
+			}
+		}
+	}
+}
+
+// SelectMirrors checks the mirror ids a client asked for against the
+// configuration and the account's limits, and returns them without repeats.
+func (s *Service) SelectMirrors(a store.Account, ids []string) ([]string, error) {
+	var sel []string
+	for _, id := range ids {
+		if id == "" || slices.Contains(sel, id) {
+			continue
+		}
+		if _, ok := s.cfg.Mirrors.Get(id); !ok {
+			return nil, Errorf(Invalid, "mirror %q does not exist", id)
+		}
+		if !Allowed(a, id) {
+			return nil, Errorf(Invalid, "mirror %q is not allowed for this account", id)
+		}
+		sel = append(sel, id)
+	}
+	if len(sel) == 0 {
+		return nil, Errorf(Invalid, "no mirrors selected: send mirrors[] with at least one mirror id")
+	}
+	if a.MaxMirrors > 0 && len(sel) > a.MaxMirrors {
+		return nil, Errorf(Invalid, "%d mirrors selected, more than this account's maximum of %d", len(sel), a.MaxMirrors)
+	}
+	return sel, nil
+}
+
+// Allowed reports whether the account may upload to the mirror.
+func Allowed(a store.Account, id string) bool {
+	return len(a.Mirrors) == 0 || slices.Contains(a.Mirrors, id)
+}
+
+// DefaultMirrors returns the mirrors an account uploads to when it names none.
+func (s *Service) DefaultMirrors(a store.Account) []string {
+	var ids []string
+	for _, id := range a.DefaultMirrors {
+		if _, ok := s.cfg.Mirrors.Get(id); ok && Allowed(a, id) {
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) == 0 {
+		for _, e := range s.cfg.Mirrors.All() {
+			if Allowed(a, e.ID) {
+				ids = append(ids, e.ID)
+			}
+		}
+	}
+	if a.MaxMirrors > 0 && len(ids) > a.MaxMirrors {
+		ids = ids[:a.MaxMirrors]
+	}
+	return ids
+}
+
+// sniff guesses the content type from the first bytes of the spool file.
+func sniff(f *os.File) string {
+	head := make([]byte, 512)
+	n, _ := f.ReadAt(head, 0)
+	return http.DetectContentType(head[:n])
+}
