@@ -1,0 +1,309 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"html/template"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/acestash/acestash/slug"
+	"github.com/acestash/acestash/store"
+)
+
+// Download pages: /m/<slug> shows a file, /m/<slug>/download serves it.
+
+func (s *Server) downloads(e *echo.Echo) {
+	e.GET("/m/:slug", s.filePage)
+	e.HEAD("/m/:slug", s.filePage)
+	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost} {
+		e.Add(m, "/m/:slug/download", s.download)
+	}
+}
+
+// lookup returns the active file with the slug, or an HTTP error.
+func (s *Server) lookup(ctx context.Context, sl string) (store.File, error) {
+	if !slug.Valid(sl, 64) {
+		return store.File{}, echo.NewHTTPError(http.StatusNotFound, "file not found")
+	}
+	f, err := s.cfg.Store.File(ctx, sl)
+	if errors.Is(err, store.ErrNotFound) {
+		return store.File{}, echo.NewHTTPError(http.StatusNotFound, "file not found")
+	}
+	if err != nil {
+		return store.File{}, fmt.Errorf("look up file %s: %w", sl, err)
+	}
+	if f.Status != store.StatusActive {
+		return store.File{}, echo.NewHTTPError(http.StatusGone, "file "+f.Status)
+	}
+	if !f.Expires.IsZero() && !s.cfg.Clock().Before(f.Expires) {
+		return store.File{}, echo.NewHTTPError(http.StatusNotFound, "file not found")
+	}
+	return f, nil
+}
+
+var pageTmpl = template.Must(template.New("page").Parse(`<!doctype html>
+<html><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
+<title>{{.File.Name}} · acestash</title>
+<style>body{font-family:sans-serif;max-width:44em;margin:2em auto;padding:0 1em}code{word-break:break-all}</style>
+</head><body>
+<h1>{{.File.Name}}</h1>
+<table>
+<tr><th align="left">Size</th><td>{{.Size}} ({{.File.Size}} bytes)</td></tr>
+<tr><th align="left">SHA-256</th><td><code>{{.File.SHA256}}</code></td></tr>
+<tr><th align="left">Uploaded</th><td>{{.Created}}</td></tr>
+<tr><th align="left">Mirrors</th><td>{{range $i, $m := .Mirrors}}{{if $i}}, {{end}}{{$m}}{{end}}</td></tr>
+</table>
+{{if .Locked}}
+<form method="post" action="{{.Download}}">
+<p><label>This file is protected by a password. Password: <input type="password" name="password" autofocus></label>
+<button type="submit">Download</button></p>
+</form>
+{{else}}
+<p><a href="{{.Download}}">Download {{.File.Name}}</a></p>
+{{end}}
+</body></html>
+`))
+
+func (s *Server) filePage(c echo.Context) error {
+	f, err := s.lookup(c.Request().Context(), c.Param("slug"))
+	if err != nil {
+		return err
+	}
+	var names []string
+	for _, id := range f.Mirrors {
+		if e, ok := s.cfg.Mirrors.Get(id); ok {
+			names = append(names, e.Name)
+		}
+	}
+	c.Response().Header().Set("Content-Type", "text/html; charset=utf-8")
+	c.Response().Header().Set("X-Content-Type-Options", "nosniff")
+	c.Response().WriteHeader(http.StatusOK)
+	if c.Request().Method == http.MethodHead {
+		return nil
+	}
+	return pageTmpl.Execute(c.Response(), map[string]any{
+		"File": f, "Size": humanSize(f.Size), "Mirrors": names,
+		"Created":  f.Created.UTC().Format(mirrorAceTime) + " UTC",
+		"Locked":   len(f.PasswordHash) > 0,
+		"Download": "/m/" + f.Slug + "/download",
+	})
+}
+
+func (s *Server) download(c echo.Context) error {
+	f, err := s.lookup(c.Request().Context(), c.Param("slug"))
+	if err != nil {
+		return err
+	}
+	if len(f.PasswordHash) > 0 {
+		pw := c.Request().Header.Get("X-File-Password")
+		if pw == "" && c.Request().Method == http.MethodPost {
+			pw = c.FormValue("password")
+		}
+		if pw == "" || bcrypt.CompareHashAndPassword(f.PasswordHash, []byte(pw)) != nil {
+			return echo.NewHTTPError(http.StatusForbidden, "this file needs its password: send it from the file's page or in an X-File-Password header")
+		}
+	} else if c.Request().Method == http.MethodPost {
+		return echo.NewHTTPError(http.StatusMethodNotAllowed, "use GET")
+	}
+	return s.serveFile(c, f, "application/octet-stream", true)
+}
+
+// serveFile writes the file's bytes with the headers downloads rely on:
+// Content-Length, ETag, Accept-Ranges, a single Range (206) and HEAD.
+// attachment asks the browser to save rather than show it.
+func (s *Server) serveFile(c echo.Context, f store.File, contentType string, attachment bool) error {
+	w, r := c.Response(), c.Request()
+	h := w.Header()
+	etag := `"` + f.SHA256 + `"`
+	h.Set("ETag", etag)
+	h.Set("Accept-Ranges", "bytes")
+	h.Set("Last-Modified", f.Created.UTC().Format(http.TimeFormat))
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Content-Type", contentType)
+	h.Set("Content-Disposition", disposition(attachment, f.Name))
+	if match := r.Header.Get("If-None-Match"); match != "" && (match == etag || match == "*") {
+		w.WriteHeader(http.StatusNotModified)
+		return nil
+	}
+	off, n, status := int64(0), f.Size, http.StatusOK
+	if rh := r.Header.Get("Range"); rh != "" && f.Size > 0 && ifRange(r, etag, f.Created) {
+		var ok bool
+		off, n, ok = parseByteRange(rh, f.Size)
+		switch {
+		case !ok:
+			h.Set("Content-Range", "bytes */"+itoa(f.Size))
+			return echo.NewHTTPError(http.StatusRequestedRangeNotSatisfiable, "range not satisfiable")
+		case n < 0: // not a single byte range: serve the whole file
+			off, n = 0, f.Size
+		default:
+			status = http.StatusPartialContent
+			h.Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", off, off+n-1, f.Size))
+		}
+	}
+	h.Set("Content-Length", itoa(n))
+	if r.Method == http.MethodHead || n == 0 {
+		w.WriteHeader(status)
+		return nil
+	}
+	body, head, err := s.openObject(r.Context(), f, off, n)
+	if err != nil {
+		return &storageError{err}
+	}
+	defer body.Close()
+	w.WriteHeader(status)
+	if _, err := w.Write(head); err != nil {
+		return nil // the client went away
+	}
+	if _, err := io.Copy(w, body); err != nil {
+		s.cfg.Log.Warn("download cut off", "slug", f.Slug, "err", err)
+	}
+	return nil
+}
+
+// storageError is a read that failed on every mirror.
+type storageError struct{ err error }
+
+func (e *storageError) Error() string { return e.err.Error() }
+func (e *storageError) Unwrap() error { return e.err }
+
+// openObject opens n bytes of the file at off on the first mirror that
+// yields its first bytes; a mirror that fails before then is skipped. It
+// returns those first bytes and the rest of the stream.
+func (s *Server) openObject(ctx context.Context, f store.File, off, n int64) (io.ReadCloser, []byte, error) {
+	var errs []error
+	for _, id := range s.readOrder(f) {
+		e, ok := s.cfg.Mirrors.Get(id)
+		if !ok {
+			continue
+		}
+		rc, err := e.Mirror.Open(ctx, f.ObjectKey, off, n)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("mirror %s: %w", id, err))
+			continue
+		}
+		buf := make([]byte, min(n, 32<<10))
+		k, err := io.ReadFull(rc, buf)
+		if err != nil && !(errors.Is(err, io.ErrUnexpectedEOF) && int64(k) == n) {
+			rc.Close()
+			errs = append(errs, fmt.Errorf("mirror %s: first read: %w", id, err))
+			continue
+		}
+		return rc, buf[:k], nil
+	}
+	if len(errs) == 0 {
+		return nil, nil, fmt.Errorf("file %s: no configured mirror holds it", f.Slug)
+	}
+	return nil, nil, fmt.Errorf("file %s: %w", f.Slug, errors.Join(errs...))
+}
+
+// readOrder lists the mirrors holding the file, healthy ones first.
+func (s *Server) readOrder(f store.File) []string {
+	if s.cfg.Health == nil {
+		return f.Mirrors
+	}
+	var good, bad []string
+	for _, id := range f.Mirrors {
+		if s.cfg.Health(id) == nil {
+			good = append(good, id)
+		} else {
+			bad = append(bad, id)
+		}
+	}
+	return append(good, bad...)
+}
+
+// disposition builds a Content-Disposition that no file name can break.
+func disposition(attachment bool, name string) string {
+	kind := "inline"
+	if attachment {
+		kind = "attachment"
+	}
+	if name == "" {
+		return kind
+	}
+	if v := mime.FormatMediaType(kind, map[string]string{"filename": name}); v != "" {
+		return v
+	}
+	// FormatMediaType refuses some names; keep the safe characters only.
+	safe := strings.Map(func(r rune) rune {
+		if r < 0x20 || r > 0x7e || r == '"' || r == '\\' {
+			return '_'
+		}
+		return r
+	}, name)
+	return kind + `; filename="` + safe + `"`
+}
+
+// ifRange reports whether a Range header applies given If-Range.
+func ifRange(r *http.Request, etag string, modified time.Time) bool {
+	ir := r.Header.Get("If-Range")
+	if ir == "" || ir == etag {
+		return true
+	}
+	t, err := http.ParseTime(ir)
+	return err == nil && !modified.Truncate(time.Second).After(t)
+}
+
+// parseByteRange reads a Range header against a file of size bytes. It
+// returns the offset and length of a single satisfiable range; n < 0 when
+// the header is not one simple byte range (the whole file is served then);
+// ok false when the range cannot be satisfied.
+func parseByteRange(h string, size int64) (off, n int64, ok bool) {
+	spec, found := strings.CutPrefix(strings.TrimSpace(h), "bytes=")
+	if !found || strings.Contains(spec, ",") {
+		return 0, -1, true
+	}
+	a, b, found := strings.Cut(strings.TrimSpace(spec), "-")
+	if !found {
+		return 0, -1, true
+	}
+	if a == "" { // the last b bytes
+		k, err := strconv.ParseInt(b, 10, 64)
+		if err != nil || k < 0 {
+			return 0, -1, true
+		}
+		if k == 0 {
+			return 0, 0, false
+		}
+		k = min(k, size)
+		return size - k, k, true
+	}
+	start, err := strconv.ParseInt(a, 10, 64)
+	if err != nil || start < 0 {
+		return 0, -1, true
+	}
+	if start >= size {
+		return 0, 0, false
+	}
+	end := size - 1
+	if b != "" {
+		e, err := strconv.ParseInt(b, 10, 64)
+		if err != nil || e < start {
+			return 0, -1, true
+		}
+		end = min(e, size-1)
+	}
+	return start, end - start + 1, true
+}
+
+func humanSize(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}

@@ -1,0 +1,272 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/acestash/acestash/chunks"
+	"github.com/acestash/acestash/slug"
+	"github.com/acestash/acestash/store"
+)
+
+// MirrorAce API v1 (SPEC section 1). Every answer is the {"status","result"}
+// envelope; a request error is HTTP 200 with status "error", because the PHP
+// and .NET clients read the body of a 200 only.
+
+// maxInfoSlugs is the most slugs file/info answers for at once.
+const maxInfoSlugs = 50
+
+// mirrorAceTime is the API's date format, always UTC.
+const mirrorAceTime = "2006-01-02 15:04:05"
+
+func (s *Server) mirrorAce(e *echo.Echo) {
+	e.POST("/api/v1/file/upload", s.fileUpload)
+	e.POST("/api/v1/file/info", s.fileInfo)
+	e.POST("/api/v1/upload", s.upload)
+	e.POST("/api/v1/upload/remote", s.uploadRemote)
+}
+
+type envelope struct {
+	Status string `json:"status"`
+	Result any    `json:"result"`
+}
+
+func writeEnvelope(c echo.Context, code int, status string, result any) error {
+	return c.JSON(code, envelope{Status: status, Result: result})
+}
+
+func success(c echo.Context, result any) error {
+	return writeEnvelope(c, http.StatusOK, "success", result)
+}
+
+// userError is a request error shown to the client in the envelope.
+type userError string
+
+func (e userError) Error() string { return string(e) }
+
+// fail answers err in the envelope: request errors with 200, storage
+// failures worth retrying with 503, anything else with 500.
+func (s *Server) fail(c echo.Context, err error) error {
+	var ue userError
+	var fe errForm
+	if errors.As(err, &ue) || errors.As(err, &fe) {
+		return writeEnvelope(c, http.StatusOK, "error", err.Error())
+	}
+	if ce, ok := chunks.AsError(err); ok {
+		if ce.Kind == chunks.Unavailable {
+			s.cfg.Log.Warn("storage unavailable", "path", c.Request().URL.Path, "err", err)
+			return writeEnvelope(c, http.StatusServiceUnavailable, "error", ce.Msg)
+		}
+		return writeEnvelope(c, http.StatusOK, "error", ce.Msg)
+	}
+	s.cfg.Log.Error("request failed", "path", c.Request().URL.Path, "err", err)
+	return writeEnvelope(c, http.StatusInternalServerError, "error", "internal server error; the failure is logged")
+}
+
+// authenticate returns the account whose api_key and api_token the form has.
+func (s *Server) authenticate(ctx context.Context, v url.Values) (store.Account, error) {
+	key, token := v.Get("api_key"), v.Get("api_token")
+	if key == "" || token == "" {
+		return store.Account{}, userError("api_key and api_token are required")
+	}
+	a, err := s.cfg.Store.Account(ctx, key)
+	if errors.Is(err, store.ErrNotFound) || err == nil && !a.CheckToken(token) {
+		return store.Account{}, userError("invalid api_key or api_token")
+	}
+	if err != nil {
+		return store.Account{}, &chunks.Error{Kind: chunks.Unavailable, Msg: "cannot check credentials", Err: err}
+	}
+	return a, nil
+}
+
+// smallForm reads a request without a file.
+func (s *Server) smallForm(c echo.Context) (*form, error) {
+	return readForm(c.Request(), s.cfg.SpoolDir, nil, 0, func(url.Values) bool { return true })
+}
+
+func (s *Server) fileUpload(c echo.Context) error {
+	ctx := c.Request().Context()
+	f, err := s.smallForm(c)
+	if err != nil {
+		return s.fail(c, err)
+	}
+	defer f.Close()
+	a, err := s.authenticate(ctx, f.Values)
+	if err != nil {
+		return s.fail(c, err)
+	}
+	sess, err := s.cfg.Chunks.Issue(ctx, a)
+	if err != nil {
+		return s.fail(c, err)
+	}
+	all := map[string]bool{}
+	for _, m := range s.cfg.Mirrors.All() {
+		all[m.ID] = chunks.Allowed(a, m.ID)
+	}
+	maxMirrors := a.MaxMirrors
+	if maxMirrors <= 0 {
+		maxMirrors = len(all)
+	}
+	return success(c, map[string]any{
+		"server":            s.cfg.PublicURL,
+		"server_file":       s.cfg.PublicURL + "/api/v1/upload",
+		"server_remote":     s.cfg.PublicURL + "/api/v1/upload/remote",
+		"cTracker":          sess.CTracker,
+		"mirrors":           all,
+		"default_mirrors":   s.cfg.Chunks.DefaultMirrors(a),
+		"max_chunk_size":    itoa(s.cfg.Chunks.MaxChunkSize()),
+		"max_file_size":     itoa(s.cfg.Chunks.MaxFileSize(a)),
+		"max_mirrors":       itoa(int64(maxMirrors)),
+		"upload_key":        sess.UploadKey,
+		"upload_key_expiry": sess.Expires.UTC().Format(mirrorAceTime),
+	})
+}
+
+func (s *Server) upload(c echo.Context) error {
+	ctx := c.Request().Context()
+	r := c.Request()
+	// Enough for the largest chunk and its form; chunks enforces the limits.
+	r.Body = http.MaxBytesReader(c.Response(), r.Body, s.cfg.Chunks.MaxChunkSize()+1+maxFormBytes+64<<10)
+	ready := func(v url.Values) bool {
+		if len(mirrorIDs(v)) > 0 {
+			return true
+		}
+		// Mirrors only matter on the first chunk of an upload.
+		sess, err := s.cfg.Store.Session(ctx, v.Get("upload_key"))
+		return err == nil && sess.Started
+	}
+	f, err := readForm(r, s.cfg.SpoolDir, []string{"files", "files[]"}, s.cfg.Chunks.MaxChunkSize()+1, ready)
+	if err != nil {
+		return s.fail(c, err)
+	}
+	defer f.Close()
+	res, err := s.chunk(ctx, r, f)
+	if err != nil {
+		// Read what is left, so the client gets to read the answer.
+		io.Copy(io.Discard, r.Body)
+		return s.fail(c, err)
+	}
+	if !res.Done {
+		return success(c, map[string]string{"name": res.Name, "size": itoa(res.Total), "info": "continue"})
+	}
+	return success(c, s.complete(res.File))
+}
+
+func (s *Server) chunk(ctx context.Context, r *http.Request, f *form) (chunks.Result, error) {
+	a, err := s.authenticate(ctx, f.Values)
+	if err != nil {
+		return chunks.Result{}, err
+	}
+	if f.File == nil {
+		return chunks.Result{}, userError("no file: send it in the files (or files[]) field")
+	}
+	req := chunks.ChunkRequest{
+		Account:   a,
+		UploadKey: f.Get("upload_key"),
+		CTracker:  first(f.Get("cTracker"), f.Get("ctracker")),
+		Body:      f.File,
+		Name:      f.FileName,
+		Mirrors:   mirrorIDs(f.Values),
+		Password:  f.Get("file_password"),
+	}
+	if req.UploadKey == "" || req.CTracker == "" {
+		return chunks.Result{}, userError("upload_key and cTracker are required; get them from file/upload")
+	}
+	if h := r.Header.Get("Content-Range"); h != "" {
+		rng, err := chunks.ParseRange(h)
+		if err != nil {
+			return chunks.Result{}, err
+		}
+		req.Range = &rng
+	}
+	return s.cfg.Chunks.Chunk(ctx, req)
+}
+
+// complete is the result of a finished upload.
+func (s *Server) complete(f store.File) map[string]string {
+	return map[string]string{
+		"name": f.Name, "size": itoa(f.Size), "slug": f.Slug,
+		"url": s.fileURL(f.Slug), "info": "complete",
+	}
+}
+
+func (s *Server) fileURL(slug string) string { return s.cfg.PublicURL + "/m/" + slug }
+
+func (s *Server) fileInfo(c echo.Context) error {
+	ctx := c.Request().Context()
+	f, err := s.smallForm(c)
+	if err != nil {
+		return s.fail(c, err)
+	}
+	defer f.Close()
+	if _, err := s.authenticate(ctx, f.Values); err != nil {
+		return s.fail(c, err)
+	}
+	var slugs []string
+	seen := map[string]bool{}
+	for _, sl := range strings.Split(f.Get("files"), ",") {
+		if sl = strings.TrimSpace(sl); sl != "" && !seen[sl] {
+			seen[sl] = true
+			slugs = append(slugs, sl)
+		}
+	}
+	if len(slugs) == 0 {
+		return s.fail(c, userError("files is required: one slug or several, comma-separated"))
+	}
+	if len(slugs) > maxInfoSlugs {
+		return s.fail(c, userError("files lists "+strconv.Itoa(len(slugs))+" slugs; at most 50 per call"))
+	}
+	var lookup []string
+	for _, sl := range slugs {
+		if slug.Valid(sl, 64) {
+			lookup = append(lookup, sl)
+		}
+	}
+	found, err := s.cfg.Store.Files(ctx, lookup)
+	if err != nil {
+		return s.fail(c, &chunks.Error{Kind: chunks.Unavailable, Msg: "cannot read file records", Err: err})
+	}
+	out := make(map[string]map[string]string, len(slugs))
+	for _, sl := range slugs {
+		file, ok := found[sl]
+		if !ok {
+			out[sl] = map[string]string{"id": "null", "name": "null", "slug": "null", "size": "null", "url": "null", "status": "not found"}
+			continue
+		}
+		out[sl] = map[string]string{
+			"id": itoa(file.ID), "name": file.Name, "slug": file.Slug,
+			"size": itoa(file.Size), "url": s.fileURL(file.Slug), "status": file.Status,
+		}
+	}
+	return success(c, out)
+}
+
+func (s *Server) uploadRemote(c echo.Context) error {
+	f, err := s.smallForm(c)
+	if err != nil {
+		return s.fail(c, err)
+	}
+	defer f.Close()
+	if _, err := s.authenticate(c.Request().Context(), f.Values); err != nil {
+		return s.fail(c, err)
+	}
+	return s.fail(c, userError("remote upload is not enabled on this server"))
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+func first(vals ...string) string {
+	for _, v := range vals {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}

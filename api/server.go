@@ -1,0 +1,134 @@
+// Package api speaks acestash's HTTP dialects: the MirrorAce API v1, the
+// download pages, Mirage's storage service and Rocket.Chat's rooms.upload.
+// It translates requests into calls on chunks and store and nothing more.
+package api
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+
+	"github.com/acestash/acestash/chunks"
+	"github.com/acestash/acestash/mirrors"
+	"github.com/acestash/acestash/store"
+)
+
+// Config is what the handlers need.
+type Config struct {
+	Store   store.Store
+	Chunks  *chunks.Service
+	Mirrors *mirrors.Set
+	// PublicURL is how clients reach this server, without a trailing slash.
+	PublicURL  string
+	SlugLength int
+	Clock      store.Clock
+	Log        *slog.Logger
+	// Health, when set, reports mirrors known to be down; reads try them last.
+	Health func(id string) error
+	// SpoolDir holds a file part that arrives before the fields it needs.
+	SpoolDir string
+}
+
+// Server holds the handlers of every dialect.
+type Server struct {
+	cfg Config
+}
+
+// New returns the HTTP handler of acestash.
+func New(cfg Config) http.Handler {
+	s := &Server{cfg: cfg}
+	e := s.echo()
+	e.GET("/", s.home)
+	e.HEAD("/", s.home)
+	s.mirrorAce(e)
+	s.downloads(e)
+	return e
+}
+
+// echo returns an Echo with the error handling every route shares.
+func (s *Server) echo() *echo.Echo {
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = s.handleError
+	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{DisableStackAll: true, LogErrorFunc: s.logPanic}))
+	e.Use(s.logRequests)
+	return e
+}
+
+// home answers the keep-alive ping and names the service. It must never
+// touch the store or a mirror.
+func (s *Server) home(c echo.Context) error {
+	c.Response().Header().Set("Cache-Control", "no-store")
+	return c.HTML(http.StatusOK, homePage)
+}
+
+const homePage = `<!doctype html>
+<html><head><meta charset="utf-8"><title>acestash</title></head>
+<body><h1>acestash</h1><p>A self-hosted file storage service. Upload with a MirrorAce API v1 client.</p></body></html>
+`
+
+// handleError writes an error in the dialect of the request's path.
+func (s *Server) handleError(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	code, msg := http.StatusInternalServerError, "internal server error"
+	var he *echo.HTTPError
+	var se *storageError
+	if errors.As(err, &se) {
+		code, msg = http.StatusServiceUnavailable, "the file cannot be read from any mirror right now; try again later"
+		s.cfg.Log.Error("read failed on every mirror", "path", c.Request().URL.Path, "err", err)
+	} else if errors.As(err, &he) {
+		code = he.Code
+		msg = fmt.Sprint(he.Message)
+		if code == http.StatusRequestEntityTooLarge {
+			msg = "request body is too large"
+		}
+	} else {
+		s.cfg.Log.Error("request failed", "method", c.Request().Method, "path", c.Request().URL.Path, "err", err)
+	}
+	path := c.Request().URL.Path
+	switch {
+	case strings.HasPrefix(path, "/api/v1/rooms.upload"):
+		writeRocketError(c, code, msg)
+	case strings.HasPrefix(path, "/api/v1/"):
+		if code == http.StatusNotFound {
+			msg = "unknown API call " + path
+		}
+		if code == http.StatusMethodNotAllowed {
+			msg = "API calls use POST"
+		}
+		writeEnvelope(c, code, "error", msg)
+	case c.Request().Method == http.MethodHead:
+		c.NoContent(code)
+	default:
+		c.String(code, msg+"\n")
+	}
+}
+
+// writeRocketError writes Rocket.Chat's error object.
+func writeRocketError(c echo.Context, code int, msg string) {
+	c.JSON(code, map[string]any{"success": false, "error": msg})
+}
+
+func (s *Server) logPanic(c echo.Context, err error, stack []byte) error {
+	s.cfg.Log.Error("panic", "path", c.Request().URL.Path, "err", err, "stack", string(stack))
+	return err
+}
+
+func (s *Server) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		err := next(c)
+		if err != nil {
+			c.Error(err)
+		}
+		r := c.Request()
+		s.cfg.Log.Debug("request", "method", r.Method, "path", r.URL.Path, "status", c.Response().Status, "bytes", c.Response().Size)
+		return nil
+	}
+}
