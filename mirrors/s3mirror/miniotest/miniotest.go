@@ -1,0 +1,266 @@
+// Package miniotest runs real MinIO servers for tests.
+//
+// The minio binary must be in PATH or in $(go env GOPATH)/bin; `make
+// test-deps` builds it there. Tests fail, rather than skip, without it.
+package miniotest
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// readyTimeout bounds how long Start waits for a server to answer.
+const readyTimeout = 60 * time.Second
+
+// Server is one MinIO server process serving Dir on 127.0.0.1.
+type Server struct {
+	Endpoint  string // host:port of the S3 API
+	AccessKey string
+	SecretKey string
+	Dir       string // data directory, kept across Restart
+
+	bin     string
+	console string // host:port of the web console
+	logPath string
+
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+	done chan struct{} // closed when cmd has exited
+}
+
+// Start starts a MinIO server with a fresh data directory and stops it
+// when the test ends.
+func Start(t testing.TB) *Server {
+	t.Helper()
+	s := newServer(t, findMinio(t))
+	if err := s.start(); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// StartN starts n independent servers, in parallel.
+func StartN(t testing.TB, n int) []*Server {
+	t.Helper()
+	bin := findMinio(t)
+	servers := make([]*Server, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range servers {
+		servers[i] = newServer(t, bin)
+		wg.Go(func() { errs[i] = servers[i].start() })
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	return servers
+}
+
+// newServer prepares a server that Stop will stop when the test ends.
+func newServer(t testing.TB, bin string) *Server {
+	t.Helper()
+	base := t.TempDir()
+	s := &Server{
+		Endpoint:  "127.0.0.1:" + strconv.Itoa(freePort(t)),
+		AccessKey: "test-" + randHex(t, 6),
+		SecretKey: randHex(t, 16),
+		Dir:       filepath.Join(base, "data"),
+		bin:       bin,
+		console:   "127.0.0.1:" + strconv.Itoa(freePort(t)),
+		logPath:   filepath.Join(base, "minio.log"),
+	}
+	if err := os.Mkdir(s.Dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Stop)
+	return s
+}
+
+// Restart starts the server again on the same port and data directory,
+// stopping it first if it is running.
+func (s *Server) Restart(t testing.TB) {
+	t.Helper()
+	s.Stop()
+	if err := s.start(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Stop ends the server with SIGTERM and waits for it to exit, killing it
+// if it takes longer than 10 seconds. Stopping a stopped server does
+// nothing.
+func (s *Server) Stop() {
+	s.signal(syscall.SIGTERM, 10*time.Second)
+}
+
+// Kill ends the server with SIGKILL, as a crash would, and waits for it to
+// exit.
+func (s *Server) Kill() {
+	s.signal(syscall.SIGKILL, 0)
+}
+
+// URL returns the server's S3 API address as an http URL.
+func (s *Server) URL() string { return "http://" + s.Endpoint }
+
+func (s *Server) signal(sig syscall.Signal, grace time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil {
+		return
+	}
+	s.cmd.Process.Signal(sig)
+	if grace > 0 {
+		select {
+		case <-s.done:
+		case <-time.After(grace):
+			s.cmd.Process.Kill()
+		}
+	}
+	<-s.done
+	s.cmd = nil
+}
+
+// start runs the binary and waits until the server reports itself live.
+func (s *Server) start() error {
+	log, err := os.OpenFile(s.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return fmt.Errorf("miniotest: %w", err)
+	}
+	defer log.Close() // the child holds its own descriptor
+	fmt.Fprintf(log, "--- miniotest: starting at %s\n", time.Now().Format(time.RFC3339Nano))
+	cmd := exec.Command(s.bin, "server", "--quiet", "--address", s.Endpoint, "--console-address", s.console, s.Dir)
+	cmd.Env = append(os.Environ(),
+		"MINIO_ROOT_USER="+s.AccessKey,
+		"MINIO_ROOT_PASSWORD="+s.SecretKey,
+		"MINIO_BROWSER=off",
+		"MINIO_UPDATE=off",
+	)
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("miniotest: starting %s: %w", s.bin, err)
+	}
+	done := make(chan struct{})
+	go func() {
+		cmd.Wait()
+		close(done)
+	}()
+	s.mu.Lock()
+	s.cmd, s.done = cmd, done
+	s.mu.Unlock()
+
+	if err := waitLive(s.URL()+"/minio/health/live", done); err != nil {
+		s.Kill()
+		return fmt.Errorf("miniotest: server on %s: %w\n%s", s.Endpoint, err, s.logTail())
+	}
+	return nil
+}
+
+// waitLive polls url until it answers 200 OK without reporting the server
+// as not yet initialized, the process exits or readyTimeout passes.
+func waitLive(url string, exited <-chan struct{}) error {
+	ctx, cancel := context.WithTimeout(context.Background(), readyTimeout)
+	defer cancel()
+	client := &http.Client{Timeout: 2 * time.Second}
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	var last error
+	for {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return err
+		}
+		resp, err := client.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			status := resp.Header.Get("X-Minio-Server-Status")
+			if resp.StatusCode == http.StatusOK && status == "" {
+				return nil
+			}
+			err = fmt.Errorf("GET %s: %s (server status %q)", url, resp.Status, status)
+		}
+		last = err
+		select {
+		case <-exited:
+			return errors.New("minio exited before it was ready")
+		case <-ctx.Done():
+			return fmt.Errorf("not live after %v: %w", readyTimeout, last)
+		case <-tick.C:
+		}
+	}
+}
+
+// logTail returns the end of the server's log, for failure messages.
+func (s *Server) logTail() string {
+	b, err := os.ReadFile(s.logPath)
+	if err != nil {
+		return "(no log: " + err.Error() + ")"
+	}
+	const max = 4 << 10
+	if len(b) > max {
+		b = b[len(b)-max:]
+		if i := bytes.IndexByte(b, '\n'); i >= 0 {
+			b = b[i+1:]
+		}
+	}
+	return "minio log (" + s.logPath + "):\n" + string(b)
+}
+
+// findMinio returns the path of the minio binary.
+func findMinio(t testing.TB) string {
+	t.Helper()
+	if p, err := exec.LookPath("minio"); err == nil {
+		return p
+	}
+	var dirs []string
+	if gp := os.Getenv("GOPATH"); gp != "" {
+		dirs = append(dirs, filepath.SplitList(gp)...)
+	} else if out, err := exec.Command("go", "env", "GOPATH").Output(); err == nil {
+		dirs = append(dirs, filepath.SplitList(strings.TrimSpace(string(out)))...)
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		dirs = append(dirs, filepath.Join(home, "go"))
+	}
+	for _, d := range dirs {
+		p := filepath.Join(d, "bin", "minio")
+		if fi, err := os.Stat(p); err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0 {
+			return p
+		}
+	}
+	t.Fatal("minio not found; run `make test-deps`")
+	return ""
+}
+
+// freePort returns a loopback TCP port that was free a moment ago.
+func freePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func randHex(t testing.TB, n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(b)
+}

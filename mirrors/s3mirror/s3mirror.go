@@ -1,0 +1,417 @@
+// Package s3mirror implements a mirrors.Mirror on an S3 bucket with
+// minio-go.
+//
+// Each upload is one S3 multipart upload. S3 refuses parts other than the
+// last that are smaller than 5 MiB, while chunks may have any size, so a
+// chunk that would not fill a part is staged as an object of its own,
+// ".acestash-staging/<upload id>/<chunk number>", in the same bucket: the
+// next chunk may reach another node, which finds everything it needs in the
+// bucket and the Part token. Once the staged chunks and the incoming one
+// add up to 5 MiB they are streamed, staged objects first, into the next
+// S3 part; Complete sends what is still staged as the last part. Staging
+// objects are kept until Complete or Abort removes them, so a chunk can be
+// retried from the Part before it.
+//
+// Chunks stream through to S3; nothing is held in memory or on local disk.
+package s3mirror
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
+
+	"github.com/acestash/acestash/mirrors"
+)
+
+const (
+	// StagingPrefix is the key prefix of staged chunks. Keys under it are
+	// reserved; a lifecycle rule expiring it after a few days removes what
+	// crashed uploads leave.
+	StagingPrefix = ".acestash-staging/"
+
+	// minPartSize is the smallest part S3 accepts other than the last.
+	minPartSize = 5 << 20
+	// maxPartSize is the largest part S3 accepts.
+	maxPartSize = 5 << 30
+)
+
+// Config says where a mirror stores objects.
+type Config struct {
+	Endpoint  string // host[:port] of the S3 API, without a scheme
+	Bucket    string // created by New if missing
+	AccessKey string
+	SecretKey string
+	Secure    bool   // use https
+	Region    string // optional
+}
+
+// Mirror stores objects in an S3 bucket. It is safe for concurrent use,
+// also by several processes sharing the bucket.
+type Mirror struct {
+	core   minio.Core
+	bucket string
+}
+
+var (
+	_ mirrors.Mirror = (*Mirror)(nil)
+	_ mirrors.Pinger = (*Mirror)(nil)
+)
+
+// New connects to the bucket, creating it if it does not exist.
+func New(ctx context.Context, cfg Config) (*Mirror, error) {
+	if cfg.Endpoint == "" || cfg.Bucket == "" {
+		return nil, errors.New("s3mirror: endpoint and bucket are required")
+	}
+	c, err := minio.New(cfg.Endpoint, &minio.Options{
+		Creds:  credentials.NewStaticV4(cfg.AccessKey, cfg.SecretKey, ""),
+		Secure: cfg.Secure,
+		Region: cfg.Region,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("s3mirror: %w", err)
+	}
+	m := &Mirror{core: minio.Core{Client: c}, bucket: cfg.Bucket}
+	if err := m.ensureBucket(ctx, cfg.Region); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// ensureBucket creates the bucket unless it exists, tolerating another
+// process creating it at the same time.
+func (m *Mirror) ensureBucket(ctx context.Context, region string) error {
+	ok, err := m.core.BucketExists(ctx, m.bucket)
+	if err != nil {
+		return fmt.Errorf("s3mirror: bucket %q: %w", m.bucket, err)
+	}
+	if ok {
+		return nil
+	}
+	err = m.core.MakeBucket(ctx, m.bucket, minio.MakeBucketOptions{Region: region})
+	if err == nil || errorCode(err) == "BucketAlreadyOwnedByYou" {
+		return nil
+	}
+	if ok, err2 := m.core.BucketExists(ctx, m.bucket); err2 == nil && ok {
+		return nil
+	}
+	return fmt.Errorf("s3mirror: creating bucket %q: %w", m.bucket, err)
+}
+
+// Ping checks that the bucket exists and answers.
+func (m *Mirror) Ping(ctx context.Context) error {
+	ok, err := m.core.BucketExists(ctx, m.bucket)
+	if err != nil {
+		return fmt.Errorf("s3mirror: ping bucket %q: %w", m.bucket, err)
+	}
+	if !ok {
+		return fmt.Errorf("s3mirror: ping: bucket %q: %w", m.bucket, mirrors.ErrNotFound)
+	}
+	return nil
+}
+
+// Begin starts an S3 multipart upload; its upload id is the Upload's ID.
+func (m *Mirror) Begin(ctx context.Context, key string) (mirrors.Upload, error) {
+	if err := checkKey(key); err != nil {
+		return mirrors.Upload{}, err
+	}
+	id, err := m.core.NewMultipartUpload(ctx, m.bucket, key, minio.PutObjectOptions{})
+	if err != nil {
+		return mirrors.Upload{}, wrap(err, "begin %q", key)
+	}
+	return mirrors.Upload{Key: key, ID: id}, nil
+}
+
+// PutPart stores chunk prev.N+1. If it and the chunks staged since the last
+// S3 part hold at least 5 MiB, they become S3 part number len(prev's
+// parts)+1; otherwise the chunk is staged. Either way a retry from the same
+// prev writes the same part number or staging object again, replacing the
+// earlier attempt.
+func (m *Mirror) PutPart(ctx context.Context, up mirrors.Upload, prev mirrors.Part, r io.Reader, size int64) (mirrors.Part, error) {
+	tok, err := decodeToken(prev)
+	if err != nil {
+		return mirrors.Part{}, fmt.Errorf("s3mirror: upload %s of %q: %w", up.ID, up.Key, err)
+	}
+	if size < 0 {
+		return mirrors.Part{}, fmt.Errorf("s3mirror: upload %s of %q: negative chunk size %d", up.ID, up.Key, size)
+	}
+	n := prev.N + 1
+	staged := tok.stagedSize()
+	total := staged + size
+	if total > maxPartSize {
+		return mirrors.Part{}, fmt.Errorf("s3mirror: upload %s of %q: chunk %d would make a part of %d bytes, more than S3's limit of %d",
+			up.ID, up.Key, n, total, int64(maxPartSize))
+	}
+	body := exactly(r, size)
+	var next token
+	if total >= minPartSize {
+		if staged > 0 {
+			sr := m.stagedReader(ctx, up, tok.First, tok.Sizes)
+			defer sr.Close()
+			body = io.MultiReader(sr, body)
+		}
+		etag, err := m.putPart(ctx, up, len(tok.ETags)+1, body, total)
+		if err != nil {
+			return mirrors.Part{}, fmt.Errorf("%w (chunk %d)", err, n)
+		}
+		next.ETags = append(tok.ETags[:len(tok.ETags):len(tok.ETags)], etag)
+	} else {
+		if err := m.stage(ctx, up, n, body, size); err != nil {
+			return mirrors.Part{}, err
+		}
+		next.ETags, next.First = tok.ETags, tok.First
+		if len(tok.Sizes) == 0 {
+			next.First = n
+		}
+		next.Sizes = append(tok.Sizes[:len(tok.Sizes):len(tok.Sizes)], size)
+	}
+	return mirrors.Part{N: n, Size: prev.Size + size, Token: next.encode()}, nil
+}
+
+// putPart uploads body as S3 part number pn and returns its ETag.
+func (m *Mirror) putPart(ctx context.Context, up mirrors.Upload, pn int, body io.Reader, size int64) (string, error) {
+	p, err := m.core.PutObjectPart(ctx, m.bucket, up.Key, up.ID, pn, body, size, minio.PutObjectPartOptions{})
+	if err != nil {
+		return "", wrap(err, "upload %s of %q: part %d", up.ID, up.Key, pn)
+	}
+	return p.ETag, nil
+}
+
+// stage stores chunk n as a staging object, then checks that the upload
+// still exists: if Abort ran meanwhile, the object is removed again.
+func (m *Mirror) stage(ctx context.Context, up mirrors.Upload, n int, body io.Reader, size int64) error {
+	key := stagingKey(up.ID, n)
+	if _, err := m.core.PutObject(ctx, m.bucket, key, body, size, "", "", minio.PutObjectOptions{}); err != nil {
+		return wrap(err, "upload %s of %q: staging chunk %d", up.ID, up.Key, n)
+	}
+	if err := m.checkUpload(ctx, up); err != nil {
+		m.core.RemoveObject(ctx, m.bucket, key, minio.RemoveObjectOptions{})
+		return err
+	}
+	return nil
+}
+
+// checkUpload returns an error wrapping mirrors.ErrNotFound if the
+// multipart upload is gone.
+func (m *Mirror) checkUpload(ctx context.Context, up mirrors.Upload) error {
+	if _, err := m.core.ListObjectParts(ctx, m.bucket, up.Key, up.ID, 0, 1); err != nil {
+		return wrap(err, "upload %s of %q", up.ID, up.Key)
+	}
+	return nil
+}
+
+// Complete sends the chunks still staged after last as the final S3 part
+// and completes the multipart upload. An upload that never filled a part
+// is instead written with one PutObject of its staged chunks and its
+// multipart upload aborted. Staging objects are then removed; failing to
+// remove them does not fail Complete, since the object is published.
+func (m *Mirror) Complete(ctx context.Context, up mirrors.Upload, last mirrors.Part) error {
+	tok, err := decodeToken(last)
+	if err != nil {
+		return fmt.Errorf("s3mirror: upload %s of %q: %w", up.ID, up.Key, err)
+	}
+	staged := tok.stagedSize()
+	if len(tok.ETags) == 0 {
+		if err := m.checkUpload(ctx, up); err != nil {
+			return err
+		}
+		sr := m.stagedReader(ctx, up, tok.First, tok.Sizes)
+		defer sr.Close()
+		if _, err := m.core.PutObject(ctx, m.bucket, up.Key, sr, staged, "", "", minio.PutObjectOptions{}); err != nil {
+			return wrap(err, "upload %s of %q: complete", up.ID, up.Key)
+		}
+		err := m.core.AbortMultipartUpload(ctx, m.bucket, up.Key, up.ID)
+		if err != nil && !isNotFound(err) {
+			return wrap(err, "upload %s of %q: complete: published, but aborting the multipart upload", up.ID, up.Key)
+		}
+		_ = m.removeStaging(ctx, up.ID)
+		return nil
+	}
+	parts := make([]minio.CompletePart, len(tok.ETags), len(tok.ETags)+1)
+	for i, etag := range tok.ETags {
+		parts[i] = minio.CompletePart{PartNumber: i + 1, ETag: etag}
+	}
+	if staged > 0 {
+		sr := m.stagedReader(ctx, up, tok.First, tok.Sizes)
+		defer sr.Close()
+		pn := len(parts) + 1
+		etag, err := m.putPart(ctx, up, pn, sr, staged)
+		if err != nil {
+			return err
+		}
+		parts = append(parts, minio.CompletePart{PartNumber: pn, ETag: etag})
+	}
+	if _, err := m.core.CompleteMultipartUpload(ctx, m.bucket, up.Key, up.ID, parts, minio.PutObjectOptions{}); err != nil {
+		return wrap(err, "upload %s of %q: complete", up.ID, up.Key)
+	}
+	_ = m.removeStaging(ctx, up.ID)
+	return nil
+}
+
+// Abort aborts the multipart upload and removes its staging objects.
+func (m *Mirror) Abort(ctx context.Context, up mirrors.Upload) error {
+	var errs []error
+	if err := m.core.AbortMultipartUpload(ctx, m.bucket, up.Key, up.ID); err != nil {
+		errs = append(errs, wrap(err, "abort upload %s of %q", up.ID, up.Key))
+	}
+	if err := m.removeStaging(ctx, up.ID); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// removeStaging removes every staging object of the upload.
+func (m *Mirror) removeStaging(ctx context.Context, id string) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	objs := make(chan minio.ObjectInfo)
+	listErr := make(chan error, 1)
+	go func() {
+		defer close(objs)
+		for o := range m.core.Client.ListObjects(ctx, m.bucket, minio.ListObjectsOptions{Prefix: stagingDir(id), Recursive: true}) {
+			if o.Err != nil {
+				listErr <- o.Err
+				return
+			}
+			select {
+			case objs <- o:
+			case <-ctx.Done():
+				listErr <- ctx.Err()
+				return
+			}
+		}
+		listErr <- nil
+	}()
+	var errs []error
+	for e := range m.core.RemoveObjects(ctx, m.bucket, objs, minio.RemoveObjectsOptions{}) {
+		errs = append(errs, fmt.Errorf("%s: %w", e.ObjectName, e.Err))
+	}
+	cancel()
+	if err := <-listErr; err != nil && len(errs) == 0 {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("s3mirror: removing staged chunks of upload %s: %w", id, err)
+	}
+	return nil
+}
+
+// Open returns length bytes of the object from off, or the rest of it if
+// length < 0. A range reaching past the end is cut at the end; off past
+// the end is an error.
+func (m *Mirror) Open(ctx context.Context, key string, off, length int64) (io.ReadCloser, error) {
+	if err := checkKey(key); err != nil {
+		return nil, err
+	}
+	if off < 0 {
+		return nil, fmt.Errorf("s3mirror: open %q: negative offset %d", key, off)
+	}
+	if length == 0 {
+		return m.openEmpty(ctx, key, off)
+	}
+	var opts minio.GetObjectOptions
+	switch {
+	case length > 0:
+		err := opts.SetRange(off, off+length-1)
+		if err != nil {
+			return nil, fmt.Errorf("s3mirror: open %q: %w", key, err)
+		}
+	case off > 0:
+		if err := opts.SetRange(off, 0); err != nil {
+			return nil, fmt.Errorf("s3mirror: open %q: %w", key, err)
+		}
+	}
+	rc, _, _, err := m.core.GetObject(ctx, m.bucket, key, opts)
+	if errorCode(err) == "InvalidRange" {
+		// S3 refuses a range starting at the end, even of an empty object.
+		return m.openEmpty(ctx, key, off)
+	}
+	if err != nil {
+		return nil, wrap(err, "open %q", key)
+	}
+	return rc, nil
+}
+
+// openEmpty returns an empty reader if off is at most the object's size.
+func (m *Mirror) openEmpty(ctx context.Context, key string, off int64) (io.ReadCloser, error) {
+	info, err := m.Stat(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	if off > info.Size {
+		return nil, fmt.Errorf("s3mirror: open %q: offset %d past the end (%d bytes)", key, off, info.Size)
+	}
+	return io.NopCloser(strings.NewReader("")), nil
+}
+
+// Stat returns the object's size and last-modified time.
+func (m *Mirror) Stat(ctx context.Context, key string) (mirrors.Info, error) {
+	if err := checkKey(key); err != nil {
+		return mirrors.Info{}, err
+	}
+	oi, err := m.core.StatObject(ctx, m.bucket, key, minio.StatObjectOptions{})
+	if err != nil {
+		return mirrors.Info{}, wrap(err, "stat %q", key)
+	}
+	return mirrors.Info{Size: oi.Size, Modified: oi.LastModified}, nil
+}
+
+// Delete removes the object.
+func (m *Mirror) Delete(ctx context.Context, key string) error {
+	if err := checkKey(key); err != nil {
+		return err
+	}
+	err := m.core.RemoveObject(ctx, m.bucket, key, minio.RemoveObjectOptions{})
+	if err != nil && !isNotFound(err) {
+		return wrap(err, "delete %q", key)
+	}
+	return nil
+}
+
+// checkKey refuses empty keys and keys under StagingPrefix.
+func checkKey(key string) error {
+	if key == "" {
+		return errors.New("s3mirror: empty key")
+	}
+	if strings.HasPrefix(key, StagingPrefix) {
+		return fmt.Errorf("s3mirror: invalid key %q: the prefix %q is reserved", key, StagingPrefix)
+	}
+	return nil
+}
+
+func stagingDir(id string) string { return StagingPrefix + id + "/" }
+
+func stagingKey(id string, n int) string { return stagingDir(id) + strconv.Itoa(n) }
+
+// errorCode returns the S3 error code in err, or "".
+func errorCode(err error) string {
+	var er minio.ErrorResponse
+	if errors.As(err, &er) {
+		return er.Code
+	}
+	return ""
+}
+
+// isNotFound reports whether err says the key, upload or bucket is missing.
+func isNotFound(err error) bool {
+	switch errorCode(err) {
+	case minio.NoSuchKey, minio.NoSuchUpload, minio.NoSuchBucket:
+		return true
+	}
+	return false
+}
+
+// wrap prefixes err with a description made by format and args, and makes
+// it wrap mirrors.ErrNotFound too if S3 reported something missing.
+func wrap(err error, format string, args ...any) error {
+	msg := "s3mirror: " + fmt.Sprintf(format, args...)
+	if isNotFound(err) {
+		return fmt.Errorf("%s: %w: %w", msg, mirrors.ErrNotFound, err)
+	}
+	return fmt.Errorf("%s: %w", msg, err)
+}
