@@ -1,0 +1,551 @@
+// Package boltstore is a store.Store in one bbolt file, for a single node.
+package boltstore
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
+
+	"github.com/acestash/acestash/store"
+)
+
+// Bucket names. Index buckets hold keys only; their keys start with a
+// timeKey so that a cursor walks them in time order.
+const (
+	bucketAccounts = "accounts" // api key -> Account JSON
+	bucketUsers    = "users"    // user id -> api key
+	bucketSessions = "sessions" // upload key -> Session JSON
+	bucketIdle     = "idle"     // timeKey(Updated) + upload key, started sessions only
+	bucketLapses   = "lapses"   // timeKey(Expires) + upload key, unstarted sessions only
+	bucketFiles    = "files"    // slug -> File JSON; its sequence numbers file IDs
+	bucketAliases  = "aliases"  // alias -> slug
+	bucketExpiry   = "expiry"   // timeKey(Expires) + slug, active files with an Expires
+)
+
+// purgeBatch is how many lapsed sessions CreateSession removes at most.
+const purgeBatch = 64
+
+// Store is a store.Store backed by a bbolt file.
+type Store struct {
+	db    *bolt.DB
+	clock store.Clock
+}
+
+var _ store.Store = (*Store)(nil)
+
+// Open opens or creates the store file at path. Only one process may have
+// the file open; Open fails after a second if another holds it.
+func Open(path string, clock store.Clock) (*Store, error) {
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	if errors.Is(err, bolterrors.ErrTimeout) {
+		return nil, fmt.Errorf("store %s is in use (is an acestash server running with this data_dir?): %w", path, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, name := range []string{bucketAccounts, bucketUsers, bucketSessions, bucketIdle,
+			bucketLapses, bucketFiles, bucketAliases, bucketExpiry} {
+			if _, err := tx.CreateBucketIfNotExists([]byte(name)); err != nil {
+				return fmt.Errorf("bucket %s: %w", name, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	return &Store{db: db, clock: clock}, nil
+}
+
+// Close closes the file.
+func (s *Store) Close() error {
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("close store: %w", err)
+	}
+	return nil
+}
+
+// bucket returns the named bucket, which Open created.
+func bucket(tx *bolt.Tx, name string) *bolt.Bucket { return tx.Bucket([]byte(name)) }
+
+// timeKey encodes t so that byte order is time order: the Unix seconds with
+// the sign bit flipped, then the nanoseconds, both big-endian.
+func timeKey(t time.Time, suffix string) []byte {
+	k := make([]byte, 12, 12+len(suffix))
+	binary.BigEndian.PutUint64(k, uint64(t.Unix())^(1<<63))
+	binary.BigEndian.PutUint32(k[8:], uint32(t.Nanosecond()))
+	return append(k, suffix...)
+}
+
+func get[T any](b *bolt.Bucket, key string, what string) (T, error) {
+	var v T
+	data := b.Get([]byte(key))
+	if data == nil {
+		return v, fmt.Errorf("%s %q: %w", what, key, store.ErrNotFound)
+	}
+	if err := json.Unmarshal(data, &v); err != nil {
+		return v, fmt.Errorf("decode %s %q: %w", what, key, err)
+	}
+	return v, nil
+}
+
+func put(b *bolt.Bucket, key string, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode %q: %w", key, err)
+	}
+	if err := b.Put([]byte(key), data); err != nil {
+		return fmt.Errorf("put %q: %w", key, err)
+	}
+	return nil
+}
+
+// view and update run fn in a transaction unless ctx is already done.
+func (s *Store) view(ctx context.Context, fn func(tx *bolt.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return s.db.View(fn)
+}
+
+func (s *Store) update(ctx context.Context, fn func(tx *bolt.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return s.db.Update(fn)
+}
+
+// PutAccount creates or replaces the account with a.APIKey.
+func (s *Store) PutAccount(ctx context.Context, a store.Account) error {
+	return s.update(ctx, func(tx *bolt.Tx) error {
+		accounts, users := bucket(tx, bucketAccounts), bucket(tx, bucketUsers)
+		old, err := get[store.Account](accounts, a.APIKey, "account")
+		switch {
+		case err == nil:
+			if old.UserID != "" && old.UserID != a.UserID &&
+				string(users.Get([]byte(old.UserID))) == a.APIKey {
+				if err := users.Delete([]byte(old.UserID)); err != nil {
+					return fmt.Errorf("put account: %w", err)
+				}
+			}
+		case !errors.Is(err, store.ErrNotFound):
+			return fmt.Errorf("put account: %w", err)
+		}
+		if a.UserID != "" {
+			if err := users.Put([]byte(a.UserID), []byte(a.APIKey)); err != nil {
+				return fmt.Errorf("put account: %w", err)
+			}
+		}
+		if err := put(accounts, a.APIKey, a); err != nil {
+			return fmt.Errorf("put account: %w", err)
+		}
+		return nil
+	})
+}
+
+// Account returns the account with the API key.
+func (s *Store) Account(ctx context.Context, apiKey string) (store.Account, error) {
+	var a store.Account
+	err := s.view(ctx, func(tx *bolt.Tx) (err error) {
+		a, err = get[store.Account](bucket(tx, bucketAccounts), apiKey, "account")
+		return err
+	})
+	return a, err
+}
+
+// AccountByUserID returns the account with the public user id.
+func (s *Store) AccountByUserID(ctx context.Context, userID string) (store.Account, error) {
+	var a store.Account
+	err := s.view(ctx, func(tx *bolt.Tx) (err error) {
+		key := bucket(tx, bucketUsers).Get([]byte(userID))
+		if key == nil || userID == "" {
+			return fmt.Errorf("account of user %q: %w", userID, store.ErrNotFound)
+		}
+		a, err = get[store.Account](bucket(tx, bucketAccounts), string(key), "account")
+		return err
+	})
+	return a, err
+}
+
+// Accounts returns every account, ordered by API key.
+func (s *Store) Accounts(ctx context.Context) ([]store.Account, error) {
+	var list []store.Account
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		return bucket(tx, bucketAccounts).ForEach(func(k, v []byte) error {
+			var a store.Account
+			if err := json.Unmarshal(v, &a); err != nil {
+				return fmt.Errorf("decode account %q: %w", k, err)
+			}
+			list = append(list, a)
+			return nil
+		})
+	})
+	return list, err
+}
+
+// lapsed reports whether the session is gone by now: not started and past
+// its Expires.
+func lapsed(sess store.Session, now time.Time) bool {
+	return !sess.Started && !now.Before(sess.Expires)
+}
+
+// putSession writes sess and its index entries, replacing old (nil if none).
+func putSession(tx *bolt.Tx, old *store.Session, sess store.Session) error {
+	idle, lapses := bucket(tx, bucketIdle), bucket(tx, bucketLapses)
+	if old != nil {
+		if err := unindexSession(tx, *old); err != nil {
+			return err
+		}
+	}
+	if sess.Started {
+		if err := idle.Put(timeKey(sess.Updated, sess.UploadKey), nil); err != nil {
+			return fmt.Errorf("index session: %w", err)
+		}
+	} else if err := lapses.Put(timeKey(sess.Expires, sess.UploadKey), nil); err != nil {
+		return fmt.Errorf("index session: %w", err)
+	}
+	return put(bucket(tx, bucketSessions), sess.UploadKey, sess)
+}
+
+func unindexSession(tx *bolt.Tx, sess store.Session) error {
+	var err error
+	if sess.Started {
+		err = bucket(tx, bucketIdle).Delete(timeKey(sess.Updated, sess.UploadKey))
+	} else {
+		err = bucket(tx, bucketLapses).Delete(timeKey(sess.Expires, sess.UploadKey))
+	}
+	if err != nil {
+		return fmt.Errorf("unindex session: %w", err)
+	}
+	return nil
+}
+
+// deleteSession removes sess and its index entries.
+func deleteSession(tx *bolt.Tx, sess store.Session) error {
+	if err := unindexSession(tx, sess); err != nil {
+		return err
+	}
+	if err := bucket(tx, bucketSessions).Delete([]byte(sess.UploadKey)); err != nil {
+		return fmt.Errorf("delete session: %w", err)
+	}
+	return nil
+}
+
+// purgeLapsed deletes up to purgeBatch sessions that lapsed by now.
+func purgeLapsed(tx *bolt.Tx, now time.Time) error {
+	sessions := bucket(tx, bucketSessions)
+	limit := timeKey(now, "")
+	var keys []string
+	c := bucket(tx, bucketLapses).Cursor()
+	for k, _ := c.First(); k != nil && len(keys) < purgeBatch; k, _ = c.Next() {
+		if bytes.Compare(k[:12], limit) > 0 {
+			break
+		}
+		keys = append(keys, string(k[12:]))
+	}
+	for _, key := range keys {
+		sess, err := get[store.Session](sessions, key, "session")
+		if err != nil {
+			return fmt.Errorf("purge: %w", err)
+		}
+		if lapsed(sess, now) {
+			if err := deleteSession(tx, sess); err != nil {
+				return fmt.Errorf("purge: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+// CreateSession stores a new session with Version 1; ErrExists if the key is
+// taken by a session that has not lapsed.
+func (s *Store) CreateSession(ctx context.Context, sess store.Session) error {
+	now := s.clock()
+	sess.Version = 1
+	return s.update(ctx, func(tx *bolt.Tx) error {
+		if err := purgeLapsed(tx, now); err != nil {
+			return fmt.Errorf("create session: %w", err)
+		}
+		old, err := get[store.Session](bucket(tx, bucketSessions), sess.UploadKey, "session")
+		var prev *store.Session
+		switch {
+		case err == nil && !lapsed(old, now):
+			return fmt.Errorf("session %q: %w", sess.UploadKey, store.ErrExists)
+		case err == nil:
+			prev = &old
+		case !errors.Is(err, store.ErrNotFound):
+			return fmt.Errorf("create session: %w", err)
+		}
+		if err := putSession(tx, prev, sess); err != nil {
+			return fmt.Errorf("create session: %w", err)
+		}
+		return nil
+	})
+}
+
+// session reads a live session.
+func (s *Store) session(tx *bolt.Tx, key string, now time.Time) (store.Session, error) {
+	sess, err := get[store.Session](bucket(tx, bucketSessions), key, "session")
+	if err == nil && lapsed(sess, now) {
+		return store.Session{}, fmt.Errorf("session %q lapsed: %w", key, store.ErrNotFound)
+	}
+	return sess, err
+}
+
+// Session returns the session of an upload key.
+func (s *Store) Session(ctx context.Context, uploadKey string) (store.Session, error) {
+	now := s.clock()
+	var sess store.Session
+	err := s.view(ctx, func(tx *bolt.Tx) (err error) {
+		sess, err = s.session(tx, uploadKey, now)
+		return err
+	})
+	return sess, err
+}
+
+// UpdateSession replaces the session if its Version is unchanged.
+func (s *Store) UpdateSession(ctx context.Context, sess store.Session) (store.Session, error) {
+	now := s.clock()
+	err := s.update(ctx, func(tx *bolt.Tx) error {
+		old, err := s.session(tx, sess.UploadKey, now)
+		if err != nil {
+			return fmt.Errorf("update session: %w", err)
+		}
+		if old.Version != sess.Version {
+			return fmt.Errorf("session %q is at version %d, not %d: %w",
+				sess.UploadKey, old.Version, sess.Version, store.ErrConflict)
+		}
+		sess.Version++
+		if err := putSession(tx, &old, sess); err != nil {
+			return fmt.Errorf("update session: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return store.Session{}, err
+	}
+	return sess, nil
+}
+
+// DeleteSession removes the session; a missing one is not an error.
+func (s *Store) DeleteSession(ctx context.Context, uploadKey string) error {
+	return s.update(ctx, func(tx *bolt.Tx) error {
+		old, err := get[store.Session](bucket(tx, bucketSessions), uploadKey, "session")
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("delete session: %w", err)
+		}
+		return deleteSession(tx, old)
+	})
+}
+
+// IdleSessions returns up to limit started sessions last updated before t,
+// least recently updated first.
+func (s *Store) IdleSessions(ctx context.Context, t time.Time, limit int) ([]store.Session, error) {
+	var list []store.Session
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		sessions := bucket(tx, bucketSessions)
+		end := timeKey(t, "")
+		c := bucket(tx, bucketIdle).Cursor()
+		for k, _ := c.First(); k != nil && len(list) < limit; k, _ = c.Next() {
+			if bytes.Compare(k[:12], end) >= 0 {
+				break
+			}
+			sess, err := get[store.Session](sessions, string(k[12:]), "session")
+			if err != nil {
+				return fmt.Errorf("idle sessions: %w", err)
+			}
+			list = append(list, sess)
+		}
+		return nil
+	})
+	return list, err
+}
+
+// expiring reports whether f belongs in the expiry index.
+func expiring(f store.File) bool {
+	return f.Status == store.StatusActive && !f.Expires.IsZero()
+}
+
+// CreateFile publishes f, assigning f.ID.
+func (s *Store) CreateFile(ctx context.Context, f store.File) (store.File, error) {
+	err := s.update(ctx, func(tx *bolt.Tx) error {
+		files, aliases := bucket(tx, bucketFiles), bucket(tx, bucketAliases)
+		if files.Get([]byte(f.Slug)) != nil {
+			return fmt.Errorf("file %q: %w", f.Slug, store.ErrExists)
+		}
+		if f.Alias != "" {
+			if aliases.Get([]byte(f.Alias)) != nil {
+				return fmt.Errorf("alias %q: %w", f.Alias, store.ErrExists)
+			}
+			if err := aliases.Put([]byte(f.Alias), []byte(f.Slug)); err != nil {
+				return fmt.Errorf("create file: %w", err)
+			}
+		}
+		id, err := files.NextSequence()
+		if err != nil {
+			return fmt.Errorf("create file: %w", err)
+		}
+		f.ID = int64(id)
+		if expiring(f) {
+			if err := bucket(tx, bucketExpiry).Put(timeKey(f.Expires, f.Slug), nil); err != nil {
+				return fmt.Errorf("create file: %w", err)
+			}
+		}
+		if err := put(files, f.Slug, f); err != nil {
+			return fmt.Errorf("create file: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return store.File{}, err
+	}
+	return f, nil
+}
+
+// File returns the file with the slug.
+func (s *Store) File(ctx context.Context, slug string) (store.File, error) {
+	var f store.File
+	err := s.view(ctx, func(tx *bolt.Tx) (err error) {
+		f, err = get[store.File](bucket(tx, bucketFiles), slug, "file")
+		return err
+	})
+	return f, err
+}
+
+// Files returns the files with the given slugs; missing ones are absent.
+func (s *Store) Files(ctx context.Context, slugs []string) (map[string]store.File, error) {
+	m := make(map[string]store.File, len(slugs))
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		files := bucket(tx, bucketFiles)
+		for _, slug := range slugs {
+			f, err := get[store.File](files, slug, "file")
+			if errors.Is(err, store.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			m[slug] = f
+		}
+		return nil
+	})
+	return m, err
+}
+
+// FileByAlias returns the file with the alias.
+func (s *Store) FileByAlias(ctx context.Context, alias string) (store.File, error) {
+	var f store.File
+	err := s.view(ctx, func(tx *bolt.Tx) (err error) {
+		slug := bucket(tx, bucketAliases).Get([]byte(alias))
+		if slug == nil || alias == "" {
+			return fmt.Errorf("alias %q: %w", alias, store.ErrNotFound)
+		}
+		f, err = get[store.File](bucket(tx, bucketFiles), string(slug), "file")
+		return err
+	})
+	return f, err
+}
+
+// UpdateFile replaces the stored file with f.Slug; ErrNotFound if absent,
+// ErrExists if f.Alias changed to an alias another file has.
+func (s *Store) UpdateFile(ctx context.Context, f store.File) error {
+	return s.update(ctx, func(tx *bolt.Tx) error {
+		files, aliases, expiry := bucket(tx, bucketFiles), bucket(tx, bucketAliases), bucket(tx, bucketExpiry)
+		old, err := get[store.File](files, f.Slug, "file")
+		if err != nil {
+			return fmt.Errorf("update file: %w", err)
+		}
+		if old.Alias != f.Alias {
+			if f.Alias != "" {
+				if aliases.Get([]byte(f.Alias)) != nil {
+					return fmt.Errorf("alias %q: %w", f.Alias, store.ErrExists)
+				}
+				if err := aliases.Put([]byte(f.Alias), []byte(f.Slug)); err != nil {
+					return fmt.Errorf("update file: %w", err)
+				}
+			}
+			if old.Alias != "" {
+				if err := aliases.Delete([]byte(old.Alias)); err != nil {
+					return fmt.Errorf("update file: %w", err)
+				}
+			}
+		}
+		if expiring(old) {
+			if err := expiry.Delete(timeKey(old.Expires, old.Slug)); err != nil {
+				return fmt.Errorf("update file: %w", err)
+			}
+		}
+		if expiring(f) {
+			if err := expiry.Put(timeKey(f.Expires, f.Slug), nil); err != nil {
+				return fmt.Errorf("update file: %w", err)
+			}
+		}
+		if err := put(files, f.Slug, f); err != nil {
+			return fmt.Errorf("update file: %w", err)
+		}
+		return nil
+	})
+}
+
+// DeleteFile removes the file and its alias; a missing file is not an error.
+func (s *Store) DeleteFile(ctx context.Context, slug string) error {
+	return s.update(ctx, func(tx *bolt.Tx) error {
+		files := bucket(tx, bucketFiles)
+		old, err := get[store.File](files, slug, "file")
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("delete file: %w", err)
+		}
+		if old.Alias != "" {
+			if err := bucket(tx, bucketAliases).Delete([]byte(old.Alias)); err != nil {
+				return fmt.Errorf("delete file: %w", err)
+			}
+		}
+		if expiring(old) {
+			if err := bucket(tx, bucketExpiry).Delete(timeKey(old.Expires, old.Slug)); err != nil {
+				return fmt.Errorf("delete file: %w", err)
+			}
+		}
+		if err := files.Delete([]byte(slug)); err != nil {
+			return fmt.Errorf("delete file: %w", err)
+		}
+		return nil
+	})
+}
+
+// ExpiredFiles returns up to limit active files whose Expires is before t,
+// earliest first.
+func (s *Store) ExpiredFiles(ctx context.Context, t time.Time, limit int) ([]store.File, error) {
+	var list []store.File
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		files := bucket(tx, bucketFiles)
+		end := timeKey(t, "")
+		c := bucket(tx, bucketExpiry).Cursor()
+		for k, _ := c.First(); k != nil && len(list) < limit; k, _ = c.Next() {
+			if bytes.Compare(k[:12], end) >= 0 {
+				break
+			}
+			f, err := get[store.File](files, string(k[12:]), "file")
+			if err != nil {
+				return fmt.Errorf("expired files: %w", err)
+			}
+			list = append(list, f)
+		}
+		return nil
+	})
+	return list, err
+}

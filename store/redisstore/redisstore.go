@@ -1,0 +1,712 @@
+// Package redisstore is a store.Store on Redis, shared by many acestash
+// nodes. It works on a single server, behind Sentinel, or on a Redis Cluster:
+// every command and script touches keys of one hash slot only.
+//
+// Key layout ({...} is the cluster hash tag):
+//
+//	acestash:{accounts}:by-key    hash   api key -> Account JSON
+//	acestash:{accounts}:by-user   hash   user id -> api key
+//	acestash:{s:<upload key>}:session
+//	                              hash   v: version, d: Session JSON,
+//	                                     xs/xn: Expires (Unix s, ns) while not started
+//	acestash:idle                 zset   upload key, score Updated (Unix ms); started sessions
+//	acestash:{f:<slug>}:file      string File JSON
+//	acestash:{a:<alias>}:alias    string slug
+//	acestash:expiry               zset   slug, score Expires (Unix ms); active expiring files
+//	acestash:file-id              string counter of file IDs
+//
+// A session that is not started carries a TTL until its Expires, so Redis
+// drops lapsed upload keys itself; reads also compare Expires with the
+// store's clock. The two sorted sets are indexes kept up to date after the
+// record changes; IdleSessions and ExpiredFiles check every entry against
+// its record and repair stale entries.
+package redisstore
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/acestash/acestash/store"
+)
+
+const (
+	keyAccounts = "acestash:{accounts}:by-key"
+	keyUsers    = "acestash:{accounts}:by-user"
+	keyIdle     = "acestash:idle"
+	keyExpiry   = "acestash:expiry"
+	keyFileID   = "acestash:file-id"
+)
+
+func sessionKey(uploadKey string) string { return "acestash:{s:" + uploadKey + "}:session" }
+func fileKey(slug string) string         { return "acestash:{f:" + slug + "}:file" }
+func aliasKey(alias string) string       { return "acestash:{a:" + alias + "}:alias" }
+
+// Scripts. Each touches the keys of one hash slot.
+var (
+	// putAccount: KEYS accounts, users; ARGV api key, user id, JSON.
+	putAccountScript = redis.NewScript(`
+local old = redis.call('HGET', KEYS[1], ARGV[1])
+if old then
+  local uid = cjson.decode(old)['user_id']
+  if type(uid) == 'string' and uid ~= '' and uid ~= ARGV[2] and redis.call('HGET', KEYS[2], uid) == ARGV[1] then
+    redis.call('HDEL', KEYS[2], uid)
+  end
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+if ARGV[2] ~= '' then redis.call('HSET', KEYS[2], ARGV[2], ARGV[1]) end
+return 1`)
+
+	// lapsedLua defines lapsed(key, nowSec, nowNsec): whether the session
+	// at key exists, is not started and has passed its Expires.
+	lapsedLua = `
+local function lapsed(key, ns, nn)
+  local x = redis.call('HMGET', key, 'xs', 'xn')
+  if not x[1] then return false end
+  local xs, xn = tonumber(x[1]), tonumber(x[2])
+  return ns > xs or (ns == xs and nn >= xn)
+end
+`
+	// createSession: KEYS session; ARGV JSON, now s, now ns, Expires s
+	// ("" if started), Expires ns, TTL ms. Returns 1, or 0 if taken.
+	createSessionScript = redis.NewScript(lapsedLua + `
+local ns, nn = tonumber(ARGV[2]), tonumber(ARGV[3])
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  if not lapsed(KEYS[1], ns, nn) then return 0 end
+  redis.call('DEL', KEYS[1])
+end
+redis.call('HSET', KEYS[1], 'v', '1', 'd', ARGV[1])
+if ARGV[4] ~= '' then
+  redis.call('HSET', KEYS[1], 'xs', ARGV[4], 'xn', ARGV[5])
+  redis.call('PEXPIRE', KEYS[1], ARGV[6])
+end
+return 1`)
+
+	// updateSession: KEYS session; ARGV expected version, new version,
+	// JSON, now s, now ns, Expires s ("" if started), Expires ns, TTL ms.
+	// Returns 1, 0 if missing or lapsed, -1 on a version mismatch.
+	updateSessionScript = redis.NewScript(lapsedLua + `
+local v = redis.call('HGET', KEYS[1], 'v')
+if not v or lapsed(KEYS[1], tonumber(ARGV[4]), tonumber(ARGV[5])) then return 0 end
+if v ~= ARGV[1] then return -1 end
+redis.call('HSET', KEYS[1], 'v', ARGV[2], 'd', ARGV[3])
+if ARGV[6] == '' then
+  redis.call('HDEL', KEYS[1], 'xs', 'xn')
+  redis.call('PERSIST', KEYS[1])
+else
+  redis.call('HSET', KEYS[1], 'xs', ARGV[6], 'xn', ARGV[7])
+  redis.call('PEXPIRE', KEYS[1], ARGV[8])
+end
+return 1`)
+
+	// deleteIfEqual: KEYS key; ARGV value. Deletes the key if it holds value.
+	deleteIfEqualScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0`)
+
+	// zremIfScore: KEYS zset; ARGV member, score. Removes the member if its
+	// score is still the one seen.
+	zremIfScoreScript = redis.NewScript(`
+local s = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if s and tonumber(s) == tonumber(ARGV[2]) then return redis.call('ZREM', KEYS[1], ARGV[1]) end
+return 0`)
+)
+
+// Store is a store.Store on Redis.
+type Store struct {
+	rdb   redis.UniversalClient
+	clock store.Clock
+}
+
+var _ store.Store = (*Store)(nil)
+
+// Open connects to the Redis the URL names and checks that it answers:
+//
+//	redis://[user:password@]host:port[/db][?options]    one server (rediss:// for TLS,
+//	unix://[user:password@]/path/to/socket[?db=n]       or a Unix socket)
+//	redis+cluster://[user:password@]host:port,host:port,.../[?options]
+//	                                                     Redis Cluster, any nodes as seeds
+//	                                                     (rediss+cluster:// for TLS)
+//	redis+sentinel://[user:password@]host:port,host:port,.../master[/db][?password=...]
+//	                                                     Sentinel: userinfo is the Sentinels',
+//	                                                     username/password options the master's
+//
+// Options are go-redis's URL options (dial_timeout, pool_size, ...).
+func Open(ctx context.Context, url string, clock store.Clock) (*Store, error) {
+	rdb, err := newClient(url)
+	if err != nil {
+		return nil, fmt.Errorf("redis store URL: %w", err)
+	}
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		rdb.Close()
+		return nil, fmt.Errorf("redis store at %s does not answer: %w", redactURL(url), err)
+	}
+	return &Store{rdb: rdb, clock: clock}, nil
+}
+
+// redactURL hides the userinfo of u for error messages.
+func redactURL(u string) string {
+	scheme, rest, ok := strings.Cut(u, "://")
+	if !ok {
+		return u
+	}
+	authority := rest
+	if i := strings.IndexAny(rest, "/?"); i >= 0 {
+		authority = rest[:i]
+	}
+	at := strings.LastIndex(authority, "@")
+	if at < 0 {
+		return u
+	}
+	return scheme + "://xxxxx@" + rest[at+1:]
+}
+
+// Close closes the connections.
+func (s *Store) Close() error {
+	if err := s.rdb.Close(); err != nil {
+		return fmt.Errorf("close redis store: %w", err)
+	}
+	return nil
+}
+
+func decode[T any](data string, what string) (T, error) {
+	var v T
+	if err := json.Unmarshal([]byte(data), &v); err != nil {
+		return v, fmt.Errorf("decode %s: %w", what, err)
+	}
+	return v, nil
+}
+
+// notFound turns redis.Nil into ErrNotFound.
+func notFound(err error, what string) error {
+	if errors.Is(err, redis.Nil) {
+		return fmt.Errorf("%s: %w", what, store.ErrNotFound)
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+// PutAccount creates or replaces the account with a.APIKey.
+func (s *Store) PutAccount(ctx context.Context, a store.Account) error {
+	data, err := json.Marshal(a)
+	if err != nil {
+		return fmt.Errorf("put account: %w", err)
+	}
+	err = putAccountScript.Run(ctx, s.rdb, []string{keyAccounts, keyUsers}, a.APIKey, a.UserID, data).Err()
+	if err != nil {
+		return fmt.Errorf("put account %q: %w", a.APIKey, err)
+	}
+	return nil
+}
+
+// Account returns the account with the API key.
+func (s *Store) Account(ctx context.Context, apiKey string) (store.Account, error) {
+	data, err := s.rdb.HGet(ctx, keyAccounts, apiKey).Result()
+	if err != nil {
+		return store.Account{}, notFound(err, fmt.Sprintf("account %q", apiKey))
+	}
+	return decode[store.Account](data, "account")
+}
+
+// AccountByUserID returns the account with the public user id.
+func (s *Store) AccountByUserID(ctx context.Context, userID string) (store.Account, error) {
+	what := fmt.Sprintf("account of user %q", userID)
+	if userID == "" {
+		return store.Account{}, fmt.Errorf("%s: %w", what, store.ErrNotFound)
+	}
+	key, err := s.rdb.HGet(ctx, keyUsers, userID).Result()
+	if err != nil {
+		return store.Account{}, notFound(err, what)
+	}
+	a, err := s.Account(ctx, key)
+	if err == nil && a.UserID != userID {
+		return store.Account{}, fmt.Errorf("%s: %w", what, store.ErrNotFound)
+	}
+	return a, err
+}
+
+// Accounts returns every account, ordered by API key.
+func (s *Store) Accounts(ctx context.Context) ([]store.Account, error) {
+	all, err := s.rdb.HGetAll(ctx, keyAccounts).Result()
+	if err != nil {
+		return nil, fmt.Errorf("accounts: %w", err)
+	}
+	list := make([]store.Account, 0, len(all))
+	for _, data := range all {
+		a, err := decode[store.Account](data, "account")
+		if err != nil {
+			return nil, err
+		}
+		list = append(list, a)
+	}
+	slices.SortFunc(list, func(a, b store.Account) int { return cmp.Compare(a.APIKey, b.APIKey) })
+	return list, nil
+}
+
+// lapsed reports whether the session is gone by now.
+func lapsed(sess store.Session, now time.Time) bool {
+	return !sess.Started && !now.Before(sess.Expires)
+}
+
+// expiryArgs returns the script arguments for a session's lapse: Expires as
+// Unix seconds and nanoseconds and the TTL in milliseconds, or "" for a
+// started session, which does not lapse.
+func expiryArgs(sess store.Session, now time.Time) (xs, xn, ttl string) {
+	if sess.Started {
+		return "", "", ""
+	}
+	ms := max(int64(math.Ceil(float64(sess.Expires.Sub(now))/float64(time.Millisecond))), 1)
+	return strconv.FormatInt(sess.Expires.Unix(), 10), strconv.Itoa(sess.Expires.Nanosecond()),
+		strconv.FormatInt(ms, 10)
+}
+
+// score is a time's sorted-set score: Unix milliseconds, exact in a float64.
+func score(t time.Time) float64 { return float64(t.UnixMilli()) }
+
+// indexSession brings the idle index in line with a session just written.
+func (s *Store) indexSession(ctx context.Context, sess store.Session) error {
+	var err error
+	if sess.Started {
+		err = s.rdb.ZAdd(ctx, keyIdle, redis.Z{Score: score(sess.Updated), Member: sess.UploadKey}).Err()
+	} else {
+		err = s.rdb.ZRem(ctx, keyIdle, sess.UploadKey).Err()
+	}
+	if err != nil {
+		return fmt.Errorf("index session %q: %w", sess.UploadKey, err)
+	}
+	return nil
+}
+
+// CreateSession stores a new session with Version 1; ErrExists if the key is
+// taken by a session that has not lapsed.
+func (s *Store) CreateSession(ctx context.Context, sess store.Session) error {
+	now := s.clock()
+	sess.Version = 1
+	data, err := json.Marshal(sess)
+	if err != nil {
+		return fmt.Errorf("create session: %w", err)
+	}
+	xs, xn, ttl := expiryArgs(sess, now)
+	n, err := createSessionScript.Run(ctx, s.rdb, []string{sessionKey(sess.UploadKey)},
+		data, now.Unix(), now.Nanosecond(), xs, xn, ttl).Int()
+	if err != nil {
+		return fmt.Errorf("create session %q: %w", sess.UploadKey, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("session %q: %w", sess.UploadKey, store.ErrExists)
+	}
+	return s.indexSession(ctx, sess)
+}
+
+// Session returns the session of an upload key.
+func (s *Store) Session(ctx context.Context, uploadKey string) (store.Session, error) {
+	now := s.clock()
+	what := fmt.Sprintf("session %q", uploadKey)
+	data, err := s.rdb.HGet(ctx, sessionKey(uploadKey), "d").Result()
+	if err != nil {
+		return store.Session{}, notFound(err, what)
+	}
+	sess, err := decode[store.Session](data, what)
+	if err != nil {
+		return store.Session{}, err
+	}
+	if lapsed(sess, now) {
+		return store.Session{}, fmt.Errorf("%s lapsed: %w", what, store.ErrNotFound)
+	}
+	return sess, nil
+}
+
+// UpdateSession replaces the session if its Version is unchanged, atomically
+// in one script, then updates the idle index.
+func (s *Store) UpdateSession(ctx context.Context, sess store.Session) (store.Session, error) {
+	now := s.clock()
+	expected := sess.Version
+	sess.Version++
+	data, err := json.Marshal(sess)
+	if err != nil {
+		return store.Session{}, fmt.Errorf("update session: %w", err)
+	}
+	xs, xn, ttl := expiryArgs(sess, now)
+	n, err := updateSessionScript.Run(ctx, s.rdb, []string{sessionKey(sess.UploadKey)},
+		strconv.FormatInt(expected, 10), strconv.FormatInt(sess.Version, 10), data,
+		now.Unix(), now.Nanosecond(), xs, xn, ttl).Int()
+	switch {
+	case err != nil:
+		return store.Session{}, fmt.Errorf("update session %q: %w", sess.UploadKey, err)
+	case n == 0:
+		return store.Session{}, fmt.Errorf("session %q: %w", sess.UploadKey, store.ErrNotFound)
+	case n < 0:
+		return store.Session{}, fmt.Errorf("session %q is not at version %d: %w",
+			sess.UploadKey, expected, store.ErrConflict)
+	}
+	if err := s.indexSession(ctx, sess); err != nil {
+		return store.Session{}, err
+	}
+	return sess, nil
+}
+
+// DeleteSession removes the session; a missing one is not an error.
+func (s *Store) DeleteSession(ctx context.Context, uploadKey string) error {
+	if err := s.rdb.Del(ctx, sessionKey(uploadKey)).Err(); err != nil {
+		return fmt.Errorf("delete session %q: %w", uploadKey, err)
+	}
+	if err := s.rdb.ZRem(ctx, keyIdle, uploadKey).Err(); err != nil {
+		return fmt.Errorf("unindex session %q: %w", uploadKey, err)
+	}
+	return nil
+}
+
+// scan walks the index zset in score order from -inf up to t's score and
+// offers each entry's record (nil if missing) to keep, in pages fetched in
+// one pipeline each, until limit records were kept. keep returns whether
+// the record counts and, if the entry is stale, the score it should have
+// (-inf to remove it). Stale entries are fixed after the walk, and removed
+// only if their score has not changed meanwhile.
+func (s *Store) scan(ctx context.Context, index string, t time.Time, limit int,
+	recordKey func(member string) string, get func(redis.Pipeliner, string) *redis.StringCmd,
+	keep func(member string, data *string) (ok bool, fix float64, stale bool)) error {
+	if limit <= 0 {
+		return nil
+	}
+	type fix struct {
+		member   string
+		old, new float64
+	}
+	var fixes []fix
+	pageSize := int64(min(max(limit, 16), 1000))
+	kept := 0
+	for offset := int64(0); kept < limit; offset += pageSize {
+		entries, err := s.rdb.ZRangeByScoreWithScores(ctx, index, &redis.ZRangeBy{
+			Min: "-inf", Max: strconv.FormatFloat(score(t), 'f', -1, 64), Offset: offset, Count: pageSize,
+		}).Result()
+		if err != nil {
+			return fmt.Errorf("read %s: %w", index, err)
+		}
+		if len(entries) == 0 {
+			break
+		}
+		cmds := make([]*redis.StringCmd, len(entries))
+		_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i, e := range entries {
+				cmds[i] = get(p, recordKey(e.Member.(string)))
+			}
+			return nil
+		})
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return fmt.Errorf("read records of %s: %w", index, err)
+		}
+		for i, e := range entries {
+			member := e.Member.(string)
+			var data *string
+			switch v, err := cmds[i].Result(); {
+			case err == nil:
+				data = &v
+			case !errors.Is(err, redis.Nil):
+				return fmt.Errorf("read record of %s %q: %w", index, member, err)
+			}
+			ok, want, stale := keep(member, data)
+			if ok && kept < limit {
+				kept++
+			}
+			if stale && want != e.Score {
+				fixes = append(fixes, fix{member, e.Score, want})
+			}
+		}
+		if int64(len(entries)) < pageSize {
+			break
+		}
+	}
+	for _, f := range fixes {
+		var err error
+		if math.IsInf(f.new, -1) {
+			err = zremIfScoreScript.Run(ctx, s.rdb, []string{index}, f.member, f.old).Err()
+		} else {
+			err = s.rdb.ZAddArgs(ctx, index, redis.ZAddArgs{XX: true, GT: true,
+				Members: []redis.Z{{Score: f.new, Member: f.member}}}).Err()
+		}
+		if err != nil {
+			return fmt.Errorf("repair %s: %w", index, err)
+		}
+	}
+	return nil
+}
+
+// IdleSessions returns up to limit started sessions last updated before t,
+// least recently updated first.
+func (s *Store) IdleSessions(ctx context.Context, t time.Time, limit int) ([]store.Session, error) {
+	var list []store.Session
+	var decodeErr error
+	err := s.scan(ctx, keyIdle, t, limit, sessionKey,
+		func(p redis.Pipeliner, key string) *redis.StringCmd { return p.HGet(ctx, key, "d") },
+		func(member string, data *string) (bool, float64, bool) {
+			if data == nil {
+				return false, math.Inf(-1), true
+			}
+			sess, err := decode[store.Session](*data, "session "+member)
+			if err != nil {
+				decodeErr = err
+				return false, 0, false
+			}
+			switch {
+			case !sess.Started:
+				return false, math.Inf(-1), true
+			case sess.Updated.Before(t):
+				if len(list) < limit {
+					list = append(list, sess)
+				}
+				return true, score(sess.Updated), true
+			default:
+				return false, score(sess.Updated), true
+			}
+		})
+	if err == nil {
+		err = decodeErr
+	}
+	if err != nil {
+		return nil, fmt.Errorf("idle sessions: %w", err)
+	}
+	return list, nil
+}
+
+// expiring reports whether f belongs in the expiry index.
+func expiring(f store.File) bool {
+	return f.Status == store.StatusActive && !f.Expires.IsZero()
+}
+
+// indexFile brings the expiry index in line with a file just written.
+func (s *Store) indexFile(ctx context.Context, f store.File) error {
+	var err error
+	if expiring(f) {
+		err = s.rdb.ZAdd(ctx, keyExpiry, redis.Z{Score: score(f.Expires), Member: f.Slug}).Err()
+	} else {
+		err = s.rdb.ZRem(ctx, keyExpiry, f.Slug).Err()
+	}
+	if err != nil {
+		return fmt.Errorf("index file %q: %w", f.Slug, err)
+	}
+	return nil
+}
+
+// releaseAlias frees the alias if it still names slug.
+func (s *Store) releaseAlias(ctx context.Context, alias, slug string) error {
+	if err := deleteIfEqualScript.Run(ctx, s.rdb, []string{aliasKey(alias)}, slug).Err(); err != nil {
+		return fmt.Errorf("release alias %q: %w", alias, err)
+	}
+	return nil
+}
+
+// CreateFile publishes f, assigning f.ID from a counter. It claims the alias
+// first, then the slug; the alias points nowhere visible until the file
+// record names it, and is released again if the slug is taken.
+func (s *Store) CreateFile(ctx context.Context, f store.File) (store.File, error) {
+	if f.Alias != "" {
+		ok, err := s.rdb.SetNX(ctx, aliasKey(f.Alias), f.Slug, 0).Result()
+		if err != nil {
+			return store.File{}, fmt.Errorf("create file %q: claim alias: %w", f.Slug, err)
+		}
+		if !ok {
+			return store.File{}, fmt.Errorf("alias %q: %w", f.Alias, store.ErrExists)
+		}
+	}
+	fail := func(err error) (store.File, error) {
+		if f.Alias != "" {
+			if rerr := s.releaseAlias(context.WithoutCancel(ctx), f.Alias, f.Slug); rerr != nil {
+				err = errors.Join(err, rerr)
+			}
+		}
+		return store.File{}, err
+	}
+	id, err := s.rdb.Incr(ctx, keyFileID).Result()
+	if err != nil {
+		return fail(fmt.Errorf("create file %q: next id: %w", f.Slug, err))
+	}
+	f.ID = id
+	data, err := json.Marshal(f)
+	if err != nil {
+		return fail(fmt.Errorf("create file %q: %w", f.Slug, err))
+	}
+	ok, err := s.rdb.SetNX(ctx, fileKey(f.Slug), data, 0).Result()
+	if err != nil {
+		return fail(fmt.Errorf("create file %q: %w", f.Slug, err))
+	}
+	if !ok {
+		return fail(fmt.Errorf("file %q: %w", f.Slug, store.ErrExists))
+	}
+	if err := s.indexFile(ctx, f); err != nil {
+		return store.File{}, err
+	}
+	return f, nil
+}
+
+// File returns the file with the slug.
+func (s *Store) File(ctx context.Context, slug string) (store.File, error) {
+	what := fmt.Sprintf("file %q", slug)
+	data, err := s.rdb.Get(ctx, fileKey(slug)).Result()
+	if err != nil {
+		return store.File{}, notFound(err, what)
+	}
+	return decode[store.File](data, what)
+}
+
+// Files returns the files with the given slugs, read in one pipeline (on a
+// cluster, one batch per node); missing ones are absent.
+func (s *Store) Files(ctx context.Context, slugs []string) (map[string]store.File, error) {
+	m := make(map[string]store.File, len(slugs))
+	if len(slugs) == 0 {
+		return m, nil
+	}
+	cmds := make([]*redis.StringCmd, len(slugs))
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, slug := range slugs {
+			cmds[i] = p.Get(ctx, fileKey(slug))
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("files: %w", err)
+	}
+	for i, slug := range slugs {
+		data, err := cmds[i].Result()
+		if errors.Is(err, redis.Nil) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("file %q: %w", slug, err)
+		}
+		f, err := decode[store.File](data, fmt.Sprintf("file %q", slug))
+		if err != nil {
+			return nil, err
+		}
+		m[slug] = f
+	}
+	return m, nil
+}
+
+// FileByAlias returns the file with the alias. An alias key whose file does
+// not name it (a create or rename in progress or undone) is not found.
+func (s *Store) FileByAlias(ctx context.Context, alias string) (store.File, error) {
+	what := fmt.Sprintf("alias %q", alias)
+	if alias == "" {
+		return store.File{}, fmt.Errorf("%s: %w", what, store.ErrNotFound)
+	}
+	slug, err := s.rdb.Get(ctx, aliasKey(alias)).Result()
+	if err != nil {
+		return store.File{}, notFound(err, what)
+	}
+	f, err := s.File(ctx, slug)
+	if err == nil && f.Alias != alias {
+		return store.File{}, fmt.Errorf("%s: %w", what, store.ErrNotFound)
+	}
+	return f, err
+}
+
+// UpdateFile replaces the stored file with f.Slug; ErrNotFound if absent,
+// ErrExists if f.Alias changed to an alias another file has.
+func (s *Store) UpdateFile(ctx context.Context, f store.File) error {
+	old, err := s.File(ctx, f.Slug)
+	if err != nil {
+		return fmt.Errorf("update file: %w", err)
+	}
+	newAlias := f.Alias != old.Alias && f.Alias != ""
+	if newAlias {
+		ok, err := s.rdb.SetNX(ctx, aliasKey(f.Alias), f.Slug, 0).Result()
+		if err != nil {
+			return fmt.Errorf("update file %q: claim alias: %w", f.Slug, err)
+		}
+		if !ok {
+			return fmt.Errorf("alias %q: %w", f.Alias, store.ErrExists)
+		}
+	}
+	data, err := json.Marshal(f)
+	if err != nil {
+		return fmt.Errorf("update file %q: %w", f.Slug, err)
+	}
+	ok, err := s.rdb.SetXX(ctx, fileKey(f.Slug), data, redis.KeepTTL).Result()
+	if err == nil && !ok {
+		err = fmt.Errorf("file %q: %w", f.Slug, store.ErrNotFound)
+	} else if err != nil {
+		err = fmt.Errorf("update file %q: %w", f.Slug, err)
+	}
+	if err != nil {
+		if newAlias {
+			if rerr := s.releaseAlias(context.WithoutCancel(ctx), f.Alias, f.Slug); rerr != nil {
+				err = errors.Join(err, rerr)
+			}
+		}
+		return err
+	}
+	if old.Alias != "" && old.Alias != f.Alias {
+		if err := s.releaseAlias(ctx, old.Alias, f.Slug); err != nil {
+			return err
+		}
+	}
+	return s.indexFile(ctx, f)
+}
+
+// DeleteFile removes the file and its alias; a missing file is not an error.
+func (s *Store) DeleteFile(ctx context.Context, slug string) error {
+	old, err := s.File(ctx, slug)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("delete file: %w", err)
+	}
+	if err := s.rdb.Del(ctx, fileKey(slug)).Err(); err != nil {
+		return fmt.Errorf("delete file %q: %w", slug, err)
+	}
+	if old.Alias != "" {
+		if err := s.releaseAlias(ctx, old.Alias, slug); err != nil {
+			return err
+		}
+	}
+	if err := s.rdb.ZRem(ctx, keyExpiry, slug).Err(); err != nil {
+		return fmt.Errorf("unindex file %q: %w", slug, err)
+	}
+	return nil
+}
+
+// ExpiredFiles returns up to limit active files whose Expires is before t,
+// earliest first.
+func (s *Store) ExpiredFiles(ctx context.Context, t time.Time, limit int) ([]store.File, error) {
+	var list []store.File
+	var decodeErr error
+	err := s.scan(ctx, keyExpiry, t, limit, fileKey,
+		func(p redis.Pipeliner, key string) *redis.StringCmd { return p.Get(ctx, key) },
+		func(slug string, data *string) (bool, float64, bool) {
+			if data == nil {
+				return false, math.Inf(-1), true
+			}
+			f, err := decode[store.File](*data, fmt.Sprintf("file %q", slug))
+			if err != nil {
+				decodeErr = err
+				return false, 0, false
+			}
+			switch {
+			case !expiring(f):
+				return false, math.Inf(-1), true
+			case f.Expires.Before(t):
+				if len(list) < limit {
+					list = append(list, f)
+				}
+				return true, score(f.Expires), true
+			default:
+				return false, score(f.Expires), true
+			}
+		})
+	if err == nil {
+		err = decodeErr
+	}
+	if err != nil {
+		return nil, fmt.Errorf("expired files: %w", err)
+	}
+	return list, nil
+}
