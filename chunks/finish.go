@@ -17,16 +17,17 @@ import (
 )
 
 func (s *Service) finishResult(ctx context.Context, sess store.Session) (Result, error) {
-	f, err := s.finish(ctx, sess)
+	f, err := s.finish(ctx, sess, store.File{})
 	if err != nil {
 		return Result{}, err
 	}
 	return Result{Name: f.Name, Total: f.Size, Done: true, File: f}, nil
 }
 
-// finish publishes a session that holds every byte. It is safe to repeat
-// after a failure part way and safe to race: one file record results.
-func (s *Service) finish(ctx context.Context, sess store.Session) (store.File, error) {
+// finish publishes a session that holds every byte, with the Alias and
+// Expires of extra. It is safe to repeat after a failure part way and safe
+// to race: one file record results.
+func (s *Service) finish(ctx context.Context, sess store.Session, extra store.File) (store.File, error) {
 	failures := s.each(ctx, &sess, func(ctx context.Context, id string, m mirrors.Mirror) error {
 		err := m.Complete(ctx, sess.Uploads[id], sess.Last[id])
 		if errors.Is(err, mirrors.ErrNotFound) {
@@ -52,14 +53,12 @@ func (s *Service) finish(ctx context.Context, sess store.Session) (store.File, e
 		Owner: sess.APIKey, ObjectKey: sess.ObjectKey,
 		Mirrors: live(&sess), Status: store.StatusActive,
 		PasswordHash: sess.PasswordHash, Created: s.cfg.Clock().UTC(),
+		Alias: extra.Alias, Expires: extra.Expires,
 	}
 	for _, id := range sess.Mirrors {
 		if _, failed := sess.Failed[id]; failed {
 			file.Missing = append(file.Missing, id)
 		}
-	}
-	if file.Name == "" {
-		file.Name = "file"
 	}
 	file, err = s.publish(ctx, sess, file)
 	if err != nil {
@@ -89,6 +88,9 @@ func (s *Service) publish(ctx context.Context, sess store.Session, file store.Fi
 			return store.File{}, err
 		}
 		file.Slug = sl
+		if sess.Name == "" {
+			file.Name = sl + Extension(file.Type)
+		}
 		created, err := s.cfg.Store.CreateFile(ctx, file)
 		if errors.Is(err, store.ErrExists) {
 			continue
@@ -136,23 +138,15 @@ func (s *Service) Put(ctx context.Context, spec Spec, r io.Reader) (store.File, 
 	if spec.Password == "" {
 		sess.PasswordHash = spec.PasswordHash
 	}
-	file, err := s.put(ctx, sess, r, maxSize)
+	file, err := s.put(ctx, sess, r, maxSize, store.File{Alias: spec.Alias, Expires: spec.Expires})
 	if err != nil {
 		s.discard(context.WithoutCancel(ctx), sess.UploadKey)
 		return store.File{}, err
 	}
-	if spec.Expires.IsZero() && spec.Alias == "" {
-		return file, nil
-	}
-	file.Expires, file.Alias = spec.Expires, spec.Alias
-	// Set once, before anyone else learns the slug.
-	if err := s.cfg.Store.UpdateFile(ctx, file); err != nil {
-		return store.File{}, unavailable("cannot record the file's expiry", err)
-	}
 	return file, nil
 }
 
-func (s *Service) put(ctx context.Context, sess store.Session, r io.Reader, maxSize int64) (store.File, error) {
+func (s *Service) put(ctx context.Context, sess store.Session, r io.Reader, maxSize int64, extra store.File) (store.File, error) {
 	for {
 		// Read one byte past the size limit, so going over it is seen
 		// before anything past it is written.
@@ -170,7 +164,7 @@ func (s *Service) put(ctx context.Context, sess store.Session, r io.Reader, maxS
 		}
 	}
 	sess.Total = sess.Held
-	return s.finish(ctx, sess)
+	return s.finish(ctx, sess, extra)
 }
 
 // discard aborts a session's mirror uploads and forgets it.

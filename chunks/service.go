@@ -136,6 +136,7 @@ func (s *Service) Issue(ctx context.Context, a store.Account) (store.Session, er
 		if err != nil {
 			return store.Session{}, unavailable("cannot issue an upload key", err)
 		}
+		sess.Version = 1 // as CreateSession stored it
 		return sess, nil
 	}
 	return store.Session{}, errors.New("chunks: could not find a free upload key")
@@ -168,16 +169,9 @@ type Result struct {
 // byte is held. A repeated request on a finished upload that adds no bytes,
 // or repeats the last chunk exactly, gets the same result again.
 func (s *Service) Chunk(ctx context.Context, req ChunkRequest) (Result, error) {
-	sess, err := s.cfg.Store.Session(ctx, req.UploadKey)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return Result{}, Errorf(Invalid, "upload_key not found or expired; ask file/upload for a new one")
-	case err != nil:
-		return Result{}, unavailable("cannot read the upload session", err)
-	case sess.APIKey != req.Account.APIKey:
-		return Result{}, Errorf(Invalid, "upload_key belongs to another api_key")
-	case sess.CTracker != req.CTracker:
-		return Result{}, Errorf(Invalid, "cTracker does not match the upload_key")
+	sess, err := s.session(ctx, req)
+	if err != nil {
+		return Result{}, err
 	}
 	if !sess.Started {
 		if err := s.start(&sess, req.Account, req.Name, req.Mirrors, req.Password); err != nil {
@@ -203,6 +197,87 @@ func (s *Service) Chunk(ctx context.Context, req ChunkRequest) (Result, error) {
 		return Result{Name: sess.Name, Total: sess.Total}, nil
 	}
 	return s.finishResult(ctx, sess)
+}
+
+// session returns the session a request names, checking that it belongs
+// to the request's account and cTracker.
+func (s *Service) session(ctx context.Context, req ChunkRequest) (store.Session, error) {
+	sess, err := s.cfg.Store.Session(ctx, req.UploadKey)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return sess, Errorf(Invalid, "upload_key not found or expired; ask file/upload for a new one")
+	case err != nil:
+		return sess, unavailable("cannot read the upload session", err)
+	case sess.APIKey != req.Account.APIKey:
+		return sess, Errorf(Invalid, "upload_key belongs to another api_key")
+	case sess.CTracker != req.CTracker:
+		return sess, Errorf(Invalid, "cTracker does not match the upload_key")
+	}
+	return sess, nil
+}
+
+// Check reports whether Fill would accept req, without reading its body,
+// so a caller can refuse a request before fetching what it names.
+func (s *Service) Check(ctx context.Context, req ChunkRequest) error {
+	sess, err := s.session(ctx, req)
+	if err != nil || sess.Done {
+		return err
+	}
+	if sess.Started {
+		return Errorf(Invalid, "an upload has already started with this upload_key; ask file/upload for a new one")
+	}
+	_, err = s.SelectMirrors(req.Account, req.Mirrors)
+	return err
+}
+
+// Fill stores everything req.Body yields as the upload of a session from
+// Issue, after the same checks as Chunk; req.Range is ignored. More than
+// maxSize bytes (0: the account's limit) is a TooLarge error. A failed Fill
+// leaves the upload key as it was, so the client may try again.
+func (s *Service) Fill(ctx context.Context, req ChunkRequest, maxSize int64) (Result, error) {
+	orig, err := s.session(ctx, req)
+	if err != nil {
+		return Result{}, err
+	}
+	if orig.Done {
+		f, err := s.cfg.Store.File(ctx, orig.Slug)
+		if err != nil {
+			return Result{}, unavailable("cannot read the finished file", err)
+		}
+		return Result{Name: f.Name, Total: f.Size, Done: true, File: f}, nil
+	}
+	if orig.Started {
+		return Result{}, Errorf(Invalid, "an upload has already started with this upload_key; ask file/upload for a new one")
+	}
+	if maxSize <= 0 {
+		maxSize = s.MaxFileSize(req.Account)
+	}
+	sess := orig
+	if err := s.start(&sess, req.Account, req.Name, req.Mirrors, req.Password); err != nil {
+		return Result{}, err
+	}
+	f, err := s.put(ctx, sess, req.Body, maxSize, store.File{})
+	if err != nil {
+		s.rewind(context.WithoutCancel(ctx), orig)
+		return Result{}, err
+	}
+	return Result{Name: f.Name, Total: f.Size, Done: true, File: f}, nil
+}
+
+// rewind aborts whatever a failed Fill stored and puts its session back.
+func (s *Service) rewind(ctx context.Context, orig store.Session) {
+	cur, err := s.cfg.Store.Session(ctx, orig.UploadKey)
+	if err != nil {
+		return
+	}
+	if cur.Done {
+		return
+	}
+	s.abortAll(ctx, cur.Uploads)
+	orig.Version = cur.Version
+	if _, err := s.cfg.Store.UpdateSession(ctx, orig); err != nil {
+		s.cfg.Log.Warn("rewind failed upload", "upload_key", orig.UploadKey, "err", err)
+	}
 }
 
 // start fills in what the first request of an upload decides.
@@ -357,7 +432,7 @@ func (s *Service) spool(body io.Reader, limit int64, h hash.Hash) (*os.File, int
 	n, err := io.Copy(io.MultiWriter(f, h), io.LimitReader(body, limit+1))
 	if err != nil {
 		closeSpool(f)
-		return nil, 0, Errorf(Invalid, "the chunk's body could not be read whole: %v", err)
+		return nil, 0, &Error{Kind: Invalid, Msg: "the body could not be read whole: " + err.Error(), Err: err}
 	}
 	if n > limit {
 		closeSpool(f)
