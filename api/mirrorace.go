@@ -248,18 +248,6 @@ func (s *Server) fileInfo(c echo.Context) error {
 	return success(c, out)
 }
 
-func (s *Server) uploadRemote(c echo.Context) error {
-	f, err := s.smallForm(c)
-	if err != nil {
-		return s.fail(c, err)
-	}
-	defer f.Close()
-	if _, err := s.authenticate(c.Request().Context(), f.Values); err != nil {
-		return s.fail(c, err)
-	}
-	return s.fail(c, userError("remote upload is not enabled on this server"))
-}
-
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 
 func first(vals ...string) string {

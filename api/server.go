@@ -9,10 +9,12 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 
+	"github.com/acestash/acestash/api/remote"
 	"github.com/acestash/acestash/chunks"
 	"github.com/acestash/acestash/mirrors"
 	"github.com/acestash/acestash/store"
@@ -32,21 +34,40 @@ type Config struct {
 	Health func(id string) error
 	// SpoolDir holds a file part that arrives before the fields it needs.
 	SpoolDir string
+	// Raw configures Mirage's storage service.
+	Raw Raw
+	// Remote fetches the URLs of upload/remote; nil turns the call off.
+	Remote *remote.Fetcher
+	// RemoteSlots is how many remote fetches this node runs at once.
+	RemoteSlots int
+}
+
+// Raw configures Mirage's storage service: POST /upload, GET /uploads/<id>.
+type Raw struct {
+	MaxSize int64 // largest body accepted, in bytes
+	// RequireKey demands credentials on POST /upload; without it uploads
+	// belong to the Anonymous account.
+	RequireKey bool
+	Anonymous  string        // api_key of the account owning keyless uploads
+	TTL        time.Duration // how long a file is kept; 0 keeps it forever
 }
 
 // Server holds the handlers of every dialect.
 type Server struct {
-	cfg Config
+	cfg   Config
+	slots chan struct{} // one token per remote fetch in progress
 }
 
 // New returns the HTTP handler of acestash.
 func New(cfg Config) http.Handler {
-	s := &Server{cfg: cfg}
+	s := &Server{cfg: cfg, slots: make(chan struct{}, max(cfg.RemoteSlots, 1))}
 	e := s.echo()
 	e.GET("/", s.home)
 	e.HEAD("/", s.home)
 	s.mirrorAce(e)
 	s.downloads(e)
+	s.mirage(e)
+	s.rocketChat(e)
 	return e
 }
 
@@ -86,8 +107,8 @@ func (s *Server) handleError(err error, c echo.Context) {
 	} else if errors.As(err, &he) {
 		code = he.Code
 		msg = fmt.Sprint(he.Message)
-		if code == http.StatusRequestEntityTooLarge {
-			msg = "request body is too large"
+		if code == http.StatusRequestEntityTooLarge && he.Internal != nil {
+			msg = "request body is too large" // Echo's body limit
 		}
 	} else {
 		s.cfg.Log.Error("request failed", "method", c.Request().Method, "path", c.Request().URL.Path, "err", err)

@@ -1,0 +1,143 @@
+package api
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/acestash/acestash/chunks"
+	"github.com/acestash/acestash/store"
+)
+
+// Mirage's storage service (SPEC section 2): the raw body of POST /upload is
+// the file, the answer is its URL as plain text, and /uploads/<id> serves it.
+// Mirage reads any non-2xx status as a failure and shows nothing of the
+// body, so errors are short plain text for the operator's logs.
+
+func (s *Server) mirage(e *echo.Echo) {
+	e.POST("/upload", s.rawUpload)
+	e.GET("/uploads/:id", s.rawDownload)
+	e.HEAD("/uploads/:id", s.rawDownload)
+}
+
+func (s *Server) rawUpload(c echo.Context) error {
+	ctx := c.Request().Context()
+	r := c.Request()
+	a, err := s.rawAccount(ctx, r)
+	if err != nil {
+		return err
+	}
+	limit := s.cfg.Raw.MaxSize
+	if r.ContentLength > limit {
+		return echo.NewHTTPError(http.StatusRequestEntityTooLarge, tooLarge(limit))
+	}
+	body := bufio.NewReader(r.Body)
+	if _, err := body.Peek(1); err != nil {
+		if errors.Is(err, io.EOF) {
+			return echo.NewHTTPError(http.StatusBadRequest, "empty body: send the file's bytes as the request body")
+		}
+		return echo.NewHTTPError(http.StatusBadRequest, "cannot read the body: "+err.Error())
+	}
+	spec := chunks.Spec{Account: a, MaxSize: limit}
+	if s.cfg.Raw.TTL > 0 {
+		spec.Expires = s.cfg.Clock().Add(s.cfg.Raw.TTL).UTC()
+	}
+	f, err := s.cfg.Chunks.Put(ctx, spec, body)
+	if err != nil {
+		return rawError(err, limit)
+	}
+	c.Response().Header().Set("Cache-Control", "no-store")
+	return c.String(http.StatusOK, s.cfg.PublicURL+"/uploads/"+f.Name+"\n")
+}
+
+// rawAccount returns the account a POST /upload belongs to.
+func (s *Server) rawAccount(ctx context.Context, r *http.Request) (store.Account, error) {
+	cred := r.URL.Query().Get("key")
+	if v, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok && cred == "" {
+		cred = strings.TrimSpace(v)
+	}
+	if cred == "" && !s.cfg.Raw.RequireKey {
+		a, err := s.cfg.Store.Account(ctx, s.cfg.Raw.Anonymous)
+		if err != nil {
+			return store.Account{}, fmt.Errorf("anonymous account: %w", err)
+		}
+		return a, nil
+	}
+	unauthorized := echo.NewHTTPError(http.StatusUnauthorized,
+		"a key is required: add ?key=<api_key>:<api_token> to the URL or send Authorization: Bearer <api_key>:<api_token>")
+	key, token, ok := strings.Cut(cred, ":")
+	if !ok {
+		return store.Account{}, unauthorized
+	}
+	a, err := s.cfg.Store.Account(ctx, key)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && !a.CheckToken(token)) {
+		return store.Account{}, unauthorized
+	}
+	if err != nil {
+		return store.Account{}, fmt.Errorf("look up account: %w", err)
+	}
+	return a, nil
+}
+
+// rawError turns a failed store into the plain-text status Mirage sees.
+func rawError(err error, limit int64) error {
+	ce, ok := chunks.AsError(err)
+	if !ok {
+		return err
+	}
+	switch ce.Kind {
+	case chunks.TooLarge:
+		return echo.NewHTTPError(http.StatusRequestEntityTooLarge, tooLarge(limit))
+	case chunks.Unavailable:
+		return echo.NewHTTPError(http.StatusServiceUnavailable, ce.Msg)
+	default:
+		return echo.NewHTTPError(http.StatusBadRequest, ce.Msg)
+	}
+}
+
+func tooLarge(limit int64) string {
+	return fmt.Sprintf("file is larger than this server's limit of %d bytes", limit)
+}
+
+// rawDownload serves /uploads/<slug>[.ext].
+func (s *Server) rawDownload(c echo.Context) error {
+	sl, _, _ := strings.Cut(c.Param("id"), ".")
+	f, err := s.lookup(c.Request().Context(), sl)
+	if err != nil {
+		return err
+	}
+	if len(f.PasswordHash) > 0 {
+		return echo.NewHTTPError(http.StatusNotFound, "file not found")
+	}
+	return s.serveSniffed(c, f)
+}
+
+// serveSniffed serves a file with its sniffed type where a browser can only
+// display it, and as an attachment where it could run as a page on this
+// domain (HTML, SVG, XML, scripts, anything unknown).
+func (s *Server) serveSniffed(c echo.Context, f store.File) error {
+	typ := f.Type
+	if typ == "" {
+		typ = "application/octet-stream"
+	}
+	return s.serveFile(c, f, typ, !inlineSafe(typ))
+}
+
+// inlineSafe reports whether a browser may show content of the type inline
+// without running anything in it.
+func inlineSafe(contentType string) bool {
+	t, _, _ := strings.Cut(contentType, ";")
+	t = strings.ToLower(strings.TrimSpace(t))
+	switch t {
+	case "image/png", "image/jpeg", "image/gif", "image/webp", "image/bmp", "image/x-icon",
+		"application/pdf", "application/ogg", "text/plain":
+		return true
+	}
+	return strings.HasPrefix(t, "audio/") || strings.HasPrefix(t, "video/")
+}

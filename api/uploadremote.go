@@ -1,0 +1,93 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/acestash/acestash/api/remote"
+	"github.com/acestash/acestash/chunks"
+)
+
+// uploadRemote is MirrorAce's upload/remote: the server fetches url and
+// stores it like an upload. Every check that needs no traffic runs before
+// the fetch, so a bad request never reaches the remote server.
+func (s *Server) uploadRemote(c echo.Context) error {
+	ctx := c.Request().Context()
+	f, err := s.smallForm(c)
+	if err != nil {
+		return s.fail(c, err)
+	}
+	defer f.Close()
+	a, err := s.authenticate(ctx, f.Values)
+	if err != nil {
+		return s.fail(c, err)
+	}
+	if s.cfg.Remote == nil {
+		return s.fail(c, userError("remote upload is not enabled on this server"))
+	}
+	rawURL := f.Get("url")
+	if rawURL == "" {
+		return s.fail(c, userError("url is required: the http or https address of the file to fetch"))
+	}
+	req := chunks.ChunkRequest{
+		Account:   a,
+		UploadKey: f.Get("upload_key"),
+		CTracker:  first(f.Get("cTracker"), f.Get("ctracker")),
+		Mirrors:   mirrorIDs(f.Values),
+		Password:  f.Get("file_password"),
+	}
+	if req.UploadKey == "" || req.CTracker == "" {
+		return s.fail(c, userError("upload_key and cTracker are required; get them from file/upload"))
+	}
+	if err := s.cfg.Chunks.Check(ctx, req); err != nil {
+		return s.fail(c, err)
+	}
+	select {
+	case s.slots <- struct{}{}:
+		defer func() { <-s.slots }()
+	default:
+		return s.fail(c, &chunks.Error{Kind: chunks.Unavailable,
+			Msg: "this server is fetching as many remote files as it may at once; try again shortly"})
+	}
+	limit := s.cfg.Chunks.MaxFileSize(a)
+	resp, err := s.cfg.Remote.Fetch(ctx, rawURL, limit)
+	if err != nil {
+		return s.fail(c, remoteError(ctx, err, limit))
+	}
+	defer resp.Body.Close()
+	req.Name, req.Body = resp.Name, resp.Body
+	res, err := s.cfg.Chunks.Fill(ctx, req, limit)
+	if err != nil {
+		return s.fail(c, remoteError(ctx, err, limit))
+	}
+	return success(c, s.complete(res.File))
+}
+
+// remoteError says in the client's terms why fetching a URL failed.
+func remoteError(ctx context.Context, err error, limit int64) error {
+	var denied *remote.DeniedError
+	var status *remote.StatusError
+	switch {
+	case errors.Is(err, remote.ErrTooLarge):
+		return userError(fmt.Sprintf("the file at url is larger than the limit of %d bytes; nothing was stored", limit))
+	case errors.As(err, &denied):
+		return userError("url is refused: " + denied.Error())
+	case errors.As(err, &status):
+		return userError(fmt.Sprintf("the remote server answered %s; nothing was stored", status.Status))
+	case errors.Is(err, remote.ErrTooManyRedirects):
+		return userError("url redirects too many times; nothing was stored")
+	case errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
+		return &chunks.Error{Kind: chunks.Unavailable, Msg: "the remote server took too long; nothing was stored", Err: err}
+	}
+	if _, ok := chunks.AsError(err); ok {
+		return err
+	}
+	if errors.Is(err, remote.ErrBadURL) {
+		return userError("url cannot be fetched: " + strings.TrimPrefix(err.Error(), "remote: "))
+	}
+	return &chunks.Error{Kind: chunks.Unavailable, Msg: "cannot fetch url: " + err.Error(), Err: err}
+}
