@@ -75,7 +75,7 @@ func remoteError(ctx context.Context, err error, limit int64) error {
 	case errors.Is(err, remote.ErrTooLarge):
 		return userError(fmt.Sprintf("the file at url is larger than the limit of %d bytes; nothing was stored", limit))
 	case errors.As(err, &denied):
-		return userError("url is refused: " + denied.Error())
+		return userError("url is refused: " + strings.TrimPrefix(denied.Error(), "remote: "))
 	case errors.As(err, &status):
 		return userError(fmt.Sprintf("the remote server answered %s; nothing was stored", status.Status))
 	case errors.Is(err, remote.ErrTooManyRedirects):
