@@ -1,0 +1,313 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/acestash/acestash/api"
+	"github.com/acestash/acestash/api/remote"
+	"github.com/acestash/acestash/chunks"
+	"github.com/acestash/acestash/mirrors"
+	"github.com/acestash/acestash/mirrors/fsmirror"
+	"github.com/acestash/acestash/mirrors/s3mirror"
+	"github.com/acestash/acestash/slug"
+	"github.com/acestash/acestash/store"
+	"github.com/acestash/acestash/store/boltstore"
+	"github.com/acestash/acestash/store/redisstore"
+)
+
+// app is one acestash node: its store, mirrors and handlers.
+type app struct {
+	cfg     Config
+	log     *slog.Logger
+	clock   store.Clock
+	store   store.Store
+	mirrors *mirrors.Set
+	health  *mirrors.Health
+	chunks  *chunks.Service
+	handler http.Handler
+}
+
+// openStore opens the store the configuration names.
+func openStore(ctx context.Context, cfg Config, clock store.Clock) (store.Store, error) {
+	if cfg.RedisURL != "" {
+		return redisstore.Open(ctx, cfg.RedisURL, clock)
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	return boltstore.Open(filepath.Join(cfg.DataDir, "acestash.db"), clock)
+}
+
+// openMirrors connects to every configured mirror.
+func openMirrors(ctx context.Context, cfg Config) (*mirrors.Set, error) {
+	var entries []mirrors.Entry
+	for _, mc := range cfg.Mirrors {
+		var m mirrors.Mirror
+		var err error
+		switch mc.Type {
+		case "fs":
+			m, err = fsmirror.New(mc.Path)
+		case "s3":
+			m, err = s3mirror.New(ctx, s3mirror.Config{
+				Endpoint: mc.Endpoint, Bucket: mc.Bucket, AccessKey: mc.AccessKey,
+				SecretKey: mc.SecretKey, Secure: mc.Secure, Region: mc.Region,
+			})
+		}
+		if err != nil {
+			return nil, fmt.Errorf("mirror %s: %w", mc.ID, err)
+		}
+		entries = append(entries, mirrors.Entry{ID: mc.ID, Name: mc.Name, Mirror: m})
+	}
+	return mirrors.NewSet(entries...)
+}
+
+// newApp opens everything a node needs; close it with app.Close.
+func newApp(ctx context.Context, cfg Config, log *slog.Logger, clock store.Clock) (*app, error) {
+	st, err := openStore(ctx, cfg, clock)
+	if err != nil {
+		return nil, err
+	}
+	set, err := openMirrors(ctx, cfg)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	a := &app{cfg: cfg, log: log, clock: clock, store: st, mirrors: set}
+	a.health = mirrors.NewHealth(set, 5*time.Second, log)
+	a.chunks, err = chunks.New(chunks.Config{
+		Store: st, Mirrors: set, Clock: clock, Log: log,
+		SpoolDir:      filepath.Join(cfg.DataDir, "spool"),
+		SlugLength:    cfg.SlugLength,
+		MaxFileSize:   cfg.Limits.MaxFileSize,
+		MaxChunkSize:  cfg.Limits.MaxChunkSize,
+		WriteQuorum:   cfg.WriteQuorum,
+		MirrorTimeout: cfg.MirrorTimeout,
+		Health:        a.health.Err,
+	})
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	if err := a.seedAccounts(ctx); err != nil {
+		st.Close()
+		return nil, err
+	}
+	anon, err := a.anonymous(ctx)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	a.handler = api.New(api.Config{
+		Store: st, Chunks: a.chunks, Mirrors: set, Clock: clock, Log: log,
+		PublicURL: cfg.PublicURL, SlugLength: cfg.SlugLength,
+		SpoolDir: filepath.Join(cfg.DataDir, "spool"),
+		Health:   a.health.Err,
+		Raw: api.Raw{
+			MaxSize: cfg.Raw.MaxSize, RequireKey: cfg.Raw.RequireKey,
+			Anonymous: anon, TTL: cfg.Raw.TTL,
+		},
+		Remote:      fetcher(cfg.Remote),
+		RemoteSlots: cfg.Remote.MaxConcurrent,
+	})
+	return a, nil
+}
+
+func (a *app) Close() error { return a.store.Close() }
+
+// seedAccounts writes the configured accounts to the store and, when the
+// store has no account at all, creates one and logs its credentials once.
+func (a *app) seedAccounts(ctx context.Context) error {
+	for _, ac := range a.cfg.Accounts {
+		acct := store.Account{
+			Name: ac.Name, APIKey: ac.APIKey, TokenHash: store.HashToken(ac.APIToken),
+			UserID: ac.UserID, Username: ac.Username, DisplayName: ac.DisplayName,
+			Mirrors: ac.Mirrors, DefaultMirrors: ac.DefaultMirrors,
+			MaxMirrors: ac.MaxMirrors, MaxFileSize: ac.MaxFileSize, Rooms: ac.Rooms,
+		}
+		old, err := a.store.Account(ctx, ac.APIKey)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("seed account %s: %w", ac.Name, err)
+		}
+		if acct.UserID == "" {
+			acct.UserID = old.UserID // generated once, then kept
+		}
+		if err := completeIdentity(&acct); err != nil {
+			return err
+		}
+		if err := a.store.PutAccount(ctx, acct); err != nil {
+			return fmt.Errorf("seed account %s: %w", ac.Name, err)
+		}
+	}
+	all, err := a.store.Accounts(ctx)
+	if err != nil {
+		return fmt.Errorf("list accounts: %w", err)
+	}
+	if len(all) > 0 {
+		return nil
+	}
+	acct, token, err := createAccount(ctx, a.store, "admin")
+	if err != nil {
+		return err
+	}
+	a.log.Info("created the first account; its token is shown only now",
+		"name", acct.Name, "api_key", acct.APIKey, "api_token", token, "user_id", acct.UserID)
+	return nil
+}
+
+// fetcher returns the fetcher upload/remote uses, or nil when it is off.
+// The configuration was validated when it was loaded.
+func fetcher(rc RemoteConfig) *remote.Fetcher {
+	if !*rc.Enabled {
+		return nil
+	}
+	var allow []netip.Prefix
+	for _, c := range rc.AllowCIDRs {
+		allow = append(allow, netip.MustParsePrefix(c))
+	}
+	return remote.New(remote.Config{
+		Policy:         remote.Policy{Allow: allow},
+		ConnectTimeout: rc.ConnectTimeout,
+		Timeout:        rc.Timeout,
+	})
+}
+
+// anonymous returns the api_key of the account that owns keyless uploads to
+// POST /upload: raw.anonymous_account, else the first configured account,
+// else the first account in the store.
+func (a *app) anonymous(ctx context.Context) (string, error) {
+	key := a.cfg.Raw.AnonymousAccount
+	if key == "" && len(a.cfg.Accounts) > 0 {
+		key = a.cfg.Accounts[0].APIKey
+	}
+	if key == "" {
+		all, err := a.store.Accounts(ctx)
+		if err != nil {
+			return "", fmt.Errorf("list accounts: %w", err)
+		}
+		if len(all) == 0 {
+			return "", errors.New("no account to own anonymous uploads")
+		}
+		return all[0].APIKey, nil
+	}
+	if _, err := a.store.Account(ctx, key); err != nil {
+		return "", fmt.Errorf("raw.anonymous_account: %w", err)
+	}
+	return key, nil
+}
+
+// createAccount makes an account with fresh credentials and returns it and
+// its token (which the store keeps only hashed).
+func createAccount(ctx context.Context, st store.Store, name string) (store.Account, string, error) {
+	key, err := slug.Hex(16)
+	if err != nil {
+		return store.Account{}, "", err
+	}
+	token, err := slug.Hex(16)
+	if err != nil {
+		return store.Account{}, "", err
+	}
+	acct := store.Account{Name: name, APIKey: key, TokenHash: store.HashToken(token)}
+	if err := completeIdentity(&acct); err != nil {
+		return store.Account{}, "", err
+	}
+	if err := st.PutAccount(ctx, acct); err != nil {
+		return store.Account{}, "", fmt.Errorf("create account: %w", err)
+	}
+	return acct, token, nil
+}
+
+var notUsername = regexp.MustCompile(`[^a-z0-9._-]+`)
+
+// completeIdentity fills in the chat identity an account lacks.
+func completeIdentity(a *store.Account) error {
+	if a.UserID == "" {
+		id, err := slug.ID()
+		if err != nil {
+			return err
+		}
+		a.UserID = id
+	}
+	if a.Username == "" {
+		a.Username = strings.Trim(notUsername.ReplaceAllString(strings.ToLower(a.Name), "-"), "-")
+		if a.Username == "" {
+			a.Username = "user"
+		}
+	}
+	if a.DisplayName == "" {
+		a.DisplayName = a.Name
+	}
+	return nil
+}
+
+// serve answers HTTP on ln until ctx ends, then shuts down gracefully.
+func (a *app) serve(ctx context.Context, ln net.Listener) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go a.health.Run(ctx, a.cfg.HealthInterval)
+	go a.reapLoop(ctx)
+	srv := &http.Server{
+		Handler:           a.handler,
+		ReadHeaderTimeout: 30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return ctx },
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	a.log.Info("acestash listening", "addr", ln.Addr().String(), "public_url", a.cfg.PublicURL,
+		"store", a.storeKind(), "mirrors", len(a.mirrors.All()))
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	shut, done := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer done()
+	if err := srv.Shutdown(shut); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	return nil
+}
+
+func (a *app) storeKind() string {
+	if a.cfg.RedisURL != "" {
+		return "redis"
+	}
+	return "embedded"
+}
+
+// reapLoop abandons idle uploads and removes expired files every minute.
+func (a *app) reapLoop(ctx context.Context) {
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		n, err := a.chunks.Reap(ctx, a.cfg.Limits.SessionIdle)
+		if err != nil {
+			a.log.Warn("reap idle uploads", "err", err)
+		} else if n > 0 {
+			a.log.Info("abandoned idle uploads", "count", n)
+		}
+		n, err = a.chunks.Expire(ctx)
+		if err != nil {
+			a.log.Warn("remove expired files", "err", err)
+		} else if n > 0 {
+			a.log.Info("removed expired files", "count", n)
+		}
+	}
+}

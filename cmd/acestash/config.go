@@ -1,0 +1,239 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/acestash/acestash/chunks"
+)
+
+// Config is acestash's configuration file. Every key is documented in the
+// README; the zero value of a key means its default.
+type Config struct {
+	Listen    string `yaml:"listen"`
+	PublicURL string `yaml:"public_url"`
+	DataDir   string `yaml:"data_dir"`
+	// RedisURL selects the Redis store; empty uses the embedded one.
+	RedisURL   string `yaml:"redis_url"`
+	SlugLength int    `yaml:"slug_length"`
+	// WriteQuorum is how many selected mirrors must hold a file; 0 is all.
+	WriteQuorum    int           `yaml:"write_quorum"`
+	MirrorTimeout  time.Duration `yaml:"mirror_timeout"`
+	HealthInterval time.Duration `yaml:"health_interval"`
+	LogLevel       string        `yaml:"log_level"`
+
+	Mirrors  []MirrorConfig  `yaml:"mirrors"`
+	Accounts []AccountConfig `yaml:"accounts"`
+	Limits   Limits          `yaml:"limits"`
+	Raw      RawConfig       `yaml:"raw"`
+	Remote   RemoteConfig    `yaml:"remote"`
+}
+
+// RawConfig is Mirage's storage service: POST /upload, GET /uploads/<id>.
+type RawConfig struct {
+	MaxSize int64 `yaml:"max_size"` // default 24 MiB
+	// RequireKey demands an account's api_key (?key= or Authorization:
+	// Bearer); otherwise uploads belong to AnonymousAccount.
+	RequireKey       bool          `yaml:"require_key"`
+	AnonymousAccount string        `yaml:"anonymous_account"` // an api_key; default: the first account
+	TTL              time.Duration `yaml:"ttl"`               // 0 keeps files forever
+}
+
+// RemoteConfig is upload/remote.
+type RemoteConfig struct {
+	Enabled        *bool         `yaml:"enabled"` // default true
+	AllowCIDRs     []string      `yaml:"allow_cidrs"`
+	MaxConcurrent  int           `yaml:"max_concurrent"`
+	ConnectTimeout time.Duration `yaml:"connect_timeout"`
+	Timeout        time.Duration `yaml:"timeout"`
+}
+
+// MirrorConfig is one storage target.
+type MirrorConfig struct {
+	ID   string `yaml:"id"`
+	Name string `yaml:"name"`
+	Type string `yaml:"type"` // fs or s3
+	// fs
+	Path string `yaml:"path"`
+	// s3
+	Endpoint  string `yaml:"endpoint"`
+	Bucket    string `yaml:"bucket"`
+	AccessKey string `yaml:"access_key"`
+	SecretKey string `yaml:"secret_key"`
+	Secure    bool   `yaml:"secure"`
+	Region    string `yaml:"region"`
+}
+
+// AccountConfig is an account the operator declares; it is written to the
+// store at start-up.
+type AccountConfig struct {
+	Name           string   `yaml:"name"`
+	APIKey         string   `yaml:"api_key"`
+	APIToken       string   `yaml:"api_token"`
+	UserID         string   `yaml:"user_id"`
+	Username       string   `yaml:"username"`
+	DisplayName    string   `yaml:"display_name"`
+	Mirrors        []string `yaml:"mirrors"`
+	DefaultMirrors []string `yaml:"default_mirrors"`
+	MaxMirrors     int      `yaml:"max_mirrors"`
+	MaxFileSize    int64    `yaml:"max_file_size"`
+	Rooms          []string `yaml:"rooms"`
+}
+
+// Limits bound what clients may send.
+type Limits struct {
+	MaxFileSize  int64         `yaml:"max_file_size"`
+	MaxChunkSize int64         `yaml:"max_chunk_size"`
+	SessionIdle  time.Duration `yaml:"session_idle"`
+}
+
+// envRef matches ${NAME} in a config file.
+var envRef = regexp.MustCompile(`\$\{[A-Za-z_][A-Za-z0-9_]*\}`)
+
+// loadConfig reads the file at path (none if empty), applies the
+// environment's overrides and fills in defaults.
+func loadConfig(path string) (Config, error) {
+	var cfg Config
+	if path != "" {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return cfg, fmt.Errorf("read config: %w", err)
+		}
+		b, err = expandEnv(b)
+		if err != nil {
+			return cfg, fmt.Errorf("config %s: %w", path, err)
+		}
+		dec := yaml.NewDecoder(bytes.NewReader(b))
+		dec.KnownFields(true)
+		if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) { // empty file: defaults
+			return cfg, fmt.Errorf("config %s: %w", path, err)
+		}
+	}
+	for env, dst := range map[string]*string{
+		"ACESTASH_LISTEN":     &cfg.Listen,
+		"ACESTASH_PUBLIC_URL": &cfg.PublicURL,
+		"ACESTASH_DATA_DIR":   &cfg.DataDir,
+		"ACESTASH_REDIS_URL":  &cfg.RedisURL,
+	} {
+		if v, ok := os.LookupEnv(env); ok {
+			*dst = v
+		}
+	}
+	return cfg, cfg.setDefaults()
+}
+
+// expandEnv replaces each ${NAME} in a config file with the environment
+// variable NAME, so secrets can stay out of the file. A variable that is not
+// set is an error; a lone $ is left alone.
+func expandEnv(b []byte) ([]byte, error) {
+	var missing []string
+	out := envRef.ReplaceAllFunc(b, func(m []byte) []byte {
+		name := string(m[2 : len(m)-1])
+		v, ok := os.LookupEnv(name)
+		if !ok {
+			missing = append(missing, name)
+		}
+		return []byte(v)
+	})
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("environment variables not set: %s", strings.Join(missing, ", "))
+	}
+	return out, nil
+}
+
+func (c *Config) setDefaults() error {
+	if c.Listen == "" {
+		c.Listen = "127.0.0.1:8080"
+	}
+	if c.PublicURL == "" {
+		c.PublicURL = "http://" + c.Listen
+	}
+	c.PublicURL = strings.TrimRight(c.PublicURL, "/")
+	if c.DataDir == "" {
+		c.DataDir = "./data"
+	}
+	if c.SlugLength == 0 {
+		c.SlugLength = chunks.DefaultSlugLength
+	}
+	if c.MirrorTimeout == 0 {
+		c.MirrorTimeout = 10 * time.Minute
+	}
+	if c.HealthInterval == 0 {
+		c.HealthInterval = 15 * time.Second
+	}
+	if c.Limits.MaxFileSize == 0 {
+		c.Limits.MaxFileSize = chunks.DefaultMaxFileSize
+	}
+	if c.Limits.MaxChunkSize == 0 {
+		c.Limits.MaxChunkSize = chunks.DefaultMaxChunkSize
+	}
+	if c.Limits.SessionIdle == 0 {
+		c.Limits.SessionIdle = 24 * time.Hour
+	}
+	if c.Raw.MaxSize == 0 {
+		c.Raw.MaxSize = 24 << 20
+	}
+	if c.Remote.Enabled == nil {
+		on := true
+		c.Remote.Enabled = &on
+	}
+	if c.Remote.MaxConcurrent == 0 {
+		c.Remote.MaxConcurrent = 4
+	}
+	if c.Remote.ConnectTimeout == 0 {
+		c.Remote.ConnectTimeout = 10 * time.Second
+	}
+	if c.Remote.Timeout == 0 {
+		c.Remote.Timeout = 6 * time.Hour
+	}
+	if len(c.Mirrors) == 0 {
+		c.Mirrors = []MirrorConfig{{ID: "1", Name: "local", Type: "fs", Path: filepath.Join(c.DataDir, "mirrors", "1")}}
+	}
+	for i, m := range c.Mirrors {
+		if m.ID == "" {
+			return fmt.Errorf("config: mirrors[%d] has no id", i)
+		}
+		switch m.Type {
+		case "fs":
+			if m.Path == "" {
+				return fmt.Errorf("config: mirror %s: type fs needs a path", m.ID)
+			}
+		case "s3":
+			if m.Endpoint == "" || m.Bucket == "" {
+				return fmt.Errorf("config: mirror %s: type s3 needs endpoint and bucket", m.ID)
+			}
+		default:
+			return fmt.Errorf("config: mirror %s: type %q is not fs or s3", m.ID, m.Type)
+		}
+	}
+	for i, a := range c.Accounts {
+		if a.APIKey == "" || a.APIToken == "" {
+			return fmt.Errorf("config: accounts[%d] (%s) needs api_key and api_token", i, a.Name)
+		}
+	}
+	if c.SlugLength < 6 || c.SlugLength > 64 {
+		return fmt.Errorf("config: slug_length %d is outside 6..64", c.SlugLength)
+	}
+	for _, cidr := range c.Remote.AllowCIDRs {
+		if _, err := netip.ParsePrefix(cidr); err != nil {
+			return fmt.Errorf("config: remote.allow_cidrs: %w", err)
+		}
+	}
+	if c.Raw.MaxSize < 0 || c.Raw.TTL < 0 {
+		return fmt.Errorf("config: raw.max_size and raw.ttl may not be negative")
+	}
+	if c.WriteQuorum < 0 {
+		return fmt.Errorf("config: write_quorum %d is negative", c.WriteQuorum)
+	}
+	return nil
+}

@@ -1,0 +1,216 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"mime"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+)
+
+// TestDownloadRanges checks Range, HEAD, If-None-Match and the headers a
+// download manager relies on.
+func TestDownloadRanges(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			srv := smallChunkServer(t, b)
+			data := testData(4321, 11)
+			res := dotnetUpload(t, srv.URL, data, "ranges.bin")
+			dl := res.URL + "/download"
+			for _, tc := range []struct {
+				rng        string
+				code       int
+				from, to   int // expected body data[from:to]
+				contentRng string
+			}{
+				{"bytes=0-99", 206, 0, 100, "bytes 0-99/4321"},
+				{"bytes=1000-", 206, 1000, 4321, "bytes 1000-4320/4321"},
+				{"bytes=-21", 206, 4300, 4321, "bytes 4300-4320/4321"},
+				{"bytes=4320-9999", 206, 4320, 4321, "bytes 4320-4320/4321"},
+				{"bytes=0-0,5-9", 200, 0, 4321, ""}, // several ranges: the whole file
+				{"bytes=4321-", 416, 0, 0, "bytes */4321"},
+			} {
+				resp, body := fetch(t, dl, http.Header{"Range": {tc.rng}})
+				if resp.StatusCode != tc.code || resp.Header.Get("Content-Range") != tc.contentRng {
+					t.Fatalf("Range %s: HTTP %d Content-Range %q", tc.rng, resp.StatusCode, resp.Header.Get("Content-Range"))
+				}
+				if tc.code != 416 && !bytes.Equal(body, data[tc.from:tc.to]) {
+					t.Fatalf("Range %s: wrong bytes (%d of them)", tc.rng, len(body))
+				}
+			}
+			req, _ := http.NewRequest(http.MethodHead, dl, nil)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != 200 || resp.ContentLength != int64(len(data)) {
+				t.Fatalf("HEAD: %d, length %d", resp.StatusCode, resp.ContentLength)
+			}
+			resp, _ = fetch(t, dl, http.Header{"If-None-Match": {resp.Header.Get("ETag")}})
+			if resp.StatusCode != 304 {
+				t.Fatalf("If-None-Match: %d", resp.StatusCode)
+			}
+			resp, _ = fetch(t, srv.URL+"/m/nosuchfile/download", nil)
+			if resp.StatusCode != 404 {
+				t.Fatalf("unknown slug: %d", resp.StatusCode)
+			}
+		})
+	}
+}
+
+// TestFileNames checks that a hostile file name can neither break the
+// Content-Disposition header nor the page.
+func TestFileNames(t *testing.T) {
+	srv := smallChunkServer(t, embedded)
+	for _, name := range []string{
+		`quote".txt`, "semi;colon=x.txt", "ünïcödé 文件.pdf", `back\slash.txt`,
+		"<script>alert(1)</script>.html", "../../etc/passwd", "crlf\r\nSet-Cookie: x=1",
+	} {
+		res := pythonUpload(t, srv.URL, []byte("hi"), name)
+		resp, body := fetch(t, res.URL+"/download", nil)
+		if resp.StatusCode != 200 || string(body) != "hi" {
+			t.Fatalf("%q: HTTP %d", name, resp.StatusCode)
+		}
+		if resp.Header.Get("Set-Cookie") != "" {
+			t.Fatalf("%q: a header was injected", name)
+		}
+		kind, params, err := mime.ParseMediaType(resp.Header.Get("Content-Disposition"))
+		if err != nil || kind != "attachment" || params["filename"] != res.Name {
+			t.Fatalf("%q: Content-Disposition %q parses as %q %v (%v), want filename %q",
+				name, resp.Header.Get("Content-Disposition"), kind, params, err, res.Name)
+		}
+		if strings.ContainsAny(res.Name, "/\\\r\n") {
+			t.Fatalf("%q was stored as %q", name, res.Name)
+		}
+		_, page := fetch(t, res.URL, nil)
+		if bytes.Contains(page, []byte("<script>")) {
+			t.Fatalf("%q: the page shows markup from the name", name)
+		}
+	}
+}
+
+// TestPassword checks that a protected file's page asks for the password
+// and the download refuses without it.
+func TestPassword(t *testing.T) {
+	srv := smallChunkServer(t, embedded)
+	u := newUpload(t, srv)
+	u.fields = append(u.fields, field{"file_password", "s3cret pass"})
+	var r uploadResult
+	u.send("", []byte("private bytes")).result(t, &r)
+
+	_, page := fetch(t, r.URL, nil)
+	if !bytes.Contains(page, []byte(`type="password"`)) || bytes.Contains(page, []byte(`href="/m/`+r.Slug+`/download"`)) {
+		t.Fatalf("page of a protected file:\n%s", page)
+	}
+	if resp, _ := fetch(t, r.URL+"/download", nil); resp.StatusCode != 403 {
+		t.Fatalf("download without password: %d", resp.StatusCode)
+	}
+	if resp, _ := fetch(t, r.URL+"/download", http.Header{"X-File-Password": {"wrong"}}); resp.StatusCode != 403 {
+		t.Fatalf("download with a wrong password: %d", resp.StatusCode)
+	}
+	if resp, body := fetch(t, r.URL+"/download", http.Header{"X-File-Password": {"s3cret pass"}}); resp.StatusCode != 200 || string(body) != "private bytes" {
+		t.Fatalf("download with the password header: %d %q", resp.StatusCode, body)
+	}
+	resp, err := http.PostForm(r.URL+"/download", url.Values{"password": {"s3cret pass"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("download by the page's form: %d", resp.StatusCode)
+	}
+	// Nothing else reveals it.
+	var info map[string]map[string]string
+	a := postForm(t, srv.URL+"/api/v1/file/info", []field{{"api_key", testKey}, {"api_token", testToken}, {"files", r.Slug}})
+	a.result(t, &info)
+	if bytes.Contains(a.body, []byte("s3cret")) || bytes.Contains(page, []byte("s3cret")) {
+		t.Fatal("the password leaked")
+	}
+}
+
+// TestHome is Mirage's keep-alive ping: 200 on GET and HEAD, even with the
+// store closed.
+func TestHome(t *testing.T) {
+	srv := smallChunkServer(t, embedded)
+	srv.app.store.Close() // / must not need it
+	for _, m := range []string{http.MethodGet, http.MethodHead} {
+		req, _ := http.NewRequest(m, srv.URL+"/", nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s /: %d", m, resp.StatusCode)
+		}
+	}
+	_, body := fetch(t, srv.URL+"/", nil)
+	if !bytes.Contains(body, []byte("acestash")) {
+		t.Fatalf("home page does not name the service: %s", body)
+	}
+}
+
+// TestRestart stops a server and starts another on the same data: files,
+// accounts and an unfinished upload are all still there.
+func TestRestart(t *testing.T) {
+	cfg := testConfig(t, embedded)
+	cfg.Accounts = nil // the first start creates an account by itself
+	cfg.Limits.MaxChunkSize = testChunk
+	first := start(t, cfg, nil)
+	first.stop()
+
+	// account create works on the stopped server's store.
+	var out bytes.Buffer
+	t.Setenv("ACESTASH_DATA_DIR", cfg.DataDir)
+	if err := run([]string{"account", "create", "--name", "Restart Tester"}, &out, &out); err != nil {
+		t.Fatalf("account create: %v\n%s", err, out.String())
+	}
+	var acct map[string]string
+	if err := json.Unmarshal(out.Bytes(), &acct); err != nil || len(acct["api_key"]) != 32 || len(acct["api_token"]) != 32 || len(acct["user_id"]) != 17 {
+		t.Fatalf("account create printed %q (%v)", out.String(), err)
+	}
+	creds := []field{{"api_key", acct["api_key"]}, {"api_token", acct["api_token"]}}
+
+	second := start(t, cfg, nil)
+	var info uploadInfo
+	postForm(t, second.URL+"/api/v1/file/upload", creds).result(t, &info)
+	fields := append(creds, field{"cTracker", info.CTracker}, field{"upload_key", info.UploadKey}, field{"mirrors[]", "1"})
+	data := testData(2500, 21)
+	var r uploadResult
+	postMultipart(t, info.ServerFile, fields, "files[]", "restart.bin", data[:1000],
+		http.Header{"Content-Range": {"bytes 0-999/2500"}}).result(t, &r)
+	// A second upload finishes before the restart.
+	var info2 uploadInfo
+	postForm(t, second.URL+"/api/v1/file/upload", creds).result(t, &info2)
+	doneData := testData(10, 1)
+	var done uploadResult
+	postMultipart(t, info2.ServerFile, append(creds, field{"cTracker", info2.CTracker}, field{"upload_key", info2.UploadKey}, field{"mirrors[]", "1"}),
+		"files", "done.bin", doneData, nil).result(t, &done)
+	second.stop()
+
+	third := start(t, cfg, nil)
+	if resp, body := fetch(t, third.URL+"/m/"+done.Slug+"/download", nil); resp.StatusCode != 200 || !bytes.Equal(body, doneData) {
+		t.Fatalf("after restart, the finished file: %d %q", resp.StatusCode, body)
+	}
+	for i, rng := range []string{"bytes 1000-1999/2500", "bytes 2000-2499/2500"} {
+		r = uploadResult{}
+		postMultipart(t, third.URL+"/api/v1/upload", fields, "files[]", "restart.bin", data[1000*(i+1):min(1000*(i+2), 2500)],
+			http.Header{"Content-Range": {rng}}).result(t, &r)
+	}
+	if r.Info != "complete" {
+		t.Fatalf("unfinished upload after restart: %+v", r)
+	}
+	resp, body := fetch(t, r.URL+"/download", nil)
+	if resp.StatusCode != 200 || !bytes.Equal(body, data) {
+		t.Fatalf("upload finished across a restart: HTTP %d, %d bytes", resp.StatusCode, len(body))
+	}
+	var fi map[string]map[string]string
+	postForm(t, third.URL+"/api/v1/file/info", append(creds, field{"files", fmt.Sprintf("%s,%s", done.Slug, r.Slug)})).result(t, &fi)
+	if fi[done.Slug]["status"] != "active" || fi[r.Slug]["size"] != "2500" {
+		t.Fatalf("file/info after restart: %v", fi)
+	}
+}

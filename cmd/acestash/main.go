@@ -1,0 +1,120 @@
+// Command acestash is a self-hosted chunked storage server that speaks the
+// MirrorAce API v1, Mirage's storage service and Rocket.Chat's rooms.upload.
+//
+//	acestash serve [--config FILE]
+//	acestash account create --name NAME [--config FILE]
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func main() {
+	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "acestash:", err)
+		os.Exit(1)
+	}
+}
+
+const usage = `usage:
+  acestash serve [--config FILE]
+  acestash account create --name NAME [--config FILE]
+
+The configuration file may also be named by ACESTASH_CONFIG.`
+
+func run(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return errors.New(usage)
+	}
+	switch {
+	case args[0] == "serve":
+		return serveCmd(args[1:], stderr)
+	case len(args) >= 2 && args[0] == "account" && args[1] == "create":
+		return accountCreateCmd(args[2:], stdout, stderr)
+	case args[0] == "help" || args[0] == "-h" || args[0] == "--help":
+		fmt.Fprintln(stdout, usage)
+		return nil
+	}
+	return fmt.Errorf("unknown command %q\n%s", strings.Join(args, " "), usage)
+}
+
+func configFlag(fs *flag.FlagSet) *string {
+	return fs.String("config", os.Getenv("ACESTASH_CONFIG"), "YAML configuration `file` (default: none, built-in defaults)")
+}
+
+func newLogger(w io.Writer, level string) *slog.Logger {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		l = slog.LevelInfo
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
+}
+
+func serveCmd(args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	cfgPath := configFlag(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(*cfgPath)
+	if err != nil {
+		return err
+	}
+	log := newLogger(stderr, cfg.LogLevel)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	a, err := newApp(ctx, cfg, log, time.Now)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	return a.serve(ctx, ln)
+}
+
+func accountCreateCmd(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("account create", flag.ContinueOnError)
+	cfgPath := configFlag(fs)
+	name := fs.String("name", "", "account `name` (required)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *name == "" {
+		return errors.New("account create: --name is required")
+	}
+	cfg, err := loadConfig(*cfgPath)
+	if err != nil {
+		return err
+	}
+	ctx := context.Background()
+	st, err := openStore(ctx, cfg, time.Now)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	acct, token, err := createAccount(ctx, st, *name)
+	if err != nil {
+		return err
+	}
+	enc := json.NewEncoder(stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(map[string]string{
+		"name": acct.Name, "api_key": acct.APIKey, "api_token": token,
+		"user_id": acct.UserID, "username": acct.Username,
+	})
+}

@@ -1,0 +1,225 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/acestash/acestash/mirrors/s3mirror/miniotest"
+	"github.com/acestash/acestash/store/redisstore/redistest"
+)
+
+// cluster is the production layout of deploy/acestash.yml on native
+// processes: a Redis and three MinIO servers.
+type cluster struct {
+	redis *redistest.Server
+	minio []*miniotest.Server
+}
+
+// startCluster starts the processes and returns a config for them: the
+// repository's deploy/acestash.yml with only the addresses, credentials and
+// local paths changed.
+func startCluster(t testing.TB) (*cluster, Config) {
+	t.Helper()
+	c := &cluster{redis: redistest.Start(t), minio: miniotest.StartN(t, 3)}
+	t.Setenv("MINIO_ROOT_USER", "unused")
+	t.Setenv("MINIO_ROOT_PASSWORD", "unused")
+	cfg, err := loadConfig("../../deploy/acestash.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Mirrors) != len(c.minio) {
+		t.Fatalf("deploy/acestash.yml has %d mirrors, the test starts %d MinIO servers", len(cfg.Mirrors), len(c.minio))
+	}
+	cfg.RedisURL = c.redis.URL
+	for i, m := range c.minio {
+		cfg.Mirrors[i].Endpoint, cfg.Mirrors[i].AccessKey, cfg.Mirrors[i].SecretKey = m.Endpoint, m.AccessKey, m.SecretKey
+	}
+	cfg.Listen, cfg.PublicURL = "", ""
+	cfg.DataDir = t.TempDir()
+	cfg.LogLevel = "warn"
+	cfg.HealthInterval = 200 * time.Millisecond
+	return c, cfg
+}
+
+// scaled runs the end-to-end suite on the production layout.
+var scaled = backend{"redis+minio", func(t *testing.T, cfg *Config) {
+	_, prod := startCluster(t)
+	cfg.RedisURL, cfg.Mirrors, cfg.WriteQuorum = prod.RedisURL, prod.Mirrors, prod.WriteQuorum
+	cfg.HealthInterval = prod.HealthInterval
+}}
+
+// clusterConfig is startCluster's config with testConfig's accounts, the
+// test account allowed every mirror.
+func clusterConfig(t *testing.T) (*cluster, Config) {
+	c, cfg := startCluster(t)
+	base := testConfig(t, embedded)
+	cfg.Accounts = base.Accounts
+	cfg.Accounts[0].Mirrors, cfg.Accounts[0].DefaultMirrors, cfg.Accounts[0].MaxMirrors = nil, nil, 0
+	return c, cfg
+}
+
+// TestTwoNodes sends the chunks of one upload to two nodes in turn, and
+// the same chunk to both at once: the file must come out exact.
+func TestTwoNodes(t *testing.T) {
+	_, cfg := clusterConfig(t)
+	cfg.Limits.MaxChunkSize = testChunk
+	nodes := []*testServer{start(t, cfg, nil), start(t, cfg, nil)}
+	data := testData(7*testChunk+123, 42)
+
+	up := newUpload(t, nodes[0], "1", "2", "3")
+	var res uploadResult
+	for i, off := 0, 0; off < len(data); i, off = i+1, off+testChunk {
+		end := min(off+testChunk, len(data))
+		up.srv = nodes[i%2]
+		h := fmt.Sprintf("bytes %d-%d/%d", off, end-1, len(data))
+		if i == 3 {
+			// Both nodes race on the same chunk: one appends it, the
+			// other sees a retry or is told to retry; never both append.
+			var wg sync.WaitGroup
+			answers := make([]answer, 2)
+			for k := range nodes {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					u := *up
+					u.srv = nodes[k]
+					answers[k] = u.send(h, data[off:end])
+				}()
+			}
+			wg.Wait()
+			ok := 0
+			for _, a := range answers {
+				if a.code == 200 && a.env.Status == "success" {
+					ok++
+				}
+			}
+			if ok == 0 {
+				t.Fatalf("racing chunk: neither node took it: %v", answers)
+			}
+			continue
+		}
+		a := up.send(h, data[off:end])
+		if end == len(data) {
+			a.result(t, &res)
+		} else if a.code != 200 || a.env.Status != "success" {
+			t.Fatalf("chunk %d on node %d: %s", i, i%2, a)
+		}
+	}
+	checkComplete(t, nodes[1], res, "f.bin", data)
+	f, err := nodes[0].app.store.File(t.Context(), res.Slug)
+	if err != nil || len(f.Mirrors) != 3 || len(f.Missing) != 0 {
+		t.Fatalf("file record %+v, %v: want it on all three mirrors", f, err)
+	}
+}
+
+// TestMirrorDown kills MinIO servers before and during uploads: with the
+// write quorum (2 of 3) held, uploads complete and the record names the
+// missing mirror; below it, the client is told to retry and nothing is
+// published; downloads fall over to a mirror that works.
+func TestMirrorDown(t *testing.T) {
+	c, cfg := clusterConfig(t)
+	cfg.Limits.MaxChunkSize = testChunk
+	srv := start(t, cfg, nil)
+	data := testData(5*testChunk+9, 11)
+	chunk := func(up *upload, i int) answer {
+		off, end := i*testChunk, min((i+1)*testChunk, len(data))
+		return up.send(fmt.Sprintf("bytes %d-%d/%d", off, end-1, len(data)), data[off:end])
+	}
+	last := (len(data) - 1) / testChunk
+
+	// Mirror 3 dies in the middle of an upload.
+	up := newUpload(t, srv, "1", "2", "3")
+	for i := 0; i < 3; i++ {
+		if a := chunk(up, i); a.env.Status != "success" {
+			t.Fatalf("chunk %d: %s", i, a)
+		}
+	}
+	c.minio[2].Kill()
+	var res uploadResult
+	for i := 3; i <= last; i++ {
+		a := chunk(up, i)
+		if i == last {
+			a.result(t, &res)
+		} else if a.env.Status != "success" {
+			t.Fatalf("chunk %d after mirror 3 died: %s", i, a)
+		}
+	}
+	checkComplete(t, srv, res, "f.bin", data)
+	f, err := srv.app.store.File(t.Context(), res.Slug)
+	if err != nil || fmt.Sprint(f.Mirrors) != "[1 2]" || fmt.Sprint(f.Missing) != "[3]" {
+		t.Fatalf("record mirrors %v missing %v (%v), want [1 2] and [3]", f.Mirrors, f.Missing, err)
+	}
+
+	// Mirror 3 is still down when the next upload starts.
+	up = newUpload(t, srv, "1", "2", "3")
+	for i := 0; i <= last; i++ {
+		a := chunk(up, i)
+		if i == last {
+			a.result(t, &res)
+		} else if a.env.Status != "success" {
+			t.Fatalf("chunk %d with mirror 3 down: %s", i, a)
+		}
+	}
+	checkComplete(t, srv, res, "f.bin", data)
+
+	// Mirror 1 dies too: files on 1 and 2 are read from 2, without the
+	// client noticing, with ranges too.
+	c.minio[0].Kill()
+	for _, h := range []string{"", "bytes=100-2099"} {
+		var hdr http.Header
+		want := data
+		if h != "" {
+			hdr, want = http.Header{"Range": {h}}, data[100:2100]
+		}
+		resp, got := fetch(t, res.URL+"/download", hdr)
+		if resp.StatusCode/100 != 2 || !bytes.Equal(got, want) {
+			t.Fatalf("download %q with mirror 1 down: %d, %d bytes", h, resp.StatusCode, len(got))
+		}
+	}
+
+	// Below quorum: one mirror of three left.
+	up = newUpload(t, srv, "1", "2", "3")
+	a := chunk(up, 0)
+	msg := a.errTextCode(t, http.StatusServiceUnavailable)
+	if !strings.Contains(msg, "retry") {
+		t.Errorf("below quorum: %q does not tell the client to retry", msg)
+	}
+	if n := storedObjects(t, &testServer{cfg: Config{Mirrors: cfg.Mirrors[1:2]}}); n != 2 {
+		t.Errorf("mirror 2 holds %d objects, want the 2 published files only", n)
+	}
+
+	// Mirror 1 comes back: uploads use all three again.
+	c.minio[0].Restart(t)
+	c.minio[2].Restart(t)
+	waitHealthy(t, srv, "1", "3")
+	up = newUpload(t, srv, "1", "2", "3")
+	for i := 0; i <= last; i++ {
+		a := chunk(up, i)
+		if i == last {
+			a.result(t, &res)
+		}
+	}
+	f, err = srv.app.store.File(t.Context(), res.Slug)
+	if err != nil || len(f.Mirrors) != 3 {
+		t.Fatalf("after recovery: mirrors %v (%v), want all three", f.Mirrors, err)
+	}
+}
+
+// waitHealthy waits until the node's health checks see the mirrors up.
+func waitHealthy(t *testing.T, srv *testServer, ids ...string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for _, id := range ids {
+		for srv.app.health.Err(id) != nil {
+			if time.Now().After(deadline) {
+				t.Fatalf("mirror %s not healthy after 20s: %v", id, srv.app.health.Err(id))
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+}
