@@ -167,18 +167,11 @@ func (s *Server) chunk(ctx context.Context, r *http.Request, f *form) (chunks.Re
 	if f.File == nil {
 		return chunks.Result{}, userError("no file: send it in the files (or files[]) field")
 	}
-	req := chunks.ChunkRequest{
-		Account:   a,
-		UploadKey: f.Get("upload_key"),
-		CTracker:  first(f.Get("cTracker"), f.Get("ctracker")),
-		Body:      f.File,
-		Name:      f.FileName,
-		Mirrors:   mirrorIDs(f.Values),
-		Password:  f.Get("file_password"),
+	req, err := chunkRequest(a, f.Values)
+	if err != nil {
+		return chunks.Result{}, err
 	}
-	if req.UploadKey == "" || req.CTracker == "" {
-		return chunks.Result{}, userError("upload_key and cTracker are required; get them from file/upload")
-	}
+	req.Body, req.Name = f.File, f.FileName
 	if h := r.Header.Get("Content-Range"); h != "" {
 		rng, err := chunks.ParseRange(h)
 		if err != nil {
@@ -187,6 +180,21 @@ func (s *Server) chunk(ctx context.Context, r *http.Request, f *form) (chunks.Re
 		req.Range = &rng
 	}
 	return s.cfg.Chunks.Chunk(ctx, req)
+}
+
+// chunkRequest reads the fields upload and upload/remote share.
+func chunkRequest(a store.Account, v url.Values) (chunks.ChunkRequest, error) {
+	req := chunks.ChunkRequest{
+		Account:   a,
+		UploadKey: v.Get("upload_key"),
+		CTracker:  first(v.Get("cTracker"), v.Get("ctracker")),
+		Mirrors:   mirrorIDs(v),
+		Password:  v.Get("file_password"),
+	}
+	if req.UploadKey == "" || req.CTracker == "" {
+		return req, userError("upload_key and cTracker are required; get them from file/upload")
+	}
+	return req, nil
 }
 
 // complete is the result of a finished upload.

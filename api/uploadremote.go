@@ -33,15 +33,9 @@ func (s *Server) uploadRemote(c echo.Context) error {
 	if rawURL == "" {
 		return s.fail(c, userError("url is required: the http or https address of the file to fetch"))
 	}
-	req := chunks.ChunkRequest{
-		Account:   a,
-		UploadKey: f.Get("upload_key"),
-		CTracker:  first(f.Get("cTracker"), f.Get("ctracker")),
-		Mirrors:   mirrorIDs(f.Values),
-		Password:  f.Get("file_password"),
-	}
-	if req.UploadKey == "" || req.CTracker == "" {
-		return s.fail(c, userError("upload_key and cTracker are required; get them from file/upload"))
+	req, err := chunkRequest(a, f.Values)
+	if err != nil {
+		return s.fail(c, err)
 	}
 	if err := s.cfg.Chunks.Check(ctx, req); err != nil {
 		return s.fail(c, err)

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/acestash/acestash/store/storetest"
 )
 
 // TestRequestErrors checks every request error of the MirrorAce dialect:
@@ -128,7 +130,7 @@ func TestRequestErrors(t *testing.T) {
 // TestUploadKeyExpiry moves the clock: an unused key lapses after an hour;
 // a key whose upload started does not.
 func TestUploadKeyExpiry(t *testing.T) {
-	clock := newFakeClock()
+	clock := storetest.NewClock(time.Now().UTC())
 	cfg := testConfig(t, embedded)
 	cfg.Limits.MaxChunkSize = testChunk
 	srv := start(t, cfg, clock)

@@ -19,6 +19,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/acestash/acestash/store/storetest"
 )
 
 // Test accounts configured on every test server.
@@ -28,26 +30,6 @@ const (
 	otherKey   = "0123456789abcdefabcdefabcdef0003"
 	otherToken = "0123456789abcdefabcdefabcdef0004"
 )
-
-// fakeClock is a clock tests move by hand.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newFakeClock() *fakeClock { return &fakeClock{now: time.Now().UTC()} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
 
 // backend fills in the parts of a config that choose the store and mirrors.
 type backend struct {
@@ -86,11 +68,11 @@ type testServer struct {
 	cfg   Config
 	app   *app
 	stop  func()
-	clock *fakeClock
+	clock *storetest.Clock
 }
 
 // start runs a node with cfg until the test ends (or Stop).
-func start(t *testing.T, cfg Config, clock *fakeClock) *testServer {
+func start(t *testing.T, cfg Config, clock *storetest.Clock) *testServer {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -104,7 +86,7 @@ func start(t *testing.T, cfg Config, clock *fakeClock) *testServer {
 		t.Fatal(err)
 	}
 	if clock == nil {
-		clock = newFakeClock()
+		clock = storetest.NewClock(time.Now().UTC())
 	}
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	ctx, cancel := context.WithCancel(context.Background())

@@ -131,41 +131,38 @@ func TestMirrorDown(t *testing.T) {
 		return up.send(fmt.Sprintf("bytes %d-%d/%d", off, end-1, len(data)), data[off:end])
 	}
 	last := (len(data) - 1) / testChunk
+	// send sends chunks from..to, each of which must succeed, and returns
+	// the last answer's result.
+	send := func(up *upload, from, to int) uploadResult {
+		t.Helper()
+		var res uploadResult
+		for i := from; i <= to; i++ {
+			a := chunk(up, i)
+			if a.env.Status != "success" {
+				t.Fatalf("chunk %d: %s", i, a)
+			}
+			a.result(t, &res)
+		}
+		return res
+	}
+	record := func(res uploadResult, mirrors, missing string) {
+		t.Helper()
+		checkComplete(t, srv, res, "f.bin", data)
+		f, err := srv.app.store.File(t.Context(), res.Slug)
+		if err != nil || fmt.Sprint(f.Mirrors) != mirrors || fmt.Sprint(f.Missing) != missing {
+			t.Fatalf("record mirrors %v missing %v (%v), want %s and %s", f.Mirrors, f.Missing, err, mirrors, missing)
+		}
+	}
 
 	// Mirror 3 dies in the middle of an upload.
 	up := newUpload(t, srv, "1", "2", "3")
-	for i := 0; i < 3; i++ {
-		if a := chunk(up, i); a.env.Status != "success" {
-			t.Fatalf("chunk %d: %s", i, a)
-		}
-	}
+	send(up, 0, 2)
 	c.minio[2].Kill()
-	var res uploadResult
-	for i := 3; i <= last; i++ {
-		a := chunk(up, i)
-		if i == last {
-			a.result(t, &res)
-		} else if a.env.Status != "success" {
-			t.Fatalf("chunk %d after mirror 3 died: %s", i, a)
-		}
-	}
-	checkComplete(t, srv, res, "f.bin", data)
-	f, err := srv.app.store.File(t.Context(), res.Slug)
-	if err != nil || fmt.Sprint(f.Mirrors) != "[1 2]" || fmt.Sprint(f.Missing) != "[3]" {
-		t.Fatalf("record mirrors %v missing %v (%v), want [1 2] and [3]", f.Mirrors, f.Missing, err)
-	}
+	record(send(up, 3, last), "[1 2]", "[3]")
 
 	// Mirror 3 is still down when the next upload starts.
-	up = newUpload(t, srv, "1", "2", "3")
-	for i := 0; i <= last; i++ {
-		a := chunk(up, i)
-		if i == last {
-			a.result(t, &res)
-		} else if a.env.Status != "success" {
-			t.Fatalf("chunk %d with mirror 3 down: %s", i, a)
-		}
-	}
-	checkComplete(t, srv, res, "f.bin", data)
+	res := send(newUpload(t, srv, "1", "2", "3"), 0, last)
+	record(res, "[1 2]", "[3]")
 
 	// Mirror 1 dies too: files on 1 and 2 are read from 2, without the
 	// client noticing, with ranges too.
@@ -193,21 +190,11 @@ func TestMirrorDown(t *testing.T) {
 		t.Errorf("mirror 2 holds %d objects, want the 2 published files only", n)
 	}
 
-	// Mirror 1 comes back: uploads use all three again.
+	// Mirrors 1 and 3 come back: uploads use all three again.
 	c.minio[0].Restart(t)
 	c.minio[2].Restart(t)
 	waitHealthy(t, srv, "1", "3")
-	up = newUpload(t, srv, "1", "2", "3")
-	for i := 0; i <= last; i++ {
-		a := chunk(up, i)
-		if i == last {
-			a.result(t, &res)
-		}
-	}
-	f, err = srv.app.store.File(t.Context(), res.Slug)
-	if err != nil || len(f.Mirrors) != 3 {
-		t.Fatalf("after recovery: mirrors %v (%v), want all three", f.Mirrors, err)
-	}
+	record(send(newUpload(t, srv, "1", "2", "3"), 0, last), "[1 2 3]", "[]")
 }
 
 // waitHealthy waits until the node's health checks see the mirrors up.
