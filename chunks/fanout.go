@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"net/http"
 	"os"
 	"slices"
 	"sync"
@@ -153,7 +152,10 @@ func (s *Service) abortAll(ctx context.Context, ups map[string]mirrors.Upload) {
 	ctx = context.WithoutCancel(ctx)
 	for id, up := range ups {
 		if e, ok := s.cfg.Mirrors.Get(id); ok {
-			if err := e.Mirror.Abort(ctx, up); err != nil {
+			ctx, cancel := context.WithTimeout(ctx, s.cfg.MirrorTimeout)
+			err := e.Mirror.Abort(ctx, up)
+			cancel()
+			if err != nil {
 				s.cfg.Log.Warn("abort upload", "mirror", id, "key", up.Key, "err", err)
 			}
 		}
@@ -211,9 +213,12 @@ func (s *Service) DefaultMirrors(a store.Account) []string {
 	return ids
 }
 
-// sniff guesses the content type from the first bytes of the spool file.
-func sniff(f *os.File) string {
+// sniff names the content type of the spool file from its first bytes.
+func (s *Service) sniff(f *os.File) string {
+	if s.cfg.Sniff == nil {
+		return ""
+	}
 	head := make([]byte, 512)
 	n, _ := f.ReadAt(head, 0)
-	return http.DetectContentType(head[:n])
+	return s.cfg.Sniff(head[:n])
 }

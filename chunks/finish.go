@@ -25,9 +25,17 @@ func (s *Service) finishResult(ctx context.Context, sess store.Session) (Result,
 }
 
 // finish publishes a session that holds every byte, with the Alias and
-// Expires of extra. It is safe to repeat after a failure part way and safe
-// to race: one file record results.
+// Expires of extra. It holds the session's lease throughout and reserves
+// the slug in the session before it creates the record, so it is safe to
+// repeat after a failure part way and to race: one file record results.
 func (s *Service) finish(ctx context.Context, sess store.Session, extra store.File) (store.File, error) {
+	// Publishing must not stop halfway because the client went away; each
+	// mirror operation is still bounded by MirrorTimeout.
+	ctx = context.WithoutCancel(ctx)
+	sess, err := s.lease(ctx, sess)
+	if err != nil {
+		return store.File{}, err
+	}
 	failures := s.each(ctx, &sess, func(ctx context.Context, id string, m mirrors.Mirror) error {
 		err := m.Complete(ctx, sess.Uploads[id], sess.Last[id])
 		if errors.Is(err, mirrors.ErrNotFound) {
@@ -42,10 +50,13 @@ func (s *Service) finish(ctx context.Context, sess store.Session, extra store.Fi
 		return nil
 	})
 	if err := s.drop(&sess, failures); err != nil {
+		s.release(ctx, sess)
 		return store.File{}, err
 	}
+	s.abortFailed(ctx, sess)
 	sum, err := hashOf(sess.Hash)
 	if err != nil {
+		s.release(ctx, sess)
 		return store.File{}, fmt.Errorf("chunks: session %s: %w", sess.UploadKey, err)
 	}
 	file := store.File{
@@ -60,47 +71,66 @@ func (s *Service) finish(ctx context.Context, sess store.Session, extra store.Fi
 			file.Missing = append(file.Missing, id)
 		}
 	}
-	file, err = s.publish(ctx, sess, file)
+	sess, file, err = s.publish(ctx, sess, file)
 	if err != nil {
+		s.release(ctx, sess)
 		return store.File{}, err
 	}
-	sess.Done, sess.Slug = true, file.Slug
+	sess.Done = true
+	sess.Lease, sess.LeaseUntil = "", time.Time{}
 	sess.Updated = s.cfg.Clock().UTC()
-	if _, err := s.cfg.Store.UpdateSession(ctx, sess); err != nil && !errors.Is(err, store.ErrConflict) {
-		// The file is published; a lost session update only costs idempotent
-		// repeats, so report success.
+	if _, err := s.cfg.Store.UpdateSession(ctx, sess); err != nil {
+		// The file is published under the slug the session reserved; a
+		// repeat finds it there.
 		s.cfg.Log.Warn("mark session done", "upload_key", sess.UploadKey, "err", err)
 	}
 	return file, nil
 }
 
-// publish creates the file record under a fresh slug, or finds the one an
-// earlier attempt for the same object created.
-func (s *Service) publish(ctx context.Context, sess store.Session, file store.File) (store.File, error) {
-	if sess.Slug != "" {
-		if f, err := s.cfg.Store.File(ctx, sess.Slug); err == nil && f.ObjectKey == sess.ObjectKey {
-			return f, nil
-		}
-	}
+// publish creates the file record under the slug the session reserves,
+// reserving a fresh one first if needed, or finds the record an earlier
+// attempt created for the same object.
+func (s *Service) publish(ctx context.Context, sess store.Session, file store.File) (store.Session, store.File, error) {
 	for range 8 {
-		sl, err := slug.New(s.cfg.SlugLength)
-		if err != nil {
-			return store.File{}, err
+		if sess.Slug == "" {
+			sl, err := slug.New(s.cfg.SlugLength)
+			if err != nil {
+				return sess, store.File{}, err
+			}
+			sess.Slug = sl
+			if sess, err = s.cfg.Store.UpdateSession(ctx, sess); err != nil {
+				return sess, store.File{}, unavailable("cannot publish the file", err)
+			}
 		}
-		file.Slug = sl
+		file.Slug = sess.Slug
 		if sess.Name == "" {
-			file.Name = sl + Extension(file.Type)
+			file.Name = sess.Slug + Extension(file.Type)
 		}
 		created, err := s.cfg.Store.CreateFile(ctx, file)
-		if errors.Is(err, store.ErrExists) {
-			continue
+		if err == nil {
+			return sess, created, nil
 		}
-		if err != nil {
-			return store.File{}, unavailable("cannot publish the file", err)
+		if !errors.Is(err, store.ErrExists) {
+			return sess, store.File{}, unavailable("cannot publish the file", err)
 		}
-		return created, nil
+		if old, err := s.cfg.Store.File(ctx, sess.Slug); err == nil && old.ObjectKey == sess.ObjectKey {
+			return sess, old, nil
+		}
+		sess.Slug = "" // another file has it: draw again
 	}
-	return store.File{}, errors.New("chunks: no free slug after 8 tries; raise slug_length")
+	return sess, store.File{}, errors.New("chunks: no free slug after 8 tries; raise slug_length")
+}
+
+// abortFailed discards, as far as the mirrors allow, what the mirrors
+// dropped from an upload still hold of it.
+func (s *Service) abortFailed(ctx context.Context, sess store.Session) {
+	ups := map[string]mirrors.Upload{}
+	for id := range sess.Failed {
+		if up, ok := sess.Uploads[id]; ok {
+			ups[id] = up
+		}
+	}
+	s.abortAll(ctx, ups)
 }
 
 // Spec describes a file stored from one stream by Put.

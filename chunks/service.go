@@ -46,8 +46,11 @@ type Config struct {
 	// StreamPart is the piece size Put cuts streams into; default 16 MiB.
 	StreamPart int64
 	// Health, when set, reports mirrors known to be down; they are skipped
-	// when an upload starts.
+	// when an upload starts and read last.
 	Health func(id string) error
+	// Sniff, when set, names the content type of a file from its first
+	// bytes (at most 512).
+	Sniff func(head []byte) string
 }
 
 // Defaults of the limits in Config.
@@ -220,8 +223,11 @@ func (s *Service) session(ctx context.Context, req ChunkRequest) (store.Session,
 // so a caller can refuse a request before fetching what it names.
 func (s *Service) Check(ctx context.Context, req ChunkRequest) error {
 	sess, err := s.session(ctx, req)
-	if err != nil || sess.Done {
+	if err != nil {
 		return err
+	}
+	if sess.Done {
+		return Errorf(Invalid, "this upload_key already made the file %s; ask file/upload for a new one", sess.Slug)
 	}
 	if sess.Started {
 		return Errorf(Invalid, "an upload has already started with this upload_key; ask file/upload for a new one")
@@ -240,9 +246,9 @@ func (s *Service) Fill(ctx context.Context, req ChunkRequest, maxSize int64) (Re
 		return Result{}, err
 	}
 	if orig.Done {
-		f, err := s.cfg.Store.File(ctx, orig.Slug)
+		f, err := s.finished(ctx, orig)
 		if err != nil {
-			return Result{}, unavailable("cannot read the finished file", err)
+			return Result{}, err
 		}
 		return Result{Name: f.Name, Total: f.Size, Done: true, File: f}, nil
 	}
@@ -337,6 +343,10 @@ func (s *Service) classify(sess store.Session, r *Range, a store.Account) (step,
 		st.retry, st.base = true, sess.PrevHeld
 	case sess.Chunks > 0 && (r.Start == sess.LastEnd || r.Start == sess.LastEnd+1):
 		st.base = sess.Held
+	case sess.Chunks > 0 && r.Start == sess.LastStart+(sess.Held-sess.PrevHeld)+1:
+		// mirror_up's start drifts one byte a chunk even where its end
+		// was cut at the total.
+		st.base = sess.Held
 	default:
 		return step{}, Errorf(Invalid, "Content-Range start %d does not continue this upload: expected %d", r.Start, sess.Held)
 	}
@@ -383,16 +393,22 @@ func (s *Service) advance(ctx context.Context, sess store.Session, st step, body
 		return sess, Errorf(Invalid, "chunk of %d bytes at offset %d goes past the total of %d bytes", n, st.base, st.total)
 	}
 	if st.base == 0 && n > 0 {
-		sess.Type = sniff(f)
+		sess.Type = s.sniff(f)
 	}
-	next := sess
+	leased, err := s.lease(ctx, sess)
+	if err != nil {
+		return sess, err
+	}
+	next := leased
 	began, err := s.begin(ctx, &next)
 	if err != nil {
+		s.release(ctx, leased)
 		return sess, err
 	}
 	parts, err := s.writeAll(ctx, &next, prev, f, n)
 	if err != nil {
 		s.abortAll(ctx, began)
+		s.release(ctx, leased)
 		return sess, err
 	}
 	sum, err := h.(encoding.BinaryMarshaler).MarshalBinary()
@@ -407,10 +423,12 @@ func (s *Service) advance(ctx context.Context, sess store.Session, st step, body
 	next.LastStart, next.LastEnd, next.Total = st.start, st.end, st.total
 	next.Started = true
 	next.Updated = s.cfg.Clock().UTC()
+	next.Lease, next.LeaseUntil = "", time.Time{}
 	saved, err := s.cfg.Store.UpdateSession(ctx, next)
 	if errors.Is(err, store.ErrConflict) {
+		// The lease ran out and another request took over.
 		s.abortAll(ctx, began)
-		return sess, &Error{Kind: Unavailable, Msg: "another request for this upload is in progress; retry this chunk", Err: err}
+		return sess, busy(err)
 	}
 	if err != nil {
 		s.abortAll(ctx, began)
@@ -446,12 +464,60 @@ func closeSpool(f *os.File) {
 	os.Remove(f.Name())
 }
 
+// finished returns the file a finished session published.
+func (s *Service) finished(ctx context.Context, sess store.Session) (store.File, error) {
+	f, err := s.cfg.Store.File(ctx, sess.Slug)
+	if errors.Is(err, store.ErrNotFound) {
+		return f, Errorf(Invalid, "this upload_key made the file %s, which has since been removed; ask file/upload for a new one", sess.Slug)
+	}
+	if err != nil {
+		return f, unavailable("cannot read the finished file", err)
+	}
+	return f, nil
+}
+
+// lease marks the session as written by this request, so that no other
+// request writes to its mirrors until the lease is committed, released or
+// runs out. An upload key that has not started yet lives at least as long.
+func (s *Service) lease(ctx context.Context, sess store.Session) (store.Session, error) {
+	now := s.cfg.Clock().UTC()
+	if sess.Lease != "" && now.Before(sess.LeaseUntil) {
+		return sess, busy(nil)
+	}
+	// Each mirror operation is bounded by MirrorTimeout and a write takes
+	// at most two rounds of them (begin, then the part).
+	sess.Lease, sess.LeaseUntil = uuid.NewString(), now.Add(2*s.cfg.MirrorTimeout+time.Minute)
+	if !sess.Started && sess.Expires.Before(sess.LeaseUntil) {
+		sess.Expires = sess.LeaseUntil
+	}
+	saved, err := s.cfg.Store.UpdateSession(ctx, sess)
+	if errors.Is(err, store.ErrConflict) {
+		return sess, busy(err)
+	}
+	if err != nil {
+		return sess, unavailable("cannot record the chunk", err)
+	}
+	return saved, nil
+}
+
+// release gives up a lease that wrote nothing worth keeping.
+func (s *Service) release(ctx context.Context, leased store.Session) {
+	leased.Lease, leased.LeaseUntil = "", time.Time{}
+	if _, err := s.cfg.Store.UpdateSession(context.WithoutCancel(ctx), leased); err != nil {
+		s.cfg.Log.Warn("release upload lease", "upload_key", leased.UploadKey, "err", err)
+	}
+}
+
+func busy(err error) *Error {
+	return &Error{Kind: Unavailable, Msg: "another request for this upload is in progress; retry this chunk", Err: err}
+}
+
 // repeat answers a request on a finished upload: an empty request, or an
 // exact repeat of the last chunk, gets the finished result again.
 func (s *Service) repeat(ctx context.Context, sess store.Session, req ChunkRequest) (Result, error) {
-	file, err := s.cfg.Store.File(ctx, sess.Slug)
+	file, err := s.finished(ctx, sess)
 	if err != nil {
-		return Result{}, unavailable("cannot read the finished file", err)
+		return Result{}, err
 	}
 	done := Result{Name: file.Name, Total: file.Size, Done: true, File: file}
 	h, err := restoreHash(sess.PrevHash)

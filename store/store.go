@@ -87,8 +87,13 @@ type Session struct {
 	Last    map[string]mirrors.Part   `json:"last,omitempty"`    // by mirror id
 	Prev    map[string]mirrors.Part   `json:"prev,omitempty"`    // by mirror id
 	Failed  map[string]string         `json:"failed,omitempty"`  // mirror id -> why it was dropped
-	Slug    string                    `json:"slug,omitempty"`    // set once complete
+	Slug    string                    `json:"slug,omitempty"`    // reserved when publishing starts
 	Done    bool                      `json:"done,omitempty"`    // the file is published
+
+	// Lease names the request writing to the mirrors until LeaseUntil; no
+	// other request writes while it holds.
+	Lease      string    `json:"lease,omitempty"`
+	LeaseUntil time.Time `json:"lease_until,omitzero"`
 }
 
 // Status values of a File.

@@ -28,6 +28,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"slices"
 	"strconv"
@@ -348,7 +349,9 @@ func (s *Store) UpdateSession(ctx context.Context, sess store.Session) (store.Se
 			sess.UploadKey, expected, store.ErrConflict)
 	}
 	if err := s.indexSession(ctx, sess); err != nil {
-		return store.Session{}, err
+		// The session is saved; failing now would make the caller undo
+		// work the session already records. The next update re-indexes.
+		slog.Default().Warn("redis store: idle index not updated", "upload_key", sess.UploadKey, "err", err)
 	}
 	return sess, nil
 }
