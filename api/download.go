@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
-	"golang.org/x/crypto/bcrypt"
 
+	"github.com/acestash/acestash/chunks"
 	"github.com/acestash/acestash/slug"
 	"github.com/acestash/acestash/store"
 )
@@ -58,7 +58,7 @@ var pageTmpl = template.Must(template.New("page").Parse(`<!doctype html>
 <h1>{{.File.Name}}</h1>
 <table>
 <tr><th align="left">Size</th><td>{{.Size}} ({{.File.Size}} bytes)</td></tr>
-<tr><th align="left">SHA-256</th><td><code>{{.File.SHA256}}</code></td></tr>
+{{if not .Locked}}<tr><th align="left">SHA-256</th><td><code>{{.File.SHA256}}</code></td></tr>{{end}}
 <tr><th align="left">Uploaded</th><td>{{.Created}}</td></tr>
 <tr><th align="left">Mirrors</th><td>{{range $i, $m := .Mirrors}}{{if $i}}, {{end}}{{$m}}{{end}}</td></tr>
 </table>
@@ -108,7 +108,7 @@ func (s *Server) download(c echo.Context) error {
 		if pw == "" && c.Request().Method == http.MethodPost {
 			pw = c.FormValue("password")
 		}
-		if pw == "" || bcrypt.CompareHashAndPassword(f.PasswordHash, []byte(pw)) != nil {
+		if !chunks.CheckPassword(f, pw) {
 			return echo.NewHTTPError(http.StatusForbidden, "this file needs its password: send it from the file's page or in an X-File-Password header")
 		}
 	} else if c.Request().Method == http.MethodPost {
@@ -158,15 +158,12 @@ func (s *Server) serveFile(c echo.Context, f store.File, contentType string, att
 		w.WriteHeader(status)
 		return nil
 	}
-	body, head, err := s.openObject(r.Context(), f, off, n)
+	body, err := s.cfg.Chunks.Open(r.Context(), f, off, n)
 	if err != nil {
 		return &storageError{err}
 	}
 	defer body.Close()
 	w.WriteHeader(status)
-	if _, err := w.Write(head); err != nil {
-		return nil // the client went away
-	}
 	if _, err := io.Copy(w, body); err != nil {
 		s.cfg.Log.Warn("download cut off", "slug", f.Slug, "err", err)
 	}
@@ -178,52 +175,6 @@ type storageError struct{ err error }
 
 func (e *storageError) Error() string { return e.err.Error() }
 func (e *storageError) Unwrap() error { return e.err }
-
-// openObject opens n bytes of the file at off on the first mirror that
-// yields its first bytes; a mirror that fails before then is skipped. It
-// returns those first bytes and the rest of the stream.
-func (s *Server) openObject(ctx context.Context, f store.File, off, n int64) (io.ReadCloser, []byte, error) {
-	var errs []error
-	for _, id := range s.readOrder(f) {
-		e, ok := s.cfg.Mirrors.Get(id)
-		if !ok {
-			continue
-		}
-		rc, err := e.Mirror.Open(ctx, f.ObjectKey, off, n)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("mirror %s: %w", id, err))
-			continue
-		}
-		buf := make([]byte, min(n, 32<<10))
-		k, err := io.ReadFull(rc, buf)
-		if err != nil && !(errors.Is(err, io.ErrUnexpectedEOF) && int64(k) == n) {
-			rc.Close()
-			errs = append(errs, fmt.Errorf("mirror %s: first read: %w", id, err))
-			continue
-		}
-		return rc, buf[:k], nil
-	}
-	if len(errs) == 0 {
-		return nil, nil, fmt.Errorf("file %s: no configured mirror holds it", f.Slug)
-	}
-	return nil, nil, fmt.Errorf("file %s: %w", f.Slug, errors.Join(errs...))
-}
-
-// readOrder lists the mirrors holding the file, healthy ones first.
-func (s *Server) readOrder(f store.File) []string {
-	if s.cfg.Health == nil {
-		return f.Mirrors
-	}
-	var good, bad []string
-	for _, id := range f.Mirrors {
-		if s.cfg.Health(id) == nil {
-			good = append(good, id)
-		} else {
-			bad = append(bad, id)
-		}
-	}
-	return append(good, bad...)
-}
 
 // disposition builds a Content-Disposition that no file name can break.
 func disposition(attachment bool, name string) string {

@@ -39,9 +39,13 @@ func (f *form) Close() {
 }
 
 // errForm is a request whose form cannot be read; the message says why.
-type errForm struct{ msg string }
+type errForm struct {
+	msg string
+	err error // cause, if any
+}
 
 func (e errForm) Error() string { return e.msg }
+func (e errForm) Unwrap() error { return e.err }
 
 // readForm reads a url-encoded or multipart request. The first part whose
 // field name is in fileFields is the file. If ready reports that the fields
@@ -55,13 +59,13 @@ func readForm(r *http.Request, spoolDir string, fileFields []string, fileLimit i
 	if mt != "multipart/form-data" {
 		r.Body = http.MaxBytesReader(nil, r.Body, maxFormBytes)
 		if err := r.ParseForm(); err != nil {
-			return nil, errForm{"cannot read the form: " + err.Error()}
+			return nil, errForm{"cannot read the form: " + err.Error(), err}
 		}
 		f.Values = r.PostForm
 		return f, nil
 	}
 	if params["boundary"] == "" {
-		return nil, errForm{"multipart request without a boundary"}
+		return nil, errForm{msg: "multipart request without a boundary"}
 	}
 	mr := multipart.NewReader(r.Body, params["boundary"])
 	fieldBytes := 0
@@ -72,13 +76,13 @@ func readForm(r *http.Request, spoolDir string, fileFields []string, fileLimit i
 		}
 		if err != nil {
 			f.Close()
-			return nil, errForm{"cannot read the multipart body: " + err.Error()}
+			return nil, errForm{"cannot read the multipart body: " + err.Error(), err}
 		}
 		name := p.FormName()
 		if slices.Contains(fileFields, name) {
 			if f.hasFile {
 				f.Close()
-				return nil, errForm{"only one file per request"}
+				return nil, errForm{msg: "only one file per request"}
 			}
 			f.hasFile = true
 			f.FileName, f.FileType = p.FileName(), p.Header.Get("Content-Type")
@@ -94,17 +98,17 @@ func readForm(r *http.Request, spoolDir string, fileFields []string, fileLimit i
 		}
 		if len(f.Values) >= maxFields {
 			f.Close()
-			return nil, errForm{fmt.Sprintf("more than %d form fields", maxFields)}
+			return nil, errForm{msg: fmt.Sprintf("more than %d form fields", maxFields)}
 		}
 		v, err := io.ReadAll(io.LimitReader(p, maxFieldBytes+1))
 		if err != nil {
 			f.Close()
-			return nil, errForm{"cannot read field " + name + ": " + err.Error()}
+			return nil, errForm{"cannot read field " + name + ": " + err.Error(), err}
 		}
 		fieldBytes += len(v)
 		if len(v) > maxFieldBytes || fieldBytes > maxFormBytes {
 			f.Close()
-			return nil, errForm{"form field " + name + " is too long"}
+			return nil, errForm{msg: "form field " + name + " is too long"}
 		}
 		f.Add(name, string(v))
 	}
@@ -117,7 +121,7 @@ func (f *form) spool(r io.Reader, dir string, limit int64) error {
 	}
 	f.spooled = tmp
 	if _, err := io.Copy(tmp, io.LimitReader(r, limit+1)); err != nil {
-		return errForm{"cannot read the file: " + err.Error()}
+		return errForm{"cannot read the file: " + err.Error(), err}
 	}
 	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
 		return fmt.Errorf("spool form file: %w", err)

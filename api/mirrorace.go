@@ -134,11 +134,19 @@ func (s *Server) upload(c echo.Context) error {
 	r := c.Request()
 	// Enough for the largest chunk and its form; chunks enforces the limits.
 	r.Body = http.MaxBytesReader(c.Response(), r.Body, s.cfg.Chunks.MaxChunkSize()+1+maxFormBytes+64<<10)
+	// The file streams on only when every field that matters came before
+	// it: the credentials and keys always, and mirrors and file_password on
+	// the first chunk, so only a started upload streams. Otherwise the
+	// chunk is spooled and the fields after it are read too.
 	ready := func(v url.Values) bool {
-		if len(mirrorIDs(v)) > 0 {
-			return true
+		for _, k := range []string{"api_key", "api_token", "upload_key"} {
+			if v.Get(k) == "" {
+				return false
+			}
 		}
-		// Mirrors only matter on the first chunk of an upload.
+		if first(v.Get("cTracker"), v.Get("ctracker")) == "" {
+			return false
+		}
 		sess, err := s.cfg.Store.Session(ctx, v.Get("upload_key"))
 		return err == nil && sess.Started
 	}

@@ -26,12 +26,9 @@ type Config struct {
 	Chunks  *chunks.Service
 	Mirrors *mirrors.Set
 	// PublicURL is how clients reach this server, without a trailing slash.
-	PublicURL  string
-	SlugLength int
-	Clock      store.Clock
-	Log        *slog.Logger
-	// Health, when set, reports mirrors known to be down; reads try them last.
-	Health func(id string) error
+	PublicURL string
+	Clock     store.Clock
+	Log       *slog.Logger
 	// SpoolDir holds a file part that arrives before the fields it needs.
 	SpoolDir string
 	// Raw configures Mirage's storage service.

@@ -69,7 +69,8 @@ func remoteError(ctx context.Context, err error, limit int64) error {
 	case errors.Is(err, remote.ErrTooLarge):
 		return userError(fmt.Sprintf("the file at url is larger than the limit of %d bytes; nothing was stored", limit))
 	case errors.As(err, &denied):
-		return userError("url is refused: " + strings.TrimPrefix(denied.Error(), "remote: "))
+		// Not the address: that would map the operator's DNS for strangers.
+		return userError("url is refused: it leads to a " + denied.Reason + " address, which this server does not fetch from")
 	case errors.As(err, &status):
 		return userError(fmt.Sprintf("the remote server answered %s; nothing was stored", status.Status))
 	case errors.Is(err, remote.ErrTooManyRedirects):
@@ -83,5 +84,6 @@ func remoteError(ctx context.Context, err error, limit int64) error {
 	if errors.Is(err, remote.ErrBadURL) {
 		return userError("url cannot be fetched: " + strings.TrimPrefix(err.Error(), "remote: "))
 	}
-	return &chunks.Error{Kind: chunks.Unavailable, Msg: "cannot fetch url: " + err.Error(), Err: err}
+	// Not the cause: connection errors would let strangers probe ports.
+	return &chunks.Error{Kind: chunks.Unavailable, Msg: "cannot fetch url: the remote server could not be reached; nothing was stored", Err: err}
 }

@@ -94,6 +94,7 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, clock store.Clock
 		WriteQuorum:   cfg.WriteQuorum,
 		MirrorTimeout: cfg.MirrorTimeout,
 		Health:        a.health.Err,
+		Sniff:         http.DetectContentType,
 	})
 	if err != nil {
 		st.Close()
@@ -110,9 +111,8 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, clock store.Clock
 	}
 	a.handler = api.New(api.Config{
 		Store: st, Chunks: a.chunks, Mirrors: set, Clock: clock, Log: log,
-		PublicURL: cfg.PublicURL, SlugLength: cfg.SlugLength,
-		SpoolDir: filepath.Join(cfg.DataDir, "spool"),
-		Health:   a.health.Err,
+		PublicURL: cfg.PublicURL,
+		SpoolDir:  filepath.Join(cfg.DataDir, "spool"),
 		Raw: api.Raw{
 			MaxSize: cfg.Raw.MaxSize, RequireKey: cfg.Raw.RequireKey,
 			Anonymous: anon, TTL: cfg.Raw.TTL,

@@ -133,22 +133,28 @@ func loadConfig(path string) (Config, error) {
 }
 
 // expandEnv replaces each ${NAME} in a config file with the environment
-// variable NAME, so secrets can stay out of the file. A variable that is not
-// set is an error; a lone $ is left alone.
+// variable NAME, so secrets can stay out of the file. Comment lines are
+// left alone; a variable that is not set is an error; a lone $ stays.
 func expandEnv(b []byte) ([]byte, error) {
 	var missing []string
-	out := envRef.ReplaceAllFunc(b, func(m []byte) []byte {
-		name := string(m[2 : len(m)-1])
-		v, ok := os.LookupEnv(name)
-		if !ok {
-			missing = append(missing, name)
+	lines := bytes.SplitAfter(b, []byte("\n"))
+	for i, line := range lines {
+		if bytes.HasPrefix(bytes.TrimSpace(line), []byte("#")) {
+			continue
 		}
-		return []byte(v)
-	})
+		lines[i] = envRef.ReplaceAllFunc(line, func(m []byte) []byte {
+			name := string(m[2 : len(m)-1])
+			v, ok := os.LookupEnv(name)
+			if !ok {
+				missing = append(missing, name)
+			}
+			return []byte(v)
+		})
+	}
 	if len(missing) > 0 {
 		return nil, fmt.Errorf("environment variables not set: %s", strings.Join(missing, ", "))
 	}
-	return out, nil
+	return bytes.Join(lines, nil), nil
 }
 
 func (c *Config) setDefaults() error {
