@@ -2,6 +2,7 @@ package api
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -140,4 +141,16 @@ func inlineSafe(contentType string) bool {
 		return true
 	}
 	return strings.HasPrefix(t, "audio/") || strings.HasPrefix(t, "video/")
+}
+
+// Sniff names the content type of a file from its first bytes, as
+// http.DetectContentType does, but also recognises SVG, which that
+// reports as plain text or XML.
+func Sniff(head []byte) string {
+	t := http.DetectContentType(head)
+	if (strings.HasPrefix(t, "text/plain") || strings.HasPrefix(t, "text/xml")) &&
+		bytes.Contains(bytes.ToLower(head), []byte("<svg")) {
+		return "image/svg+xml"
+	}
+	return t
 }

@@ -99,6 +99,8 @@ func Extension(contentType string) string {
 		return ".gif"
 	case "image/jpeg":
 		return ".jpg"
+	case "image/svg+xml":
+		return ".svg"
 	case "image/png":
 		return ".png"
 	case "image/webp":

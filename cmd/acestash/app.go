@@ -94,7 +94,7 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, clock store.Clock
 		WriteQuorum:   cfg.WriteQuorum,
 		MirrorTimeout: cfg.MirrorTimeout,
 		Health:        a.health.Err,
-		Sniff:         http.DetectContentType,
+		Sniff:         api.Sniff,
 	})
 	if err != nil {
 		st.Close()

@@ -125,6 +125,11 @@ func pythonUpload(t *testing.T, base string, data []byte, name string) uploadRes
 		{"api_key", testKey}, {"api_token", testToken},
 		{"cTracker", info.CTracker}, {"upload_key", info.UploadKey},
 	}
+	// The mirrors map goes back as its keys, every mirror of the server,
+	// allowed or not: mirrors[] must win over it.
+	for id := range info.Mirrors {
+		fields = append(fields, field{"mirrors", id})
+	}
 	for _, m := range info.DefaultMirrors {
 		fields = append(fields, field{"default_mirrors", m}, field{"mirrors[]", m})
 	}

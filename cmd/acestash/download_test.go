@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"mime"
 	"net/http"
 	"net/url"
@@ -97,35 +98,58 @@ func TestFileNames(t *testing.T) {
 // and the download refuses without it.
 func TestPassword(t *testing.T) {
 	srv := smallChunkServer(t, embedded)
+	data := testData(2500, 31)
+	// The first of three chunks, with file_password after the file part
+	// (and mirrors[] before it): the password must still be read.
 	u := newUpload(t, srv)
-	u.fields = append(u.fields, field{"file_password", "s3cret pass"})
 	var r uploadResult
-	u.send("", []byte("private bytes")).result(t, &r)
+	for i, off := 0, 0; off < len(data); i, off = i+1, off+testChunk {
+		end := min(off+testChunk, len(data))
+		hdr := http.Header{"Content-Range": {fmt.Sprintf("bytes %d-%d/%d", off, end-1, len(data))}}
+		var after []field
+		if i == 0 {
+			after = []field{{"file_password", "s3cret pass"}}
+		}
+		a := postMultipartAfter(t, srv.URL+"/api/v1/upload", u.fields, "p.bin", "files[]", data[off:end], after, hdr)
+		r = uploadResult{}
+		a.result(t, &r)
+	}
+	if r.Info != "complete" {
+		t.Fatalf("last answer %+v", r)
+	}
 
 	_, page := fetch(t, r.URL, nil)
 	if !bytes.Contains(page, []byte(`type="password"`)) || bytes.Contains(page, []byte(`href="/m/`+r.Slug+`/download"`)) {
 		t.Fatalf("page of a protected file:\n%s", page)
 	}
-	if resp, _ := fetch(t, r.URL+"/download", nil); resp.StatusCode != 403 {
-		t.Fatalf("download without password: %d", resp.StatusCode)
+	for _, h := range []http.Header{nil, {"X-File-Password": {"wrong"}}, {"Range": {"bytes=0-9"}}} {
+		if resp, body := fetch(t, r.URL+"/download", h); resp.StatusCode != 403 || bytes.Contains(body, data[:10]) {
+			t.Fatalf("download with %v: %d", h, resp.StatusCode)
+		}
 	}
-	if resp, _ := fetch(t, r.URL+"/download", http.Header{"X-File-Password": {"wrong"}}); resp.StatusCode != 403 {
-		t.Fatalf("download with a wrong password: %d", resp.StatusCode)
+	req, _ := http.NewRequest(http.MethodHead, r.URL+"/download", nil)
+	if a := do(t, req); a.code != 403 {
+		t.Fatalf("HEAD without password: %d", a.code)
 	}
-	if resp, body := fetch(t, r.URL+"/download", http.Header{"X-File-Password": {"s3cret pass"}}); resp.StatusCode != 200 || string(body) != "private bytes" {
-		t.Fatalf("download with the password header: %d %q", resp.StatusCode, body)
+	// The chat dialects' paths do not serve it at all.
+	if resp, _ := fetch(t, srv.URL+"/uploads/"+r.Slug, nil); resp.StatusCode != 404 {
+		t.Fatalf("/uploads/%s of a protected file: %d", r.Slug, resp.StatusCode)
+	}
+	if resp, body := fetch(t, r.URL+"/download", http.Header{"X-File-Password": {"s3cret pass"}}); resp.StatusCode != 200 || !bytes.Equal(body, data) {
+		t.Fatalf("download with the password header: %d", resp.StatusCode)
 	}
 	resp, err := http.PostForm(r.URL+"/download", url.Values{"password": {"s3cret pass"}})
 	if err != nil {
 		t.Fatal(err)
 	}
+	body, err := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Fatalf("download by the page's form: %d", resp.StatusCode)
+	if err != nil || resp.StatusCode != 200 || !bytes.Equal(body, data) {
+		t.Fatalf("download by the page's form: %d (%v)", resp.StatusCode, err)
 	}
 	// Nothing else reveals it.
-	var info map[string]map[string]string
 	a := postForm(t, srv.URL+"/api/v1/file/info", []field{{"api_key", testKey}, {"api_token", testToken}, {"files", r.Slug}})
+	var info map[string]map[string]string
 	a.result(t, &info)
 	if bytes.Contains(a.body, []byte("s3cret")) || bytes.Contains(page, []byte("s3cret")) {
 		t.Fatal("the password leaked")

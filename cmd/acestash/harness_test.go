@@ -270,6 +270,29 @@ func postMultipart(t testing.TB, u string, fields []field, fileField, fileName s
 	return do(t, req)
 }
 
+// postMultipartAfter sends the fields before, then the file, then the
+// fields after, as multipart/form-data.
+func postMultipartAfter(t testing.TB, u string, before []field, fileName, fileField string, data []byte, after []field, hdr http.Header) answer {
+	t.Helper()
+	ct, body := multipartBody(t, before, fileField, fileName, data)
+	boundary := strings.TrimPrefix(ct, "multipart/form-data; boundary=")
+	var tail bytes.Buffer
+	for _, f := range after {
+		fmt.Fprintf(&tail, "--%s\r\nContent-Disposition: form-data; name=%q\r\n\r\n%s\r\n", boundary, f.name, f.value)
+	}
+	fmt.Fprintf(&tail, "--%s--\r\n", boundary)
+	body = append(bytes.TrimSuffix(body, []byte("--"+boundary+"--\r\n")), tail.Bytes()...)
+	req, err := http.NewRequest(http.MethodPost, u, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range hdr {
+		req.Header[k] = v
+	}
+	req.Header.Set("Content-Type", ct)
+	return do(t, req)
+}
+
 // fetch GETs u and returns the status and body.
 func fetch(t testing.TB, u string, hdr http.Header) (*http.Response, []byte) {
 	t.Helper()
@@ -319,8 +342,8 @@ func fileInfo(t *testing.T, srv *testServer, key, token, slug string) map[string
 	return info[slug]
 }
 
-// storedObjects counts the finished objects on the server's mirrors,
-// leaving out uploads in progress.
+// storedObjects counts what the server's mirrors hold: finished objects
+// and anything staged for uploads in progress.
 func storedObjects(t *testing.T, srv *testServer) int {
 	t.Helper()
 	n := 0
@@ -331,10 +354,7 @@ func storedObjects(t *testing.T, srv *testServer) int {
 				if err != nil {
 					return err
 				}
-				if d.IsDir() && strings.HasPrefix(d.Name(), ".") && p != m.Path {
-					return filepath.SkipDir
-				}
-				if d.Type().IsRegular() && !strings.HasPrefix(d.Name(), ".") {
+				if d.Type().IsRegular() {
 					n++
 				}
 				return nil

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"io"
 	"net/http"
+	"path"
 	"strconv"
 	"strings"
 	"testing"
@@ -99,7 +100,13 @@ func TestMirageRefuses(t *testing.T) {
 }
 
 func TestMirageKey(t *testing.T) {
-	cfg := testConfig(t, embedded)
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) { mirageKey(t, b) })
+	}
+}
+
+func mirageKey(t *testing.T, b backend) {
+	cfg := testConfig(t, b)
 	cfg.Raw.RequireKey = true
 	srv := start(t, cfg, nil)
 	data := testData(100, 3)
@@ -157,6 +164,12 @@ func TestMirageTTL(t *testing.T) {
 // TestServedTypes checks that what a browser could run is never shown
 // inline from the storage domain, and that images are.
 func TestServedTypes(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) { servedTypes(t, b) })
+	}
+}
+
+func servedTypes(t *testing.T, b backend) {
 	png := append([]byte("\x89PNG\r\n\x1a\n"), testData(200, 5)...)
 	cases := []struct {
 		name   string
@@ -165,17 +178,19 @@ func TestServedTypes(t *testing.T) {
 		inline bool
 	}{
 		{"html", []byte("<!DOCTYPE html><html><script>alert(document.domain)</script></html>"), ".html", false},
-		{"svg", []byte(`<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)"/>`), ".xml", false},
+		{"svg", []byte(`<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)"/>`), ".svg", false},
+		{"bare svg", []byte(`<svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)"><script>alert(2)</script></svg>`), ".svg", false},
+		{"xml", []byte(`<?xml version="1.0"?><x:script xmlns:x="http://www.w3.org/1999/xhtml">alert(1)</x:script>`), ".xml", false},
 		{"png", png, ".png", true},
 		{"text", []byte("just some words\n"), ".txt", true},
 		{"binary", []byte{0, 1, 2, 3, 0xff, 0xfe, 0}, "", false},
 	}
-	srv := start(t, testConfig(t, embedded), nil)
+	srv := start(t, testConfig(t, b), nil)
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			u := mirageURL(t, srv, mirageUpload(t, srv.URL+"/upload", c.data, false))
-			if !strings.HasSuffix(u, "/uploads/"+strings.TrimPrefix(u, srv.URL+"/uploads/")) || !strings.HasSuffix(u, c.ext) {
-				t.Errorf("URL %s does not end in %q", u, c.ext)
+			if id := strings.TrimPrefix(u, srv.URL+"/uploads/"); path.Ext(id) != c.ext {
+				t.Errorf("id %s has extension %q, want %q", id, path.Ext(id), c.ext)
 			}
 			resp, got := fetch(t, u, nil)
 			if !bytes.Equal(got, c.data) {
@@ -185,8 +200,11 @@ func TestServedTypes(t *testing.T) {
 			if inline := !strings.HasPrefix(cd, "attachment"); inline != c.inline {
 				t.Errorf("Content-Disposition %q (type %s): inline %v, want %v", cd, resp.Header.Get("Content-Type"), inline, c.inline)
 			}
-			if resp.Header.Get("X-Content-Type-Options") != "nosniff" {
-				t.Errorf("no X-Content-Type-Options: nosniff")
+			if resp.Header.Get("X-Content-Type-Options") != "nosniff" || resp.Header.Get("Content-Security-Policy") != "sandbox" {
+				t.Errorf("headers %v lack nosniff or the sandbox CSP", resp.Header)
+			}
+			if ct := resp.Header.Get("Content-Type"); c.inline && (strings.Contains(ct, "html") || strings.Contains(ct, "xml") || strings.Contains(ct, "svg")) {
+				t.Errorf("shown inline as %q", ct)
 			}
 			if c.name == "png" && resp.Header.Get("Content-Type") != "image/png" {
 				t.Errorf("png served as %q", resp.Header.Get("Content-Type"))

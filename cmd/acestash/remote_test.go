@@ -55,6 +55,11 @@ func newOrigin(t *testing.T) *origin {
 			http.Redirect(w, r, fmt.Sprintf("/hop/%d", n-1), http.StatusFound)
 		case "slow":
 			time.Sleep(3 * time.Second)
+		case "trickle": // headers at once, then the body too slowly
+			w.Header().Set("Content-Length", "1000")
+			w.Write(make([]byte, 10))
+			w.(http.Flusher).Flush()
+			time.Sleep(3 * time.Second)
 		default:
 			http.NotFound(w, r)
 		}
@@ -101,6 +106,23 @@ func TestRemoteUpload(t *testing.T) {
 				}
 				checkComplete(t, srv, res, c.name, data)
 			}
+			// PHP's remote-upload script: mirrors[N] fields, and a password.
+			up := newUpload(t, srv)
+			fields := append(up.fields[:4:4], field{"mirrors[1]", "2"}, field{"url", o.URL + "/file/1500"},
+				field{"file_password", "pw for remote"})
+			var res uploadResult
+			postForm(t, srv.URL+"/api/v1/upload/remote", fields).result(t, &res)
+			f, err := srv.app.store.File(t.Context(), res.Slug)
+			if err != nil || fmt.Sprint(f.Mirrors) != "[2]" {
+				t.Fatalf("record %+v (%v): want it on mirror 2 only", f, err)
+			}
+			if resp, _ := fetch(t, res.URL+"/download", nil); resp.StatusCode != http.StatusForbidden {
+				t.Errorf("password-protected remote upload served without it: %d", resp.StatusCode)
+			}
+			resp, got := fetch(t, res.URL+"/download", http.Header{"X-File-Password": {"pw for remote"}})
+			if resp.StatusCode != 200 || !bytes.Equal(got, testData(1500, byte(1500%256))) {
+				t.Errorf("with the password: %d, %d bytes", resp.StatusCode, len(got))
+			}
 		})
 	}
 }
@@ -119,9 +141,10 @@ func TestRemoteRefuses(t *testing.T) {
 	expect(o.URL+"/stream/5000", "larger than the limit of 2000 bytes")
 	expect(o.URL+"/missing", "404")
 	expect(o.URL+"/hop/5", "redirects too many times")
-	expect("ftp://127.0.0.1/x", "url")
-	expect("file:///etc/passwd", "url")
-	expect("http:///nohost", "url")
+	expect("ftp://127.0.0.1/x", `scheme "ftp" is not http or https`)
+	expect("file:///etc/passwd", `scheme "file" is not http or https`)
+	expect("http:///nohost", "has no host")
+	expect("", "url is required")
 	if n := storedObjects(t, srv); n != 0 {
 		t.Errorf("refused fetches left %d objects", n)
 	}
@@ -159,8 +182,13 @@ func TestRemoteTimeoutAndSlots(t *testing.T) {
 		c.Remote.Timeout = 500 * time.Millisecond
 		c.Remote.MaxConcurrent = 1
 	})
-	if msg := remoteUpload(t, srv, o.URL+"/slow").errTextCode(t, http.StatusServiceUnavailable); !strings.Contains(msg, "took too long") {
-		t.Errorf("slow origin: %q", msg)
+	for _, p := range []string{"/slow", "/trickle"} {
+		if msg := remoteUpload(t, srv, o.URL+p).errTextCode(t, http.StatusServiceUnavailable); !strings.Contains(msg, "took too long") {
+			t.Errorf("%s: %q", p, msg)
+		}
+	}
+	if n := storedObjects(t, srv); n != 0 {
+		t.Errorf("timed-out fetches left %d objects", n)
 	}
 	// Two fetches at once on a node allowing one: one waits for nobody and
 	// is told to retry.

@@ -216,9 +216,15 @@ func TestRoomsUploadRefuses(t *testing.T) {
 			if msg := rocketErr(t, a, 400); !strings.Contains(msg, "colour") {
 				t.Errorf("unknown field: %q, want it named", msg)
 			}
+			// A file field that is not a file.
+			a = postMultipart(t, srv.URL+"/api/v1/rooms.upload/GENERAL", []field{{"file", "just text"}}, "", "", nil,
+				http.Header{"X-User-Id": {rocketUserID}, "X-Auth-Token": {rocketToken}})
+			if msg := rocketErr(t, a, 400); !strings.Contains(msg, "invalid-field") {
+				t.Errorf("file as a plain field: %q", msg)
+			}
 			// An unknown field after the file: the file was stored on the
 			// way and must be gone again.
-			a = postMultipartAfter(t, srv.URL+"/api/v1/rooms.upload/GENERAL", "a.bin", data, []field{{"msg", "x"}, {"colour", "blue"}},
+			a = postMultipartAfter(t, srv.URL+"/api/v1/rooms.upload/GENERAL", nil, "a.bin", "file", data, []field{{"msg", "x"}, {"colour", "blue"}},
 				http.Header{"X-User-Id": {rocketUserID}, "X-Auth-Token": {rocketToken}})
 			if msg := rocketErr(t, a, 400); !strings.Contains(msg, "colour") {
 				t.Errorf("unknown field after the file: %q", msg)
@@ -246,29 +252,15 @@ func TestRoomsUploadRefuses(t *testing.T) {
 	}
 }
 
-// postMultipartAfter sends the file first and the fields after it.
-func postMultipartAfter(t *testing.T, u, fileName string, data []byte, after []field, hdr http.Header) answer {
-	t.Helper()
-	ct, body := multipartBody(t, nil, "file", fileName, data)
-	boundary := strings.TrimPrefix(ct, "multipart/form-data; boundary=")
-	var tail bytes.Buffer
-	for _, f := range after {
-		tail.WriteString("--" + boundary + "\r\nContent-Disposition: form-data; name=\"" + f.name + "\"\r\n\r\n" + f.value + "\r\n")
-	}
-	tail.WriteString("--" + boundary + "--\r\n")
-	body = append(bytes.TrimSuffix(body, []byte("--"+boundary+"--\r\n")), tail.Bytes()...)
-	req, err := http.NewRequest(http.MethodPost, u, bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header = hdr
-	req.Header.Set("Content-Type", ct)
-	return do(t, req)
-}
-
 // TestRoomsUploadImage checks what Rocket.Chat clients need for a preview.
 func TestRoomsUploadImage(t *testing.T) {
-	srv := start(t, rocketConfig(t, embedded), nil)
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) { roomsUploadImage(t, b) })
+	}
+}
+
+func roomsUploadImage(t *testing.T, b backend) {
+	srv := start(t, rocketConfig(t, b), nil)
 	png := append([]byte("\x89PNG\r\n\x1a\n"), testData(500, 7)...)
 	a := rocketPost(t, srv, "GENERAL", rocketUserID, rocketToken, []field{{"description", "a picture"}}, "pic ture#1.png", png)
 	var got struct {
@@ -299,5 +291,21 @@ func TestRoomsUploadImage(t *testing.T) {
 	}
 	if len(got.Message.MD) != 0 {
 		t.Errorf("md %v for a message without text, want []", got.Message.MD)
+	}
+
+	// A page posted to a room is never shown as a page.
+	html := []byte("<!DOCTYPE html><html><script>alert(document.domain)</script></html>")
+	a = rocketPost(t, srv, "GENERAL", rocketUserID, rocketToken, nil, "page.html", html)
+	got.Message.Attachments = nil
+	if err := json.Unmarshal(a.body, &got); err != nil || a.code != 200 || len(got.Message.Attachments) != 1 {
+		t.Fatalf("answer %s", a)
+	}
+	if att := got.Message.Attachments[0]; att.ImageURL != "" {
+		t.Errorf("an HTML file got an image preview: %+v", att)
+	}
+	resp, body = fetch(t, srv.URL+got.Message.Attachments[0].TitleLink, nil)
+	if resp.StatusCode != 200 || !bytes.Equal(body, html) || !strings.HasPrefix(resp.Header.Get("Content-Disposition"), "attachment") ||
+		resp.Header.Get("X-Content-Type-Options") != "nosniff" {
+		t.Errorf("GET of an HTML file: %d %v", resp.StatusCode, resp.Header)
 	}
 }

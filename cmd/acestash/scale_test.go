@@ -2,8 +2,12 @@ package main
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -63,57 +67,80 @@ func clusterConfig(t *testing.T) (*cluster, Config) {
 	return c, cfg
 }
 
-// TestTwoNodes sends the chunks of one upload to two nodes in turn, and
-// the same chunk to both at once: the file must come out exact.
+// TestTwoNodes sends the chunks of one upload to two nodes in turn, with
+// chunks under and over S3's 5 MiB part minimum, and races two different
+// payloads for the same chunk on both nodes at once: the file must come out
+// as one of them, whole, and match its recorded SHA-256.
 func TestTwoNodes(t *testing.T) {
-	_, cfg := clusterConfig(t)
-	cfg.Limits.MaxChunkSize = testChunk
-	nodes := []*testServer{start(t, cfg, nil), start(t, cfg, nil)}
-	data := testData(7*testChunk+123, 42)
+	for _, chunk := range []int{testChunk, 6 << 20} {
+		t.Run(strconv.Itoa(chunk), func(t *testing.T) {
+			_, cfg := clusterConfig(t)
+			cfg.Limits.MaxChunkSize = int64(chunk)
+			nodes := []*testServer{start(t, cfg, nil), start(t, cfg, nil)}
+			data := testData(3*chunk+1234, 42)
+			other := bytes.Clone(data)
+			copy(other[chunk:2*chunk], testData(chunk, 43))
 
-	up := newUpload(t, nodes[0], "1", "2", "3")
-	var res uploadResult
-	for i, off := 0, 0; off < len(data); i, off = i+1, off+testChunk {
-		end := min(off+testChunk, len(data))
-		up.srv = nodes[i%2]
-		h := fmt.Sprintf("bytes %d-%d/%d", off, end-1, len(data))
-		if i == 3 {
-			// Both nodes race on the same chunk: one appends it, the
-			// other sees a retry or is told to retry; never both append.
-			var wg sync.WaitGroup
-			answers := make([]answer, 2)
-			for k := range nodes {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					u := *up
-					u.srv = nodes[k]
-					answers[k] = u.send(h, data[off:end])
-				}()
-			}
-			wg.Wait()
-			ok := 0
-			for _, a := range answers {
-				if a.code == 200 && a.env.Status == "success" {
-					ok++
+			up := newUpload(t, nodes[0], "1", "2", "3")
+			var res uploadResult
+			for i, off := 0, 0; off < len(data); i, off = i+1, off+chunk {
+				end := min(off+chunk, len(data))
+				h := fmt.Sprintf("bytes %d-%d/%d", off, end-1, len(data))
+				if i == 1 {
+					// One takes the chunk; the other is told to retry or,
+					// arriving after it, replaces it. Never both at once.
+					var wg sync.WaitGroup
+					answers := make([]answer, 2)
+					for k, payload := range [][]byte{data, other} {
+						wg.Go(func() {
+							u := *up
+							u.srv = nodes[k]
+							answers[k] = u.send(h, payload[off:end])
+						})
+					}
+					wg.Wait()
+					for _, a := range answers {
+						if a.env.Status != "success" && a.code != http.StatusServiceUnavailable {
+							t.Fatalf("racing chunk: %s", a)
+						}
+					}
+					if answers[0].env.Status != "success" && answers[1].env.Status != "success" {
+						t.Fatalf("racing chunk: neither node took it: %v", answers)
+					}
+					continue
+				}
+				up.srv = nodes[i%2]
+				a := up.send(h, data[off:end])
+				if end == len(data) {
+					a.result(t, &res)
+				} else if a.env.Status != "success" {
+					t.Fatalf("chunk %d on node %d: %s", i, i%2, a)
 				}
 			}
-			if ok == 0 {
-				t.Fatalf("racing chunk: neither node took it: %v", answers)
+			f, err := nodes[0].app.store.File(t.Context(), res.Slug)
+			if err != nil || len(f.Mirrors) != 3 || len(f.Missing) != 0 {
+				t.Fatalf("file record %+v, %v: want it on all three mirrors", f, err)
 			}
-			continue
-		}
-		a := up.send(h, data[off:end])
-		if end == len(data) {
-			a.result(t, &res)
-		} else if a.code != 200 || a.env.Status != "success" {
-			t.Fatalf("chunk %d on node %d: %s", i, i%2, a)
-		}
-	}
-	checkComplete(t, nodes[1], res, "f.bin", data)
-	f, err := nodes[0].app.store.File(t.Context(), res.Slug)
-	if err != nil || len(f.Mirrors) != 3 || len(f.Missing) != 0 {
-		t.Fatalf("file record %+v, %v: want it on all three mirrors", f, err)
+			_, got := fetch(t, nodes[1].URL+"/m/"+res.Slug+"/download", nil)
+			sum := sha256.Sum256(got)
+			if hex.EncodeToString(sum[:]) != f.SHA256 || !(bytes.Equal(got, data) || bytes.Equal(got, other)) {
+				t.Fatalf("download of %d bytes: SHA-256 %x, record %s; equal to a payload sent: %v",
+					len(got), sum, f.SHA256, bytes.Equal(got, data) || bytes.Equal(got, other))
+			}
+			// Every mirror holds those same bytes.
+			for _, id := range f.Mirrors {
+				e, _ := nodes[0].app.mirrors.Get(id)
+				rc, err := e.Mirror.Open(t.Context(), f.ObjectKey, 0, -1)
+				if err != nil {
+					t.Fatal(err)
+				}
+				b, err := io.ReadAll(rc)
+				rc.Close()
+				if err != nil || !bytes.Equal(b, got) {
+					t.Fatalf("mirror %s holds other bytes (%v)", id, err)
+				}
+			}
+		})
 	}
 }
 
