@@ -162,7 +162,9 @@ func (s *Service) Put(ctx context.Context, spec Spec, r io.Reader) (store.File, 
 		return store.File{}, err
 	}
 	if err := s.start(&sess, spec.Account, spec.Name, ids, spec.Password); err != nil {
-		s.cfg.Store.DeleteSession(context.WithoutCancel(ctx), sess.UploadKey)
+		if derr := s.cfg.Store.DeleteSession(context.WithoutCancel(ctx), sess.UploadKey); derr != nil {
+			s.cfg.Log.Warn("delete unused session", "upload_key", sess.UploadKey, "err", derr)
+		}
 		return store.File{}, err
 	}
 	if spec.Password == "" {

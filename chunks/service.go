@@ -30,7 +30,7 @@ type Config struct {
 	Store   store.Store
 	Mirrors *mirrors.Set
 	// SpoolDir holds each chunk on local disk while it is written to the
-	// mirrors; it never holds more than one chunk per request.
+	// mirrors; a request spools one chunk at a time.
 	SpoolDir     string
 	Clock        store.Clock
 	Log          *slog.Logger

@@ -57,7 +57,7 @@ func New(dir string) (*Mirror, error) {
 // Ping checks that a file can be created in the directory.
 func (m *Mirror) Ping(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
-		return err
+		return fmt.Errorf("fsmirror: %w", err)
 	}
 	f, err := os.CreateTemp(filepath.Join(m.dir, uploadsDir), ".ping-*")
 	if err != nil {
@@ -76,7 +76,7 @@ func (m *Mirror) Begin(ctx context.Context, key string) (mirrors.Upload, error) 
 		return mirrors.Upload{}, err
 	}
 	if err := ctx.Err(); err != nil {
-		return mirrors.Upload{}, err
+		return mirrors.Upload{}, fmt.Errorf("fsmirror: %w", err)
 	}
 	up := mirrors.Upload{Key: key, ID: uuid.NewString()}
 	if err := os.Mkdir(m.uploadPath(up.ID), 0o755); err != nil {
@@ -210,7 +210,7 @@ func (m *Mirror) Open(ctx context.Context, key string, off, length int64) (io.Re
 		return nil, fmt.Errorf("fsmirror: open %q: negative offset %d", key, off)
 	}
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("fsmirror: %w", err)
 	}
 	f, err := os.Open(p)
 	if err != nil {
@@ -247,7 +247,7 @@ func (m *Mirror) Stat(ctx context.Context, key string) (mirrors.Info, error) {
 		return mirrors.Info{}, err
 	}
 	if err := ctx.Err(); err != nil {
-		return mirrors.Info{}, err
+		return mirrors.Info{}, fmt.Errorf("fsmirror: %w", err)
 	}
 	fi, err := os.Stat(p)
 	if err == nil && !fi.Mode().IsRegular() {
@@ -266,7 +266,7 @@ func (m *Mirror) Delete(ctx context.Context, key string) error {
 		return err
 	}
 	if err := ctx.Err(); err != nil {
-		return err
+		return fmt.Errorf("fsmirror: %w", err)
 	}
 	fi, err := os.Lstat(p)
 	if errors.Is(err, fs.ErrNotExist) || err == nil && fi.IsDir() {

@@ -112,14 +112,14 @@ func put(b *bolt.Bucket, key string, v any) error {
 // view and update run fn in a transaction unless ctx is already done.
 func (s *Store) view(ctx context.Context, fn func(tx *bolt.Tx) error) error {
 	if err := ctx.Err(); err != nil {
-		return err
+		return fmt.Errorf("boltstore: %w", err)
 	}
 	return s.db.View(fn)
 }
 
 func (s *Store) update(ctx context.Context, fn func(tx *bolt.Tx) error) error {
 	if err := ctx.Err(); err != nil {
-		return err
+		return fmt.Errorf("boltstore: %w", err)
 	}
 	return s.db.Update(fn)
 }
