@@ -91,14 +91,20 @@ func (s *Server) smallForm(c echo.Context) (*form, error) {
 	return readForm(c.Request(), s.cfg.SpoolDir, nil, 0, func(url.Values) bool { return true })
 }
 
-func (s *Server) fileUpload(c echo.Context) error {
-	ctx := c.Request().Context()
+// authForm reads a form without a file and the account it authenticates.
+func (s *Server) authForm(c echo.Context) (url.Values, store.Account, error) {
 	f, err := s.smallForm(c)
 	if err != nil {
-		return s.fail(c, err)
+		return nil, store.Account{}, err
 	}
 	defer f.Close()
-	a, err := s.authenticate(ctx, f.Values)
+	a, err := s.authenticate(c.Request().Context(), f.Values)
+	return f.Values, a, err
+}
+
+func (s *Server) fileUpload(c echo.Context) error {
+	ctx := c.Request().Context()
+	_, a, err := s.authForm(c)
 	if err != nil {
 		return s.fail(c, err)
 	}
@@ -217,17 +223,13 @@ func (s *Server) fileURL(slug string) string { return s.cfg.PublicURL + "/m/" + 
 
 func (s *Server) fileInfo(c echo.Context) error {
 	ctx := c.Request().Context()
-	f, err := s.smallForm(c)
+	v, _, err := s.authForm(c)
 	if err != nil {
-		return s.fail(c, err)
-	}
-	defer f.Close()
-	if _, err := s.authenticate(ctx, f.Values); err != nil {
 		return s.fail(c, err)
 	}
 	var slugs []string
 	seen := map[string]bool{}
-	for _, sl := range strings.Split(f.Get("files"), ",") {
+	for _, sl := range strings.Split(v.Get("files"), ",") {
 		if sl = strings.TrimSpace(sl); sl != "" && !seen[sl] {
 			seen[sl] = true
 			slugs = append(slugs, sl)

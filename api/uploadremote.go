@@ -17,23 +17,18 @@ import (
 // the fetch, so a bad request never reaches the remote server.
 func (s *Server) uploadRemote(c echo.Context) error {
 	ctx := c.Request().Context()
-	f, err := s.smallForm(c)
-	if err != nil {
-		return s.fail(c, err)
-	}
-	defer f.Close()
-	a, err := s.authenticate(ctx, f.Values)
+	v, a, err := s.authForm(c)
 	if err != nil {
 		return s.fail(c, err)
 	}
 	if s.cfg.Remote == nil {
 		return s.fail(c, userError("remote upload is not enabled on this server"))
 	}
-	rawURL := f.Get("url")
+	rawURL := v.Get("url")
 	if rawURL == "" {
 		return s.fail(c, userError("url is required: the http or https address of the file to fetch"))
 	}
-	req, err := chunkRequest(a, f.Values)
+	req, err := chunkRequest(a, v)
 	if err != nil {
 		return s.fail(c, err)
 	}

@@ -45,6 +45,19 @@ func chunkSize(t *testing.T, info uploadInfo) int {
 	return c
 }
 
+// uploadFields are the fields the PHP and .NET clients send with every
+// chunk: credentials, keys, and mirrors[] set to the default mirrors.
+func uploadFields(info uploadInfo) []field {
+	fields := []field{
+		{"api_key", testKey}, {"api_token", testToken},
+		{"cTracker", info.CTracker}, {"upload_key", info.UploadKey},
+	}
+	for _, m := range info.DefaultMirrors {
+		fields = append(fields, field{"mirrors[]", m})
+	}
+	return fields
+}
+
 // phpUpload is MirrorAce's official PHP example: multipart everywhere, a
 // files[] field, repeated mirrors[] fields, inclusive ranges of C+1 bytes a
 // chunk, ceil(T/C) requests (so sometimes one more, empty, at the end), and
@@ -54,13 +67,7 @@ func phpUpload(t *testing.T, base string, data []byte, name string) uploadResult
 	info := getUploadInfo(t, base, true)
 	c := chunkSize(t, info)
 	total := len(data)
-	fields := []field{
-		{"api_key", testKey}, {"api_token", testToken},
-		{"cTracker", info.CTracker}, {"upload_key", info.UploadKey},
-	}
-	for _, m := range info.DefaultMirrors {
-		fields = append(fields, field{"mirrors[]", m})
-	}
+	fields := uploadFields(info)
 	var last uploadResult
 	n := (total + c - 1) / c
 	for i := range n {
@@ -85,13 +92,7 @@ func dotnetUpload(t *testing.T, base string, data []byte, name string) uploadRes
 	info := getUploadInfo(t, base, false)
 	c := chunkSize(t, info)
 	total := len(data)
-	fields := []field{
-		{"api_key", testKey}, {"api_token", testToken},
-		{"cTracker", info.CTracker}, {"upload_key", info.UploadKey},
-	}
-	for _, m := range info.DefaultMirrors {
-		fields = append(fields, field{"mirrors[]", m})
-	}
+	fields := uploadFields(info)
 	var last uploadResult
 	for start := 0; ; start += c {
 		end := min(start+c, total)

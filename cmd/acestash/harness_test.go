@@ -258,16 +258,7 @@ func multipartBody(t testing.TB, fields []field, fileField, fileName string, dat
 // postMultipart sends fields and an optional file as multipart/form-data.
 func postMultipart(t testing.TB, u string, fields []field, fileField, fileName string, data []byte, hdr http.Header) answer {
 	t.Helper()
-	ct, body := multipartBody(t, fields, fileField, fileName, data)
-	req, err := http.NewRequest(http.MethodPost, u, bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k, v := range hdr {
-		req.Header[k] = v
-	}
-	req.Header.Set("Content-Type", ct)
-	return do(t, req)
+	return postMultipartAfter(t, u, fields, fileName, fileField, data, nil, hdr)
 }
 
 // postMultipartAfter sends the fields before, then the file, then the
