@@ -108,7 +108,13 @@ func (s *Server) download(c echo.Context) error {
 		if pw == "" && c.Request().Method == http.MethodPost {
 			pw = c.FormValue("password")
 		}
+		if pw != "" && s.guesses.blocked(f.Slug) {
+			return echo.NewHTTPError(http.StatusTooManyRequests, "too many wrong passwords for this file; try again in a minute")
+		}
 		if !chunks.CheckPassword(f, pw) {
+			if pw != "" {
+				s.guesses.wrong(f.Slug)
+			}
 			return echo.NewHTTPError(http.StatusForbidden, "this file needs its password: send it from the file's page or in an X-File-Password header")
 		}
 	} else if c.Request().Method == http.MethodPost {

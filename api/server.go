@@ -51,8 +51,9 @@ type Raw struct {
 
 // Server holds the handlers of every dialect.
 type Server struct {
-	cfg   Config
-	slots chan struct{} // one token per remote fetch in progress
+	cfg     Config
+	slots   chan struct{} // one token per remote fetch in progress
+	guesses guesses       // wrong file passwords, per file
 }
 
 // New returns the HTTP handler of acestash.

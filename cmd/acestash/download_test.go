@@ -147,6 +147,24 @@ func TestPassword(t *testing.T) {
 	if err != nil || resp.StatusCode != 200 || !bytes.Equal(body, data) {
 		t.Fatalf("download by the page's form: %d (%v)", resp.StatusCode, err)
 	}
+	// Guessing is slowed: after ten wrong passwords, even the right one
+	// waits.
+	wrong := 0
+	for i := range 12 {
+		resp, _ := fetch(t, r.URL+"/download", http.Header{"X-File-Password": {fmt.Sprint("guess ", i)}})
+		if resp.StatusCode == http.StatusTooManyRequests {
+			break
+		}
+		wrong++
+	}
+	// One wrong password came before; bcrypt is slow enough under -race
+	// that a token may refill while the loop runs.
+	if wrong < 9 || wrong > 11 {
+		t.Errorf("%d more wrong passwords answered before 429, want 9", wrong)
+	}
+	if resp, _ := fetch(t, r.URL+"/download", http.Header{"X-File-Password": {"s3cret pass"}}); resp.StatusCode != http.StatusTooManyRequests {
+		t.Errorf("right password after the limit: %d, want 429", resp.StatusCode)
+	}
 	// Nothing else reveals it.
 	a := postForm(t, srv.URL+"/api/v1/file/info", []field{{"api_key", testKey}, {"api_token", testToken}, {"files", r.Slug}})
 	var info map[string]map[string]string
