@@ -98,9 +98,12 @@ func (s *Service) publish(ctx context.Context, sess store.Session, file store.Fi
 				return sess, store.File{}, err
 			}
 			sess.Slug = sl
-			if sess, err = s.cfg.Store.UpdateSession(ctx, sess); err != nil {
+			saved, err := s.cfg.Store.UpdateSession(ctx, sess)
+			if err != nil {
+				sess.Slug = "" // not reserved
 				return sess, store.File{}, unavailable("cannot publish the file", err)
 			}
+			sess = saved
 		}
 		file.Slug = sess.Slug
 		if sess.Name == "" {

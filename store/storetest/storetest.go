@@ -238,6 +238,8 @@ func (e *env) fullSession(key string) store.Session {
 	s.Failed = map[string]string{"c": "timeout"}
 	s.Slug = "slug-" + key
 	s.Done = true
+	s.Lease = "lease-" + key
+	s.LeaseUntil = e.clock.Now().Add(21 * time.Minute)
 	return s
 }
 
