@@ -222,38 +222,37 @@ func (s *Service) session(ctx context.Context, req ChunkRequest) (store.Session,
 // Check reports whether Fill would accept req, without reading its body,
 // so a caller can refuse a request before fetching what it names.
 func (s *Service) Check(ctx context.Context, req ChunkRequest) error {
-	sess, err := s.session(ctx, req)
-	if err != nil {
+	if _, err := s.unused(ctx, req); err != nil {
 		return err
 	}
-	if sess.Done {
-		return Errorf(Invalid, "this upload_key already made the file %s; ask file/upload for a new one", sess.Slug)
-	}
-	if sess.Started {
-		return Errorf(Invalid, "an upload has already started with this upload_key; ask file/upload for a new one")
-	}
-	_, err = s.SelectMirrors(req.Account, req.Mirrors)
+	_, err := s.SelectMirrors(req.Account, req.Mirrors)
 	return err
 }
 
+// unused returns the session of a request whose upload key has not started
+// an upload yet.
+func (s *Service) unused(ctx context.Context, req ChunkRequest) (store.Session, error) {
+	sess, err := s.session(ctx, req)
+	switch {
+	case err != nil:
+		return sess, err
+	case sess.Done:
+		return sess, Errorf(Invalid, "this upload_key already made the file %s; ask file/upload for a new one", sess.Slug)
+	case sess.Started:
+		return sess, Errorf(Invalid, "an upload has already started with this upload_key; ask file/upload for a new one")
+	}
+	return sess, nil
+}
+
 // Fill stores everything req.Body yields as the upload of a session from
-// Issue, after the same checks as Chunk; req.Range is ignored. More than
-// maxSize bytes (0: the account's limit) is a TooLarge error. A failed Fill
-// leaves the upload key as it was, so the client may try again.
+// Issue that has not started, after the same checks as Chunk; req.Range is
+// ignored. More than maxSize bytes (0: the account's limit) is a TooLarge
+// error. A failed Fill leaves the upload key as it was, so the client may
+// try again.
 func (s *Service) Fill(ctx context.Context, req ChunkRequest, maxSize int64) (Result, error) {
-	orig, err := s.session(ctx, req)
+	orig, err := s.unused(ctx, req)
 	if err != nil {
 		return Result{}, err
-	}
-	if orig.Done {
-		f, err := s.finished(ctx, orig)
-		if err != nil {
-			return Result{}, err
-		}
-		return Result{Name: f.Name, Total: f.Size, Done: true, File: f}, nil
-	}
-	if orig.Started {
-		return Result{}, Errorf(Invalid, "an upload has already started with this upload_key; ask file/upload for a new one")
 	}
 	if maxSize <= 0 {
 		maxSize = s.MaxFileSize(req.Account)
