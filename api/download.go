@@ -31,15 +31,21 @@ func (s *Server) downloads(e *echo.Echo) {
 
 // lookup returns the active file with the slug, or an HTTP error.
 func (s *Server) lookup(ctx context.Context, sl string) (store.File, error) {
-	if !slug.Valid(sl, 64) {
+	return s.find(ctx, sl, s.cfg.Store.File)
+}
+
+// find returns the active file get finds under id (a slug or an alias), or
+// an HTTP error.
+func (s *Server) find(ctx context.Context, id string, get func(context.Context, string) (store.File, error)) (store.File, error) {
+	if !slug.Valid(id, 64) {
 		return store.File{}, echo.NewHTTPError(http.StatusNotFound, "file not found")
 	}
-	f, err := s.cfg.Store.File(ctx, sl)
+	f, err := get(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return store.File{}, echo.NewHTTPError(http.StatusNotFound, "file not found")
 	}
 	if err != nil {
-		return store.File{}, fmt.Errorf("look up file %s: %w", sl, err)
+		return store.File{}, fmt.Errorf("look up file %s: %w", id, err)
 	}
 	if f.Status != store.StatusActive {
 		return store.File{}, echo.NewHTTPError(http.StatusGone, "file "+f.Status)

@@ -92,14 +92,22 @@ func rawError(err error, limit int64) error {
 	if !ok {
 		return err
 	}
-	switch ce.Kind {
-	case chunks.TooLarge:
+	if ce.Kind == chunks.TooLarge {
 		return echo.NewHTTPError(http.StatusRequestEntityTooLarge, tooLarge(limit))
-	case chunks.Unavailable:
-		return echo.NewHTTPError(http.StatusServiceUnavailable, ce.Msg)
-	default:
-		return echo.NewHTTPError(http.StatusBadRequest, ce.Msg)
 	}
+	return echo.NewHTTPError(httpStatus(ce.Kind), ce.Msg)
+}
+
+// httpStatus is the status of a chunks error in the dialects that answer
+// errors with a status (Mirage, Rocket.Chat; not MirrorAce).
+func httpStatus(k chunks.Kind) int {
+	switch k {
+	case chunks.TooLarge:
+		return http.StatusRequestEntityTooLarge
+	case chunks.Unavailable:
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusBadRequest
 }
 
 func tooLarge(limit int64) string {
@@ -113,16 +121,17 @@ func (s *Server) rawDownload(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if len(f.PasswordHash) > 0 {
-		return echo.NewHTTPError(http.StatusNotFound, "file not found")
-	}
 	return s.serveSniffed(c, f)
 }
 
 // serveSniffed serves a file with its sniffed type where a browser can only
 // display it, and as an attachment where it could run as a page on this
-// domain (HTML, SVG, XML, scripts, anything unknown).
+// domain (HTML, SVG, XML, scripts, anything unknown). A file with a
+// password is not found here: it is served only from its own page.
 func (s *Server) serveSniffed(c echo.Context, f store.File) error {
+	if len(f.PasswordHash) > 0 {
+		return echo.NewHTTPError(http.StatusNotFound, "file not found")
+	}
 	typ := f.Type
 	if typ == "" {
 		typ = "application/octet-stream"

@@ -145,15 +145,14 @@ func (s *Server) upload(c echo.Context) error {
 	// the first chunk, so only a started upload streams. Otherwise the
 	// chunk is spooled and the fields after it are read too.
 	ready := func(v url.Values) bool {
-		for _, k := range []string{"api_key", "api_token", "upload_key"} {
-			if v.Get(k) == "" {
-				return false
-			}
-		}
-		if first(v.Get("cTracker"), v.Get("ctracker")) == "" {
+		if v.Get("api_key") == "" || v.Get("api_token") == "" {
 			return false
 		}
-		sess, err := s.cfg.Store.Session(ctx, v.Get("upload_key"))
+		req, err := chunkRequest(store.Account{}, v)
+		if err != nil {
+			return false
+		}
+		sess, err := s.cfg.Store.Session(ctx, req.UploadKey)
 		return err == nil && sess.Started
 	}
 	f, err := readForm(r, s.cfg.SpoolDir, []string{"files", "files[]"}, s.cfg.Chunks.MaxChunkSize()+1, ready)

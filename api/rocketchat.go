@@ -49,14 +49,7 @@ func (s *Server) writeRocket(c echo.Context, err error) error {
 		return c.JSON(re.code, body)
 	}
 	if ce, ok := chunks.AsError(err); ok {
-		code := http.StatusBadRequest
-		switch ce.Kind {
-		case chunks.TooLarge:
-			code = http.StatusRequestEntityTooLarge
-		case chunks.Unavailable:
-			code = http.StatusServiceUnavailable
-		}
-		return c.JSON(code, map[string]any{"success": false, "error": ce.Msg})
+		return c.JSON(httpStatus(ce.Kind), map[string]any{"success": false, "error": ce.Msg})
 	}
 	s.cfg.Log.Error("rooms.upload failed", "err", err)
 	return c.JSON(http.StatusInternalServerError, map[string]any{"success": false, "error": "internal server error; the failure is logged"})
@@ -64,6 +57,10 @@ func (s *Server) writeRocket(c echo.Context, err error) error {
 
 func invalidField(msg string) *rocketError {
 	return &rocketError{http.StatusBadRequest, msg + " [invalid-field]", "invalid-field"}
+}
+
+func invalidParams(msg string) *rocketError {
+	return &rocketError{http.StatusBadRequest, msg + " [invalid-params]", "invalid-params"}
 }
 
 func (s *Server) roomsUpload(c echo.Context) error {
@@ -155,19 +152,18 @@ func (s *Server) readRocketForm(ctx context.Context, r *http.Request, a store.Ac
 			up.fileType = declaredType(p.Header.Get("Content-Type"), f.Type)
 		case name == "msg" || name == "description" || name == "tmid":
 			if up.fields.Has(name) {
-				return up, &rocketError{http.StatusBadRequest, fmt.Sprintf("field %q is given twice [invalid-params]", name), "invalid-params"}
+				return up, invalidParams(fmt.Sprintf("field %q is given twice", name))
 			}
 			v, err := io.ReadAll(io.LimitReader(p, maxFieldBytes+1))
 			if err != nil {
 				return up, invalidField("cannot read field " + name + ": " + err.Error())
 			}
 			if len(v) > maxFieldBytes {
-				return up, &rocketError{http.StatusBadRequest, fmt.Sprintf("field %q is too long [invalid-params]", name), "invalid-params"}
+				return up, invalidParams(fmt.Sprintf("field %q is too long", name))
 			}
 			up.fields.Set(name, string(v))
 		default:
-			return up, &rocketError{http.StatusBadRequest,
-				fmt.Sprintf("unknown field %q: rooms.upload takes file, msg, description and tmid [invalid-params]", name), "invalid-params"}
+			return up, invalidParams(fmt.Sprintf("unknown field %q: rooms.upload takes file, msg, description and tmid", name))
 		}
 	}
 	if up.file == nil {
@@ -226,23 +222,9 @@ func (s *Server) rocketMessage(a store.Account, rid string, up roomUpload) map[s
 
 // rocketDownload serves /file-upload/<fileId>/<name>.
 func (s *Server) rocketDownload(c echo.Context) error {
-	id := c.Param("id")
-	if !slug.Valid(id, 64) {
-		return echo.NewHTTPError(http.StatusNotFound, "file not found")
-	}
-	f, err := s.cfg.Store.FileByAlias(c.Request().Context(), id)
-	if errors.Is(err, store.ErrNotFound) {
-		return echo.NewHTTPError(http.StatusNotFound, "file not found")
-	}
-	if err != nil {
-		return fmt.Errorf("look up file %s: %w", id, err)
-	}
-	f, err = s.lookup(c.Request().Context(), f.Slug)
+	f, err := s.find(c.Request().Context(), c.Param("id"), s.cfg.Store.FileByAlias)
 	if err != nil {
 		return err
-	}
-	if len(f.PasswordHash) > 0 {
-		return echo.NewHTTPError(http.StatusNotFound, "file not found")
 	}
 	return s.serveSniffed(c, f)
 }
