@@ -73,21 +73,26 @@ func openMirrors(ctx context.Context, cfg Config) (*mirrors.Set, error) {
 }
 
 // newApp opens everything a node needs; close it with app.Close.
-func newApp(ctx context.Context, cfg Config, log *slog.Logger, clock store.Clock) (*app, error) {
+func newApp(ctx context.Context, cfg Config, log *slog.Logger, clock store.Clock) (_ *app, err error) {
 	st, err := openStore(ctx, cfg, clock)
 	if err != nil {
 		return nil, err
 	}
+	defer func() {
+		if err != nil {
+			st.Close()
+		}
+	}()
 	set, err := openMirrors(ctx, cfg)
 	if err != nil {
-		st.Close()
 		return nil, err
 	}
+	spool := filepath.Join(cfg.DataDir, "spool")
 	a := &app{cfg: cfg, log: log, clock: clock, store: st, mirrors: set}
 	a.health = mirrors.NewHealth(set, 5*time.Second, log)
 	a.chunks, err = chunks.New(chunks.Config{
 		Store: st, Mirrors: set, Clock: clock, Log: log,
-		SpoolDir:      filepath.Join(cfg.DataDir, "spool"),
+		SpoolDir:      spool,
 		SlugLength:    cfg.SlugLength,
 		MaxFileSize:   cfg.Limits.MaxFileSize,
 		MaxChunkSize:  cfg.Limits.MaxChunkSize,
@@ -97,22 +102,19 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, clock store.Clock
 		Sniff:         api.Sniff,
 	})
 	if err != nil {
-		st.Close()
 		return nil, err
 	}
 	if err := a.seedAccounts(ctx); err != nil {
-		st.Close()
 		return nil, err
 	}
 	anon, err := a.anonymous(ctx)
 	if err != nil {
-		st.Close()
 		return nil, err
 	}
 	a.handler = api.New(api.Config{
 		Store: st, Chunks: a.chunks, Mirrors: set, Clock: clock, Log: log,
 		PublicURL: cfg.PublicURL,
-		SpoolDir:  filepath.Join(cfg.DataDir, "spool"),
+		SpoolDir:  spool,
 		Raw: api.Raw{
 			MaxSize: cfg.Raw.MaxSize, RequireKey: cfg.Raw.RequireKey,
 			Anonymous: anon, TTL: cfg.Raw.TTL,
