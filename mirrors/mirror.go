@@ -46,9 +46,15 @@ type Info struct {
 // 1..last.N, in order, as the object; the zero Part publishes an empty object.
 // The object is not visible to Open or Stat before Complete returns.
 //
+// Put stores a whole object in one call, for bytes that arrive at once.
+//
 // All methods are safe for concurrent use. Errors wrap ErrNotFound where the
 // key or upload does not exist.
 type Mirror interface {
+	// Put stores exactly size bytes from r as the object under key,
+	// replacing any object there. The object is not visible to Open or
+	// Stat before Put returns, and a failed Put leaves the old one.
+	Put(ctx context.Context, key string, r io.Reader, size int64) error
 	// Begin starts an upload that Complete will publish under key.
 	Begin(ctx context.Context, key string) (Upload, error)
 	// PutPart stores the chunk after prev, reading exactly size bytes from r.

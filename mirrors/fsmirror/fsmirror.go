@@ -2,11 +2,13 @@
 // in a local directory.
 //
 // An object with key "a/b.txt" is the file dir/a/b.txt. An upload in
-// progress is the directory dir/.uploads/<id>, holding one file per chunk
-// named by its number; Complete concatenates the chunk files into a
-// temporary file in the upload directory, syncs it and renames it over the
-// object, so a reader sees either the old object or the whole new one.
-// Keys whose first element is ".uploads" are reserved.
+// progress is the directory dir/.uploads/<id> holding one file, "data",
+// that grows chunk by chunk: a chunk is written at the offset its Part
+// before says, after cutting off anything past it, so a retried chunk
+// replaces the earlier try. Complete cuts the file to the last Part's size,
+// syncs it and renames it over the object, so a reader sees either the old
+// object or the whole new one, and no byte is copied twice. Keys whose
+// first element is ".uploads" are reserved.
 package fsmirror
 
 import (
@@ -18,7 +20,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 
@@ -79,26 +80,35 @@ func (m *Mirror) Begin(ctx context.Context, key string) (mirrors.Upload, error) 
 		return mirrors.Upload{}, fmt.Errorf("fsmirror: %w", err)
 	}
 	up := mirrors.Upload{Key: key, ID: uuid.NewString()}
-	if err := os.Mkdir(m.uploadPath(up.ID), 0o755); err != nil {
+	dir := m.uploadPath(up.ID)
+	if err := os.Mkdir(dir, 0o755); err != nil {
 		return mirrors.Upload{}, fmt.Errorf("fsmirror: begin %q: %w", key, err)
 	}
+	f, err := os.OpenFile(filepath.Join(dir, dataFile), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+	if err != nil {
+		os.RemoveAll(dir)
+		return mirrors.Upload{}, fmt.Errorf("fsmirror: begin %q: %w", key, err)
+	}
+	f.Close()
 	return up, nil
 }
 
-// PutPart writes chunk prev.N+1 to a temporary file in the upload directory,
-// syncs it and renames it to its number, replacing an earlier attempt.
-func (m *Mirror) PutPart(ctx context.Context, up mirrors.Upload, prev mirrors.Part, r io.Reader, size int64) (mirrors.Part, error) {
-	dir, err := m.upload(up)
+// dataFile is the name, in an upload's directory, of the file it grows.
+const dataFile = "data"
+
+// Put writes the object to a temporary file, syncs it and renames it into
+// place.
+func (m *Mirror) Put(ctx context.Context, key string, r io.Reader, size int64) error {
+	dst, err := m.objectPath(key)
 	if err != nil {
-		return mirrors.Part{}, err
+		return err
 	}
-	if prev.N < 0 || size < 0 {
-		return mirrors.Part{}, fmt.Errorf("fsmirror: upload %s: bad chunk %d of %d bytes", up.ID, prev.N+1, size)
+	if size < 0 {
+		return fmt.Errorf("fsmirror: put %q: negative size %d", key, size)
 	}
-	n := prev.N + 1
-	f, err := os.CreateTemp(dir, ".chunk-*")
+	f, err := os.CreateTemp(filepath.Join(m.dir, uploadsDir), ".put-*")
 	if err != nil {
-		return mirrors.Part{}, uploadErr(up, fmt.Errorf("chunk %d: %w", n, err))
+		return fmt.Errorf("fsmirror: put %q: %w", key, err)
 	}
 	defer os.Remove(f.Name()) // fails harmlessly once renamed
 	err = writeChunk(ctx, f, r, size)
@@ -106,12 +116,68 @@ func (m *Mirror) PutPart(ctx context.Context, up mirrors.Upload, prev mirrors.Pa
 		err = cerr
 	}
 	if err == nil {
-		err = os.Rename(f.Name(), filepath.Join(dir, strconv.Itoa(n)))
+		err = publish(f.Name(), dst)
+	}
+	if err != nil {
+		return fmt.Errorf("fsmirror: put %q: %w", key, err)
+	}
+	return nil
+}
+
+// publish renames the file at src to dst, creating dst's directory, and
+// makes the rename durable.
+func publish(src, dst string) error {
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return err
+	}
+	if err := os.Rename(src, dst); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(dst))
+}
+
+// PutPart cuts the upload's data file to prev.Size, writes the chunk after
+// it and syncs the file.
+func (m *Mirror) PutPart(ctx context.Context, up mirrors.Upload, prev mirrors.Part, r io.Reader, size int64) (mirrors.Part, error) {
+	dir, err := m.upload(up)
+	if err != nil {
+		return mirrors.Part{}, err
+	}
+	if prev.N < 0 || prev.Size < 0 || size < 0 {
+		return mirrors.Part{}, fmt.Errorf("fsmirror: upload %s: bad chunk %d of %d bytes", up.ID, prev.N+1, size)
+	}
+	n := prev.N + 1
+	f, err := os.OpenFile(filepath.Join(dir, dataFile), os.O_WRONLY, 0)
+	if err != nil {
+		return mirrors.Part{}, uploadErr(up, fmt.Errorf("chunk %d: %w", n, err))
+	}
+	err = appendAt(ctx, f, prev.Size, r, size)
+	if cerr := f.Close(); err == nil {
+		err = cerr
 	}
 	if err != nil {
 		return mirrors.Part{}, uploadErr(up, fmt.Errorf("chunk %d: %w", n, err))
 	}
 	return mirrors.Part{N: n, Size: prev.Size + size}, nil
+}
+
+// appendAt cuts f to off bytes, which it must hold, and writes exactly size
+// bytes of r after them.
+func appendAt(ctx context.Context, f *os.File, off int64, r io.Reader, size int64) error {
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if fi.Size() < off {
+		return fmt.Errorf("the upload holds %d bytes, fewer than the %d before this chunk", fi.Size(), off)
+	}
+	if err := f.Truncate(off); err != nil {
+		return err
+	}
+	if _, err := f.Seek(off, io.SeekStart); err != nil {
+		return err
+	}
+	return writeChunk(ctx, f, r, size)
 }
 
 // writeChunk copies exactly size bytes from r to f and syncs f.
@@ -126,8 +192,8 @@ func writeChunk(ctx context.Context, f *os.File, r io.Reader, size int64) error 
 	return f.Sync()
 }
 
-// Complete concatenates chunks 1..last.N into a temporary file, syncs it
-// and renames it to the object's path, then removes the upload directory.
+// Complete cuts the data file to last.Size, syncs it and renames it to the
+// object's path, then removes the upload directory.
 func (m *Mirror) Complete(ctx context.Context, up mirrors.Upload, last mirrors.Part) error {
 	dir, err := m.upload(up)
 	if err != nil {
@@ -137,53 +203,45 @@ func (m *Mirror) Complete(ctx context.Context, up mirrors.Upload, last mirrors.P
 	if err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(dir, ".complete-*")
-	if err != nil {
-		return uploadErr(up, err)
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("fsmirror: %w", err)
 	}
-	defer os.Remove(f.Name()) // fails harmlessly once renamed
-	err = concat(ctx, f, dir, last)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
+	data := filepath.Join(dir, dataFile)
+	err = settle(data, last.Size)
 	if err == nil {
-		err = os.MkdirAll(filepath.Dir(dst), 0o755)
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), dst)
-	}
-	if err == nil {
-		err = syncDir(filepath.Dir(dst))
+		err = publish(data, dst)
 	}
 	if err != nil {
 		return uploadErr(up, fmt.Errorf("complete: %w", err))
 	}
 	if err := os.RemoveAll(dir); err != nil {
-		return uploadErr(up, fmt.Errorf("complete: published, but removing the chunks: %w", err))
+		return uploadErr(up, fmt.Errorf("complete: published, but removing the upload directory: %w", err))
 	}
 	return nil
 }
 
-// concat appends chunk files 1..last.N from dir to f, checks the total is
-// last.Size and syncs f.
-func concat(ctx context.Context, f *os.File, dir string, last mirrors.Part) error {
-	var total int64
-	for n := 1; n <= last.N; n++ {
-		c, err := os.Open(filepath.Join(dir, strconv.Itoa(n)))
-		if err != nil {
-			return fmt.Errorf("chunk %d: %w", n, err)
-		}
-		w, err := io.Copy(f, ctxReader{ctx, c})
-		c.Close()
-		if err != nil {
-			return fmt.Errorf("chunk %d: %w", n, err)
-		}
-		total += w
+// settle cuts the file at name to size bytes, which it must hold, and
+// syncs it.
+func settle(name string, size int64) error {
+	f, err := os.OpenFile(name, os.O_WRONLY, 0)
+	if err != nil {
+		return err
 	}
-	if total != last.Size {
-		return fmt.Errorf("chunks 1..%d hold %d bytes, want %d", last.N, total, last.Size)
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
 	}
-	return f.Sync()
+	if fi.Size() < size {
+		return fmt.Errorf("the upload holds %d bytes, want %d", fi.Size(), size)
+	}
+	if err := f.Truncate(size); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	return f.Close()
 }
 
 // Abort removes the upload directory with every chunk in it.
@@ -232,12 +290,30 @@ func (m *Mirror) Open(ctx context.Context, key string, off, length int64) (io.Re
 	if length >= 0 && length < n {
 		n = length
 	}
-	return sectionReadCloser{io.NewSectionReader(f, off, n), f}, nil
+	if _, err := f.Seek(off, io.SeekStart); err != nil {
+		f.Close()
+		return nil, objectErr("open", key, err)
+	}
+	return &fileReader{lr: io.LimitedReader{R: f, N: n}, f: f}, nil
 }
 
-type sectionReadCloser struct {
-	*io.SectionReader
-	io.Closer
+// fileReader reads a range of an object's file.
+type fileReader struct {
+	lr io.LimitedReader
+	f  *os.File
+}
+
+func (r *fileReader) Read(p []byte) (int, error) { return r.lr.Read(p) }
+
+func (r *fileReader) Close() error { return r.f.Close() }
+
+// WriteTo hands the rest of the range to w's ReadFrom where w has one, so
+// that a network connection can let the kernel copy the file (sendfile).
+func (r *fileReader) WriteTo(w io.Writer) (int64, error) {
+	if rf, ok := w.(io.ReaderFrom); ok {
+		return rf.ReadFrom(&r.lr)
+	}
+	return io.Copy(w, &r.lr)
 }
 
 // Stat reports the size and modification time of the object's file.

@@ -59,6 +59,8 @@ func Run(t *testing.T, newMirror func(t *testing.T) mirrors.Mirror) {
 		{"TwoUploadsSameKey", testTwoUploadsSameKey},
 		{"ConcurrentUploads", testConcurrentUploads},
 		{"Ping", testPing},
+		{"Put", testPut},
+		{"PutShortReader", testPutShortReader},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -614,5 +616,48 @@ func testPing(t *testing.T, m mirrors.Mirror) {
 	}
 	if err := p.Ping(t.Context()); err != nil {
 		t.Fatalf("Ping: %v", err)
+	}
+}
+
+func testPut(t *testing.T, m mirrors.Mirror) {
+	ctx := t.Context()
+	for i, size := range []int{0, 1, 3 * mib, 6*mib + 1} {
+		k := key(fmt.Sprintf("put-%d", size))
+		want := randBytes(uint64(500+i), size)
+		r := bytes.NewReader(append(want, "and more"...))
+		if err := m.Put(ctx, k, r, int64(size)); err != nil {
+			t.Fatalf("Put(%q, %d bytes): %v", k, size, err)
+		}
+		if r.Len() != len("and more") {
+			t.Fatalf("Put(size %d) consumed %d bytes of the reader", size, size+len("and more")-r.Len())
+		}
+		checkObject(t, m, k, want)
+		checkRanges(t, m, k, want, []int{size})
+		// A second Put replaces the object.
+		again := randBytes(uint64(600+i), 1000)
+		if err := m.Put(ctx, k, bytes.NewReader(again), int64(len(again))); err != nil {
+			t.Fatalf("Put(%q) again: %v", k, err)
+		}
+		checkObject(t, m, k, again)
+	}
+}
+
+func testPutShortReader(t *testing.T, m mirrors.Mirror) {
+	ctx := t.Context()
+	k := key("put-short")
+	old := randBytes(700, 100)
+	if err := m.Put(ctx, k, bytes.NewReader(old), int64(len(old))); err != nil {
+		t.Fatal(err)
+	}
+	for _, size := range []int{10, 6 * mib} {
+		c := randBytes(701, size)
+		if err := m.Put(ctx, k, bytes.NewReader(c[:size-1]), int64(size)); err == nil {
+			t.Fatalf("Put(size %d) with %d bytes in the reader: no error", size, size-1)
+		}
+		fr := &failingReader{data: c, n: size / 2, err: errors.New("mirrortest: reader broke")}
+		if err := m.Put(ctx, k, fr, int64(size)); err == nil {
+			t.Fatalf("Put(size %d) with a reader failing after %d bytes: no error", size, size/2)
+		}
+		checkObject(t, m, k, old)
 	}
 }

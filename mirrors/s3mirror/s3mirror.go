@@ -13,6 +13,9 @@
 // retried from the Part before it.
 //
 // Chunks stream through to S3; nothing is held in memory or on local disk.
+// Payloads are sent unsigned (the request headers are still signed): the
+// caller hashes the bytes once, and signing them again per mirror would cost
+// a SHA-256 of every byte on every mirror.
 package s3mirror
 
 import (
@@ -115,6 +118,26 @@ func (m *Mirror) Ping(ctx context.Context) error {
 	return nil
 }
 
+// putOptions sends payloads unsigned.
+func putOptions() minio.PutObjectOptions {
+	return minio.PutObjectOptions{DisableContentSha256: true}
+}
+
+// Put stores the object with one PutObject request; S3 accepts up to 5 GiB
+// that way.
+func (m *Mirror) Put(ctx context.Context, key string, r io.Reader, size int64) error {
+	if err := checkKey(key); err != nil {
+		return err
+	}
+	if size < 0 || size > maxPartSize {
+		return fmt.Errorf("s3mirror: put %q: size %d outside 0..%d", key, size, int64(maxPartSize))
+	}
+	if _, err := m.core.PutObject(ctx, m.bucket, key, exactly(r, size), size, "", "", putOptions()); err != nil {
+		return wrap(err, "put %q", key)
+	}
+	return nil
+}
+
 // Begin starts an S3 multipart upload; its upload id is the Upload's ID.
 func (m *Mirror) Begin(ctx context.Context, key string) (mirrors.Upload, error) {
 	if err := checkKey(key); err != nil {
@@ -175,7 +198,7 @@ func (m *Mirror) PutPart(ctx context.Context, up mirrors.Upload, prev mirrors.Pa
 
 // putPart uploads body as S3 part number pn and returns its ETag.
 func (m *Mirror) putPart(ctx context.Context, up mirrors.Upload, pn int, body io.Reader, size int64) (string, error) {
-	p, err := m.core.PutObjectPart(ctx, m.bucket, up.Key, up.ID, pn, body, size, minio.PutObjectPartOptions{})
+	p, err := m.core.PutObjectPart(ctx, m.bucket, up.Key, up.ID, pn, body, size, minio.PutObjectPartOptions{DisableContentSha256: true})
 	if err != nil {
 		return "", wrap(err, "upload %s of %q: part %d", up.ID, up.Key, pn)
 	}
@@ -186,7 +209,7 @@ func (m *Mirror) putPart(ctx context.Context, up mirrors.Upload, pn int, body io
 // still exists: if Abort ran meanwhile, the object is removed again.
 func (m *Mirror) stage(ctx context.Context, up mirrors.Upload, n int, body io.Reader, size int64) error {
 	key := stagingKey(up.ID, n)
-	if _, err := m.core.PutObject(ctx, m.bucket, key, body, size, "", "", minio.PutObjectOptions{}); err != nil {
+	if _, err := m.core.PutObject(ctx, m.bucket, key, body, size, "", "", putOptions()); err != nil {
 		return wrap(err, "upload %s of %q: staging chunk %d", up.ID, up.Key, n)
 	}
 	if err := m.checkUpload(ctx, up); err != nil {
@@ -222,7 +245,7 @@ func (m *Mirror) Complete(ctx context.Context, up mirrors.Upload, last mirrors.P
 		}
 		sr := m.stagedReader(ctx, up, tok.First, tok.Sizes)
 		defer sr.Close()
-		if _, err := m.core.PutObject(ctx, m.bucket, up.Key, sr, staged, "", "", minio.PutObjectOptions{}); err != nil {
+		if _, err := m.core.PutObject(ctx, m.bucket, up.Key, sr, staged, "", "", putOptions()); err != nil {
 			return wrap(err, "upload %s of %q: complete", up.ID, up.Key)
 		}
 		err := m.core.AbortMultipartUpload(ctx, m.bucket, up.Key, up.ID)
@@ -246,7 +269,7 @@ func (m *Mirror) Complete(ctx context.Context, up mirrors.Upload, last mirrors.P
 		}
 		parts = append(parts, minio.CompletePart{PartNumber: pn, ETag: etag})
 	}
-	if _, err := m.core.CompleteMultipartUpload(ctx, m.bucket, up.Key, up.ID, parts, minio.PutObjectOptions{}); err != nil {
+	if _, err := m.core.CompleteMultipartUpload(ctx, m.bucket, up.Key, up.ID, parts, putOptions()); err != nil {
 		return wrap(err, "upload %s of %q: complete", up.ID, up.Key)
 	}
 	_ = m.removeStaging(ctx, up.ID)
