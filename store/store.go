@@ -10,6 +10,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
+	"math/rand/v2"
 	"time"
 
 	"github.com/acestash/acestash/mirrors"
@@ -23,6 +24,9 @@ var (
 	// ErrConflict is returned (wrapped) by UpdateSession when the session
 	// changed since it was read.
 	ErrConflict = errors.New("changed concurrently")
+	// ErrLeased is returned (wrapped) by Lease when another holder's lease
+	// on the session is still running.
+	ErrLeased = errors.New("leased by another request")
 )
 
 // Account is an API user.
@@ -91,7 +95,7 @@ type Session struct {
 	Done    bool                      `json:"done,omitempty"`    // the file is published
 
 	// Lease names the request writing to the mirrors until LeaseUntil; no
-	// other request writes while it holds.
+	// other request writes while it holds. Lease sets both.
 	Lease      string    `json:"lease,omitempty"`
 	LeaseUntil time.Time `json:"lease_until,omitzero"`
 }
@@ -106,7 +110,8 @@ const (
 
 // File is a published file.
 type File struct {
-	ID           int64     `json:"id"` // assigned by CreateFile
+	ID           int64     `json:"id"`                   // assigned by CreateFile: unique, random, below 2^53
+	UploadKey    string    `json:"upload_key,omitempty"` // the session that made it, if any
 	Slug         string    `json:"slug"`
 	Alias        string    `json:"alias,omitempty"` // optional second public id
 	Name         string    `json:"name"`
@@ -145,13 +150,21 @@ type Store interface {
 	// s.Version, else fails with ErrConflict. It returns the session as
 	// stored, with Version increased.
 	UpdateSession(ctx context.Context, s Session) (Session, error)
+	// Lease gives the session's lease to holder until the time until,
+	// unless another holder's lease runs past now, and returns the session
+	// as stored, with Version increased; a holder may renew its own lease.
+	// While another lease runs it returns the session unchanged with an
+	// error wrapping ErrLeased. A session that has not started is kept at
+	// least until until.
+	Lease(ctx context.Context, uploadKey, holder string, until time.Time) (Session, error)
 	// DeleteSession removes the session; a missing session is not an error.
 	DeleteSession(ctx context.Context, uploadKey string) error
 	// IdleSessions returns up to limit started sessions last updated before t.
 	IdleSessions(ctx context.Context, t time.Time, limit int) ([]Session, error)
 
 	// CreateFile publishes f under f.Slug (and f.Alias, if set), assigning
-	// f.ID; ErrExists if the slug or alias is taken.
+	// f.ID; ErrExists if the slug or alias is taken. Without an alias it
+	// costs one round trip to a shared store.
 	CreateFile(ctx context.Context, f File) (File, error)
 	// File returns the file with the slug.
 	File(ctx context.Context, slug string) (File, error)
@@ -171,6 +184,11 @@ type Store interface {
 	// Close releases the store's resources.
 	Close() error
 }
+
+// NewFileID returns a random file id: positive, below 2^53 so that
+// JavaScript reads it exactly, and telling nothing about how many files
+// there are.
+func NewFileID() int64 { return 1 + rand.Int64N(1<<53-1) }
 
 // Clock returns the current time; stores and services take one so tests can
 // move time.

@@ -336,6 +336,35 @@ func (s *Store) UpdateSession(ctx context.Context, sess store.Session) (store.Se
 	return sess, nil
 }
 
+// Lease takes the session's lease for holder until the time until.
+func (s *Store) Lease(ctx context.Context, uploadKey, holder string, until time.Time) (store.Session, error) {
+	now := s.clock()
+	var sess store.Session
+	err := s.update(ctx, func(tx *bolt.Tx) error {
+		old, err := s.session(tx, uploadKey, now)
+		if err != nil {
+			return fmt.Errorf("lease session: %w", err)
+		}
+		sess = old
+		if old.Lease != "" && old.Lease != holder && now.Before(old.LeaseUntil) {
+			return fmt.Errorf("session %q: %w", uploadKey, store.ErrLeased)
+		}
+		sess.Lease, sess.LeaseUntil = holder, until
+		if !sess.Started && sess.Expires.Before(until) {
+			sess.Expires = until
+		}
+		sess.Version++
+		if err := putSession(tx, &old, sess); err != nil {
+			return fmt.Errorf("lease session: %w", err)
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, store.ErrLeased) {
+		return store.Session{}, err
+	}
+	return sess, err
+}
+
 // DeleteSession removes the session; a missing one is not an error.
 func (s *Store) DeleteSession(ctx context.Context, uploadKey string) error {
 	return s.update(ctx, func(tx *bolt.Tx) error {
@@ -393,11 +422,7 @@ func (s *Store) CreateFile(ctx context.Context, f store.File) (store.File, error
 				return fmt.Errorf("create file: %w", err)
 			}
 		}
-		id, err := files.NextSequence()
-		if err != nil {
-			return fmt.Errorf("create file: %w", err)
-		}
-		f.ID = int64(id)
+		f.ID = store.NewFileID()
 		if expiring(f) {
 			if err := bucket(tx, bucketExpiry).Put(timeKey(f.Expires, f.Slug), nil); err != nil {
 				return fmt.Errorf("create file: %w", err)

@@ -8,12 +8,15 @@
 //	acestash:{accounts}:by-user   hash   user id -> api key
 //	acestash:{s:<upload key>}:session
 //	                              hash   v: version, d: Session JSON,
-//	                                     xs/xn: Expires (Unix s, ns) while not started
+//	                                     xs/xn: Expires (Unix s, ns) while not started,
+//	                                     l, ls/ln: lease holder and end (Unix s, ns)
 //	acestash:idle                 zset   upload key, score Updated (Unix ms); started sessions
 //	acestash:{f:<slug>}:file      string File JSON
 //	acestash:{a:<alias>}:alias    string slug
 //	acestash:expiry               zset   slug, score Expires (Unix ms); active expiring files
-//	acestash:file-id              string counter of file IDs
+//
+// The version, lease and expiry fields beside the JSON are the truth where
+// they differ from it: Lease changes them without rewriting the JSON.
 //
 // A session that is not started carries a TTL until its Expires, so Redis
 // drops lapsed upload keys itself; reads also compare Expires with the
@@ -28,7 +31,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"math"
 	"slices"
 	"strconv"
@@ -45,7 +47,6 @@ const (
 	keyUsers    = "acestash:{accounts}:by-user"
 	keyIdle     = "acestash:idle"
 	keyExpiry   = "acestash:expiry"
-	keyFileID   = "acestash:file-id"
 )
 
 func sessionKey(uploadKey string) string { return "acestash:{s:" + uploadKey + "}:session" }
@@ -77,29 +78,44 @@ local function lapsed(key, ns, nn)
   return ns > xs or (ns == xs and nn >= xn)
 end
 `
+	// leaseLua defines setLease(key, holder, s, ns): the lease fields.
+	leaseLua = `
+local function setLease(key, l, ls, ln)
+  if l == '' then
+    redis.call('HDEL', key, 'l', 'ls', 'ln')
+  else
+    redis.call('HSET', key, 'l', l, 'ls', ls, 'ln', ln)
+  end
+end
+`
 	// createSession: KEYS session; ARGV JSON, now s, now ns, Expires s
-	// ("" if started), Expires ns, TTL ms. Returns 1, or 0 if taken.
-	createSessionScript = redis.NewScript(lapsedLua + `
+	// ("" if started), Expires ns, TTL ms, lease holder, lease end s, lease
+	// end ns. Returns 1, or 0 if taken.
+	createSessionScript = redis.NewScript(lapsedLua + leaseLua + `
 local ns, nn = tonumber(ARGV[2]), tonumber(ARGV[3])
 if redis.call('EXISTS', KEYS[1]) == 1 then
   if not lapsed(KEYS[1], ns, nn) then return 0 end
   redis.call('DEL', KEYS[1])
 end
 redis.call('HSET', KEYS[1], 'v', '1', 'd', ARGV[1])
+setLease(KEYS[1], ARGV[7], ARGV[8], ARGV[9])
 if ARGV[4] ~= '' then
   redis.call('HSET', KEYS[1], 'xs', ARGV[4], 'xn', ARGV[5])
   redis.call('PEXPIRE', KEYS[1], ARGV[6])
 end
 return 1`)
 
+
 	// updateSession: KEYS session; ARGV expected version, new version,
-	// JSON, now s, now ns, Expires s ("" if started), Expires ns, TTL ms.
-	// Returns 1, 0 if missing or lapsed, -1 on a version mismatch.
-	updateSessionScript = redis.NewScript(lapsedLua + `
+	// JSON, now s, now ns, Expires s ("" if started), Expires ns, TTL ms,
+	// lease holder, lease end s, lease end ns. Returns 1, 0 if missing or
+	// lapsed, -1 on a version mismatch.
+	updateSessionScript = redis.NewScript(lapsedLua + leaseLua + `
 local v = redis.call('HGET', KEYS[1], 'v')
 if not v or lapsed(KEYS[1], tonumber(ARGV[4]), tonumber(ARGV[5])) then return 0 end
 if v ~= ARGV[1] then return -1 end
 redis.call('HSET', KEYS[1], 'v', ARGV[2], 'd', ARGV[3])
+setLease(KEYS[1], ARGV[9], ARGV[10], ARGV[11])
 if ARGV[6] == '' then
   redis.call('HDEL', KEYS[1], 'xs', 'xn')
   redis.call('PERSIST', KEYS[1])
@@ -108,6 +124,36 @@ else
   redis.call('PEXPIRE', KEYS[1], ARGV[8])
 end
 return 1`)
+
+	// lease: KEYS session; ARGV holder, until s, until ns, now s, now ns,
+	// TTL ms until until. Returns {status, fields...}: status 1 if leased,
+	// -1 if another lease runs, 0 if missing or lapsed; fields are the
+	// session's sessionFields after the call.
+	leaseScript = redis.NewScript(lapsedLua + leaseLua + `
+local ns, nn = tonumber(ARGV[4]), tonumber(ARGV[5])
+local v = redis.call('HGET', KEYS[1], 'v')
+if not v or lapsed(KEYS[1], ns, nn) then return {0} end
+local cur = redis.call('HMGET', KEYS[1], 'l', 'ls', 'ln')
+local status = 1
+if cur[1] and cur[1] ~= ARGV[1] then
+  local ls, ln = tonumber(cur[2]), tonumber(cur[3])
+  if ls > ns or (ls == ns and ln > nn) then status = -1 end
+end
+if status == 1 then
+  redis.call('HSET', KEYS[1], 'v', tostring(tonumber(v) + 1))
+  setLease(KEYS[1], ARGV[1], ARGV[2], ARGV[3])
+  local x = redis.call('HMGET', KEYS[1], 'xs', 'xn')
+  if x[1] then
+    local xs, xn, us, un = tonumber(x[1]), tonumber(x[2]), tonumber(ARGV[2]), tonumber(ARGV[3])
+    if us > xs or (us == xs and un > xn) then
+      redis.call('HSET', KEYS[1], 'xs', ARGV[2], 'xn', ARGV[3])
+      redis.call('PEXPIRE', KEYS[1], ARGV[6])
+    end
+  end
+end
+local f = redis.call('HMGET', KEYS[1], 'd', 'v', 'l', 'ls', 'ln', 'xs', 'xn')
+table.insert(f, 1, status)
+return f`)
 
 	// deleteIfEqual: KEYS key; ARGV value. Deletes the key if it holds value.
 	deleteIfEqualScript = redis.NewScript(`
@@ -272,18 +318,78 @@ func expiryArgs(sess store.Session, now time.Time) (xs, xn, ttl string) {
 // score is a time's sorted-set score: Unix milliseconds, exact in a float64.
 func score(t time.Time) float64 { return float64(t.UnixMilli()) }
 
-// indexSession brings the idle index in line with a session just written.
-func (s *Store) indexSession(ctx context.Context, sess store.Session) error {
-	var err error
+// indexSession queues the idle index update for a session just written.
+func indexSession(ctx context.Context, p redis.Pipeliner, sess store.Session) {
 	if sess.Started {
-		err = s.rdb.ZAdd(ctx, keyIdle, redis.Z{Score: score(sess.Updated), Member: sess.UploadKey}).Err()
+		p.ZAdd(ctx, keyIdle, redis.Z{Score: score(sess.Updated), Member: sess.UploadKey})
 	} else {
-		err = s.rdb.ZRem(ctx, keyIdle, sess.UploadKey).Err()
+		p.ZRem(ctx, keyIdle, sess.UploadKey)
 	}
+}
+
+// sessionFields are the hash fields a session is read from, in order.
+var sessionFields = []string{"d", "v", "l", "ls", "ln", "xs", "xn"}
+
+// decodeSession builds a session from its sessionFields values: the JSON,
+// corrected by the fields beside it.
+func decodeSession(vals []any, what string) (store.Session, error) {
+	str := func(i int) (string, bool) {
+		if i >= len(vals) {
+			return "", false
+		}
+		v, ok := vals[i].(string)
+		return v, ok
+	}
+	num := func(i int) int64 {
+		v, _ := str(i)
+		n, _ := strconv.ParseInt(v, 10, 64)
+		return n
+	}
+	data, ok := str(0)
+	if !ok {
+		return store.Session{}, fmt.Errorf("%s: %w", what, store.ErrNotFound)
+	}
+	sess, err := decode[store.Session](data, what)
 	if err != nil {
-		return fmt.Errorf("index session %q: %w", sess.UploadKey, err)
+		return sess, err
 	}
-	return nil
+	sess.Version = num(1)
+	sess.Lease, sess.LeaseUntil = "", time.Time{}
+	if l, ok := str(2); ok && l != "" {
+		sess.Lease, sess.LeaseUntil = l, time.Unix(num(3), num(4)).UTC()
+	}
+	if _, ok := str(5); ok {
+		sess.Expires = time.Unix(num(5), num(6)).UTC()
+	}
+	return sess, nil
+}
+
+// leaseArgs returns the script arguments for a session's lease.
+func leaseArgs(sess store.Session) (l, ls, ln string) {
+	if sess.Lease == "" {
+		return "", "", ""
+	}
+	return sess.Lease, strconv.FormatInt(sess.LeaseUntil.Unix(), 10), strconv.Itoa(sess.LeaseUntil.Nanosecond())
+}
+
+// runPipelined runs script with keys and args together with what more
+// queues, in one round trip, and returns the script's command. A script
+// Redis has not cached yet is sent again whole.
+func (s *Store) runPipelined(ctx context.Context, script *redis.Script, keys []string, args []any, more func(redis.Pipeliner)) (*redis.Cmd, error) {
+	var cmd *redis.Cmd
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		cmd = script.EvalSha(ctx, p, keys, args...)
+		more(p)
+		return nil
+	})
+	if redis.HasErrorPrefix(cmd.Err(), "NOSCRIPT") {
+		cmd = script.Eval(ctx, s.rdb, keys, args...)
+		err = cmd.Err()
+	}
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return cmd, err
+	}
+	return cmd, nil
 }
 
 // CreateSession stores a new session with Version 1; ErrExists if the key is
@@ -296,26 +402,36 @@ func (s *Store) CreateSession(ctx context.Context, sess store.Session) error {
 		return fmt.Errorf("create session: %w", err)
 	}
 	xs, xn, ttl := expiryArgs(sess, now)
-	n, err := createSessionScript.Run(ctx, s.rdb, []string{sessionKey(sess.UploadKey)},
-		data, now.Unix(), now.Nanosecond(), xs, xn, ttl).Int()
+	l, ls, ln := leaseArgs(sess)
+	cmd, err := s.runPipelined(ctx, createSessionScript, []string{sessionKey(sess.UploadKey)},
+		[]any{data, now.Unix(), now.Nanosecond(), xs, xn, ttl, l, ls, ln},
+		func(p redis.Pipeliner) {
+			if sess.Started {
+				indexSession(ctx, p, sess)
+			}
+		})
+	if err != nil {
+		return fmt.Errorf("create session %q: %w", sess.UploadKey, err)
+	}
+	n, err := cmd.Int()
 	if err != nil {
 		return fmt.Errorf("create session %q: %w", sess.UploadKey, err)
 	}
 	if n == 0 {
 		return fmt.Errorf("session %q: %w", sess.UploadKey, store.ErrExists)
 	}
-	return s.indexSession(ctx, sess)
+	return nil
 }
 
 // Session returns the session of an upload key.
 func (s *Store) Session(ctx context.Context, uploadKey string) (store.Session, error) {
 	now := s.clock()
 	what := fmt.Sprintf("session %q", uploadKey)
-	data, err := s.rdb.HGet(ctx, sessionKey(uploadKey), "d").Result()
+	vals, err := s.rdb.HMGet(ctx, sessionKey(uploadKey), sessionFields...).Result()
 	if err != nil {
 		return store.Session{}, notFound(err, what)
 	}
-	sess, err := decode[store.Session](data, what)
+	sess, err := decodeSession(vals, what)
 	if err != nil {
 		return store.Session{}, err
 	}
@@ -326,7 +442,8 @@ func (s *Store) Session(ctx context.Context, uploadKey string) (store.Session, e
 }
 
 // UpdateSession replaces the session if its Version is unchanged, atomically
-// in one script, then updates the idle index.
+// in one script, and updates the idle index in the same round trip; an
+// index entry written for an update that lost is repaired by IdleSessions.
 func (s *Store) UpdateSession(ctx context.Context, sess store.Session) (store.Session, error) {
 	now := s.clock()
 	expected := sess.Version
@@ -336,9 +453,15 @@ func (s *Store) UpdateSession(ctx context.Context, sess store.Session) (store.Se
 		return store.Session{}, fmt.Errorf("update session: %w", err)
 	}
 	xs, xn, ttl := expiryArgs(sess, now)
-	n, err := updateSessionScript.Run(ctx, s.rdb, []string{sessionKey(sess.UploadKey)},
-		strconv.FormatInt(expected, 10), strconv.FormatInt(sess.Version, 10), data,
-		now.Unix(), now.Nanosecond(), xs, xn, ttl).Int()
+	l, ls, ln := leaseArgs(sess)
+	cmd, err := s.runPipelined(ctx, updateSessionScript, []string{sessionKey(sess.UploadKey)},
+		[]any{strconv.FormatInt(expected, 10), strconv.FormatInt(sess.Version, 10), data,
+			now.Unix(), now.Nanosecond(), xs, xn, ttl, l, ls, ln},
+		func(p redis.Pipeliner) { indexSession(ctx, p, sess) })
+	if err != nil {
+		return store.Session{}, fmt.Errorf("update session %q: %w", sess.UploadKey, err)
+	}
+	n, err := cmd.Int()
 	switch {
 	case err != nil:
 		return store.Session{}, fmt.Errorf("update session %q: %w", sess.UploadKey, err)
@@ -348,21 +471,42 @@ func (s *Store) UpdateSession(ctx context.Context, sess store.Session) (store.Se
 		return store.Session{}, fmt.Errorf("session %q is not at version %d: %w",
 			sess.UploadKey, expected, store.ErrConflict)
 	}
-	if err := s.indexSession(ctx, sess); err != nil {
-		// The session is saved; failing now would make the caller undo
-		// work the session already records. The next update re-indexes.
-		slog.Default().Warn("redis store: idle index not updated", "upload_key", sess.UploadKey, "err", err)
+	return sess, nil
+}
+
+// Lease takes the session's lease in one script.
+func (s *Store) Lease(ctx context.Context, uploadKey, holder string, until time.Time) (store.Session, error) {
+	now := s.clock()
+	what := fmt.Sprintf("session %q", uploadKey)
+	ttl := max(int64(math.Ceil(float64(until.Sub(now))/float64(time.Millisecond))), 1)
+	vals, err := leaseScript.Run(ctx, s.rdb, []string{sessionKey(uploadKey)},
+		holder, until.Unix(), until.Nanosecond(), now.Unix(), now.Nanosecond(), ttl).Slice()
+	if err != nil {
+		return store.Session{}, fmt.Errorf("lease %s: %w", what, err)
+	}
+	status, _ := vals[0].(int64)
+	if status == 0 {
+		return store.Session{}, fmt.Errorf("%s: %w", what, store.ErrNotFound)
+	}
+	sess, err := decodeSession(vals[1:], what)
+	if err != nil {
+		return store.Session{}, err
+	}
+	if status < 0 {
+		return sess, fmt.Errorf("%s: %w", what, store.ErrLeased)
 	}
 	return sess, nil
 }
 
 // DeleteSession removes the session; a missing one is not an error.
 func (s *Store) DeleteSession(ctx context.Context, uploadKey string) error {
-	if err := s.rdb.Del(ctx, sessionKey(uploadKey)).Err(); err != nil {
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.Del(ctx, sessionKey(uploadKey))
+		p.ZRem(ctx, keyIdle, uploadKey)
+		return nil
+	})
+	if err != nil {
 		return fmt.Errorf("delete session %q: %w", uploadKey, err)
-	}
-	if err := s.rdb.ZRem(ctx, keyIdle, uploadKey).Err(); err != nil {
-		return fmt.Errorf("unindex session %q: %w", uploadKey, err)
 	}
 	return nil
 }
@@ -506,9 +650,10 @@ func (s *Store) releaseAlias(ctx context.Context, alias, slug string) error {
 	return nil
 }
 
-// CreateFile publishes f, assigning f.ID from a counter. It claims the alias
-// first, then the slug; the alias points nowhere visible until the file
-// record names it, and is released again if the slug is taken.
+// CreateFile publishes f with a random ID. It claims the alias first, then
+// the slug, and indexes the file's expiry in the same round trip as the
+// slug; the alias points nowhere visible until the file record names it,
+// and is released again if the slug is taken.
 func (s *Store) CreateFile(ctx context.Context, f store.File) (store.File, error) {
 	if f.Alias != "" {
 		ok, err := s.rdb.SetNX(ctx, aliasKey(f.Alias), f.Slug, 0).Result()
@@ -527,24 +672,26 @@ func (s *Store) CreateFile(ctx context.Context, f store.File) (store.File, error
 		}
 		return store.File{}, err
 	}
-	id, err := s.rdb.Incr(ctx, keyFileID).Result()
-	if err != nil {
-		return fail(fmt.Errorf("create file %q: next id: %w", f.Slug, err))
-	}
-	f.ID = id
+	f.ID = store.NewFileID()
 	data, err := json.Marshal(f)
 	if err != nil {
 		return fail(fmt.Errorf("create file %q: %w", f.Slug, err))
 	}
-	ok, err := s.rdb.SetNX(ctx, fileKey(f.Slug), data, 0).Result()
+	var set *redis.BoolCmd
+	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		set = p.SetNX(ctx, fileKey(f.Slug), data, 0)
+		if expiring(f) {
+			// Harmless if the slug is taken: ExpiredFiles checks the
+			// record and repairs the entry.
+			p.ZAdd(ctx, keyExpiry, redis.Z{Score: score(f.Expires), Member: f.Slug})
+		}
+		return nil
+	})
 	if err != nil {
 		return fail(fmt.Errorf("create file %q: %w", f.Slug, err))
 	}
-	if !ok {
+	if !set.Val() {
 		return fail(fmt.Errorf("file %q: %w", f.Slug, store.ErrExists))
-	}
-	if err := s.indexFile(ctx, f); err != nil {
-		return store.File{}, err
 	}
 	return f, nil
 }

@@ -93,7 +93,7 @@ func TestRestartKeepsData(t *testing.T) {
 			t.Fatalf("%s: ExpiredFiles = %+v, %v", restart.name, exp, err)
 		}
 		g, err := s.CreateFile(ctx, store.File{Slug: "after-" + restart.name})
-		if err != nil || g.ID <= last {
+		if err != nil || g.ID <= 0 || g.ID == last || g.ID == aliased {
 			t.Fatalf("%s: CreateFile = ID %d (before: %d), %v", restart.name, g.ID, last, err)
 		}
 		last = g.ID

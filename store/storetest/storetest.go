@@ -36,6 +36,8 @@ func Run(t *testing.T, open func(t *testing.T, clock store.Clock) store.Store) {
 		{"SessionUpdate", testSessionUpdate},
 		{"SessionUpdateRace", testSessionUpdateRace},
 		{"SessionDelete", testSessionDelete},
+		{"SessionLease", testSessionLease},
+		{"SessionLeaseKeepsUnstarted", testSessionLeaseKeepsUnstarted},
 		{"IdleSessions", testIdleSessions},
 		{"IdleSessionsLimit", testIdleSessionsLimit},
 		{"FileCreate", testFileCreate},
@@ -87,6 +89,9 @@ func utc(t time.Time) time.Time { return t.UTC() }
 
 func normSession(s store.Session) store.Session {
 	s.Issued, s.Expires, s.Updated = utc(s.Issued), utc(s.Expires), utc(s.Updated)
+	if !s.LeaseUntil.IsZero() {
+		s.LeaseUntil = utc(s.LeaseUntil)
+	}
 	return s
 }
 
@@ -375,6 +380,89 @@ func testSessionUpdate(t *testing.T, e *env) {
 	}
 }
 
+func testSessionLease(t *testing.T, e *env) {
+	_, err := e.s.Lease(e.ctx, "missing", "h1", e.clock.Now().Add(time.Minute))
+	wantErr(t, "Lease(missing)", err, store.ErrNotFound)
+
+	full := e.fullSession("k")
+	full.Lease, full.LeaseUntil = "", time.Time{}
+	must(t, "CreateSession", e.s.CreateSession(e.ctx, full))
+	base, err := e.s.Session(e.ctx, "k")
+	must(t, "Session", err)
+
+	until := e.clock.Now().Add(time.Minute)
+	got, err := e.s.Lease(e.ctx, "k", "h1", until)
+	must(t, "Lease", err)
+	want := base
+	want.Version, want.Lease, want.LeaseUntil = base.Version+1, "h1", until
+	sameSession(t, "Lease result", got, want)
+	stored, err := e.s.Session(e.ctx, "k")
+	must(t, "Session after Lease", err)
+	sameSession(t, "Session after Lease", stored, want)
+
+	// A copy read before the lease can no longer be written.
+	_, err = e.s.UpdateSession(e.ctx, base)
+	wantErr(t, "UpdateSession(read before the lease)", err, store.ErrConflict)
+
+	// Another holder is refused and told what the session is.
+	held, err := e.s.Lease(e.ctx, "k", "h2", e.clock.Now().Add(time.Hour))
+	wantErr(t, "Lease(another holder)", err, store.ErrLeased)
+	sameSession(t, "session shown to a refused holder", held, want)
+
+	// The holder renews; a commit that clears the lease frees it.
+	e.clock.Advance(30 * time.Second)
+	until = e.clock.Now().Add(time.Minute)
+	got, err = e.s.Lease(e.ctx, "k", "h1", until)
+	must(t, "Lease(renew)", err)
+	if got.Version != want.Version+1 || got.LeaseUntil.UnixNano() != until.UnixNano() {
+		t.Fatalf("renewed lease: Version %d, until %v; want %d, %v", got.Version, got.LeaseUntil, want.Version+1, until)
+	}
+	got.Lease, got.LeaseUntil, got.Held = "", time.Time{}, got.Held+1
+	got, err = e.s.UpdateSession(e.ctx, got)
+	must(t, "UpdateSession(release)", err)
+	stored, err = e.s.Session(e.ctx, "k")
+	must(t, "Session after release", err)
+	sameSession(t, "Session after release", stored, got)
+	if _, err := e.s.Lease(e.ctx, "k", "h2", e.clock.Now().Add(time.Minute)); err != nil {
+		t.Fatalf("Lease after release: %v", err)
+	}
+
+	// A lease that ran out is taken over.
+	e.clock.Advance(time.Minute)
+	got, err = e.s.Lease(e.ctx, "k", "h3", e.clock.Now().Add(time.Minute))
+	must(t, "Lease after the last one ran out", err)
+	if got.Lease != "h3" {
+		t.Fatalf("Lease holder = %q, want h3", got.Lease)
+	}
+}
+
+func testSessionLeaseKeepsUnstarted(t *testing.T, e *env) {
+	s := e.session("k")
+	must(t, "CreateSession", e.s.CreateSession(e.ctx, s))
+	e.clock.Set(s.Expires.Add(-time.Minute))
+	until := s.Expires.Add(10 * time.Minute)
+	got, err := e.s.Lease(e.ctx, "k", "h", until)
+	must(t, "Lease", err)
+	if !got.Expires.Equal(until) {
+		t.Fatalf("Expires after a lease past it = %v, want %v", got.Expires, until)
+	}
+	e.clock.Set(s.Expires.Add(5 * time.Minute))
+	got, err = e.s.Session(e.ctx, "k")
+	must(t, "Session past its first Expires, within the lease", err)
+	got.Started, got.Lease, got.LeaseUntil = true, "", time.Time{}
+	_, err = e.s.UpdateSession(e.ctx, got)
+	must(t, "UpdateSession(start) within the lease", err)
+
+	// Without a start, the session lapses when the lease ends.
+	o := e.session("other")
+	must(t, "CreateSession", e.s.CreateSession(e.ctx, o))
+	_, err = e.s.Lease(e.ctx, "other", "h", e.clock.Now().Add(2*time.Hour))
+	must(t, "Lease", err)
+	e.clock.Advance(2 * time.Hour)
+	_, err = e.s.Session(e.ctx, "other")
+	wantErr(t, "Session after the lease that kept it", err, store.ErrNotFound)
+}
+
 func testSessionUpdateRace(t *testing.T, e *env) {
 	must(t, "CreateSession", e.s.CreateSession(e.ctx, e.session("k")))
 	base, err := e.s.Session(e.ctx, "k")
@@ -577,7 +665,6 @@ func testFileCreate(t *testing.T, e *env) {
 	_, err = e.s.FileByAlias(e.ctx, "missing")
 	wantErr(t, "FileByAlias(missing)", err, store.ErrNotFound)
 
-	var last int64
 	seen := map[int64]bool{}
 	for i := range 5 {
 		alias := ""
@@ -591,10 +678,10 @@ func testFileCreate(t *testing.T, e *env) {
 		}
 		got, err := e.s.CreateFile(e.ctx, f)
 		must(t, "CreateFile", err)
-		if got.ID <= last || seen[got.ID] {
-			t.Fatalf("CreateFile #%d assigned ID %d after %d", i, got.ID, last)
+		// IDs are random, so they say nothing of how many files exist.
+		if got.ID <= 0 || got.ID >= 1<<53 || seen[got.ID] || got.ID == f.ID {
+			t.Fatalf("CreateFile #%d assigned ID %d; want a new random id in 1..2^53 (seen: %v)", i, got.ID, seen)
 		}
-		last = got.ID
 		seen[got.ID] = true
 		want := f
 		want.ID = got.ID
@@ -646,7 +733,7 @@ func testFileCreateConflicts(t *testing.T, e *env) {
 	// Neither failed create left anything behind.
 	second, err := e.s.CreateFile(e.ctx, e.file("fresh", "fresh-alias"))
 	must(t, "CreateFile with the names a failed create tried", err)
-	if second.ID <= first.ID {
+	if second.ID == first.ID || second.ID <= 0 {
 		t.Fatalf("IDs %d then %d", first.ID, second.ID)
 	}
 }
