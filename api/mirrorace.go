@@ -140,27 +140,26 @@ func (s *Server) upload(c echo.Context) error {
 	r := c.Request()
 	// Enough for the largest chunk and its form; chunks enforces the limits.
 	r.Body = http.MaxBytesReader(c.Response(), r.Body, s.cfg.Chunks.MaxChunkSize()+1+maxFormBytes+64<<10)
-	// The file streams on only when every field that matters came before
-	// it: the credentials and keys always, and mirrors and file_password on
-	// the first chunk, so only a started upload streams. Otherwise the
-	// chunk is spooled and the fields after it are read too.
-	ready := func(v url.Values) bool {
-		if v.Get("api_key") == "" || v.Get("api_token") == "" {
-			return false
-		}
-		req, err := chunkRequest(store.Account{}, v)
-		if err != nil {
-			return false
-		}
-		sess, err := s.cfg.Store.Session(ctx, req.UploadKey)
-		return err == nil && sess.Started
+	// The file streams to the mirrors when the fields that say where it
+	// goes came before it; the fields after it are read once it has ended.
+	// Otherwise it is spooled to local disk and the whole form read first.
+	stream := func(v url.Values) bool {
+		return v.Get("api_key") != "" && v.Get("api_token") != "" &&
+			v.Get("upload_key") != "" && first(v.Get("cTracker"), v.Get("ctracker")) != ""
 	}
-	f, err := readForm(r, s.cfg.SpoolDir, []string{"files", "files[]"}, s.cfg.Chunks.MaxChunkSize()+1, ready)
+	limit := s.cfg.Chunks.MaxChunkSize() + 1
+	f, err := readForm(r, s.cfg.SpoolDir, []string{"files", "files[]"}, limit, stream)
 	if err != nil {
 		return s.fail(c, err)
 	}
 	defer f.Close()
 	res, err := s.chunk(ctx, r, f)
+	if errors.Is(err, chunks.ErrNoMirrors) && f.mr != nil {
+		// The upload starts here and its mirrors may come after the file.
+		if err = f.spool(s.cfg.SpoolDir, limit); err == nil {
+			res, err = s.chunk(ctx, r, f)
+		}
+	}
 	if err != nil {
 		// Read what is left, so the client gets to read the answer.
 		io.Copy(io.Discard, r.Body)
@@ -185,6 +184,15 @@ func (s *Server) chunk(ctx context.Context, r *http.Request, f *form) (chunks.Re
 		return chunks.Result{}, err
 	}
 	req.Body, req.Name = f.File, f.FileName
+	if f.mr != nil { // the file streams; fields may follow it
+		req.Late = func() (string, []string, error) {
+			after, err := f.rest()
+			if err != nil {
+				return "", nil, err
+			}
+			return after.Get("file_password"), mirrorIDs(after), nil
+		}
+	}
 	if h := r.Header.Get("Content-Range"); h != "" {
 		rng, err := chunks.ParseRange(h)
 		if err != nil {

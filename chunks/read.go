@@ -1,7 +1,6 @@
 package chunks
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -35,7 +34,7 @@ func (s *Service) Open(ctx context.Context, f store.File, off, n int64) (io.Read
 			errs = append(errs, fmt.Errorf("mirror %s: first read: %w", id, err))
 			continue
 		}
-		return readCloser{io.MultiReader(bytes.NewReader(head[:k]), rc), rc}, nil
+		return &reader{head: head[:k], rest: rc}, nil
 	}
 	if len(errs) == 0 {
 		return nil, fmt.Errorf("chunks: file %s: no configured mirror holds it", f.Slug)
@@ -43,9 +42,48 @@ func (s *Service) Open(ctx context.Context, f store.File, off, n int64) (io.Read
 	return nil, fmt.Errorf("chunks: file %s: %w", f.Slug, errors.Join(errs...))
 }
 
-type readCloser struct {
-	io.Reader
-	io.Closer
+// reader yields the bytes read ahead from a mirror, then the rest.
+type reader struct {
+	head []byte
+	rest io.ReadCloser
+}
+
+func (r *reader) Read(p []byte) (int, error) {
+	if len(r.head) > 0 {
+		n := copy(p, r.head)
+		r.head = r.head[n:]
+		return n, nil
+	}
+	return r.rest.Read(p)
+}
+
+func (r *reader) Close() error { return r.rest.Close() }
+
+// copyBuffer is the buffer WriteTo copies through when neither side can
+// copy by itself: large, so a download costs few system calls.
+const copyBuffer = 512 << 10
+
+// WriteTo writes the rest of the bytes to w, letting the mirror's reader do
+// the copy where it can (a file sent with sendfile, for one).
+func (r *reader) WriteTo(w io.Writer) (int64, error) {
+	var n int64
+	if len(r.head) > 0 {
+		k, err := w.Write(r.head)
+		n += int64(k)
+		r.head = r.head[k:]
+		if err != nil {
+			return n, err
+		}
+	}
+	var k int64
+	var err error
+	if wt, ok := r.rest.(io.WriterTo); ok {
+		k, err = wt.WriteTo(w)
+	} else {
+		// Hide both sides' own copy methods, which would use small buffers.
+		k, err = io.CopyBuffer(struct{ io.Writer }{w}, struct{ io.Reader }{r.rest}, make([]byte, copyBuffer))
+	}
+	return n + k, err
 }
 
 // readOrder lists the mirrors holding the file, healthy ones first.

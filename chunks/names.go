@@ -1,53 +1,32 @@
 package chunks
 
 import (
-	"context"
-	"errors"
-	"fmt"
+	"path"
 	"strings"
-
-	"github.com/acestash/acestash/mirrors"
-	"github.com/acestash/acestash/store"
+	"unicode"
+	"unicode/utf8"
 )
 
-// Remove deletes a published file: its record first, so no one is sent to a
-// copy that is going away, then its object on every mirror that holds it.
-func (s *Service) Remove(ctx context.Context, f store.File) error {
-	if err := s.cfg.Store.DeleteFile(ctx, f.Slug); err != nil {
-		return fmt.Errorf("chunks: delete file %s: %w", f.Slug, err)
-	}
-	var errs []error
-	for _, id := range f.Mirrors {
-		e, ok := s.cfg.Mirrors.Get(id)
-		if !ok {
-			continue
+// CleanName makes a client-supplied file name safe to store and show: the
+// last path element, without control characters, at most 255 bytes.
+func CleanName(name string) string {
+	name = strings.ReplaceAll(name, "\\", "/")
+	name = path.Base("/" + name)
+	name = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return -1
 		}
-		if err := e.Mirror.Delete(ctx, f.ObjectKey); err != nil && !errors.Is(err, mirrors.ErrNotFound) {
-			errs = append(errs, fmt.Errorf("mirror %s: %w", id, err))
-		}
+		return r
+	}, strings.ToValidUTF8(name, "\uFFFD"))
+	name = strings.TrimSpace(name)
+	if name == "/" || name == "." || name == ".." {
+		name = ""
 	}
-	if len(errs) > 0 {
-		return fmt.Errorf("chunks: file %s: delete object: %w", f.Slug, errors.Join(errs...))
+	for len(name) > 255 {
+		_, size := utf8.DecodeLastRuneInString(name)
+		name = name[:len(name)-size]
 	}
-	return nil
-}
-
-// Expire removes files whose expiry has passed and returns how many it
-// removed.
-func (s *Service) Expire(ctx context.Context) (int, error) {
-	old, err := s.cfg.Store.ExpiredFiles(ctx, s.cfg.Clock(), 100)
-	if err != nil {
-		return 0, fmt.Errorf("chunks: list expired files: %w", err)
-	}
-	n := 0
-	for _, f := range old {
-		if err := s.Remove(ctx, f); err != nil {
-			s.cfg.Log.Warn("remove expired file", "slug", f.Slug, "err", err)
-			continue
-		}
-		n++
-	}
-	return n, nil
+	return name
 }
 
 // Extension returns the file name extension, with its dot, for a type

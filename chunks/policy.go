@@ -1,12 +1,14 @@
 package chunks
 
+// Mirror policy: which mirrors an upload may use, running an operation on
+// all of them at once, and dropping those that fail while the write quorum
+// holds.
+
 import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"maps"
-	"os"
 	"slices"
 	"sync"
 
@@ -82,19 +84,25 @@ func (s *Service) each(ctx context.Context, sess *store.Session, fn func(ctx con
 	return failures
 }
 
-// begin starts the upload on every selected mirror that has not begun yet
-// and returns the uploads it started.
-func (s *Service) begin(ctx context.Context, sess *store.Session) (map[string]mirrors.Upload, error) {
-	if sess.Uploads != nil {
-		return nil, nil
+// healthy returns why the mirror failed its last health check, or nil.
+func (s *Service) healthy(id string) error {
+	if s.cfg.Health == nil {
+		return nil
 	}
+	if err := s.cfg.Health(id); err != nil {
+		return fmt.Errorf("unhealthy: %w", err)
+	}
+	return nil
+}
+
+// begin starts the upload on every live mirror of the session and records
+// the uploads in it.
+func (s *Service) begin(ctx context.Context, sess *store.Session) error {
 	var mu sync.Mutex
 	began := map[string]mirrors.Upload{}
 	failures := s.each(ctx, sess, func(ctx context.Context, id string, m mirrors.Mirror) error {
-		if s.cfg.Health != nil {
-			if err := s.cfg.Health(id); err != nil {
-				return fmt.Errorf("unhealthy: %w", err)
-			}
+		if err := s.healthy(id); err != nil {
+			return err
 		}
 		up, err := m.Begin(ctx, sess.ObjectKey)
 		if err != nil {
@@ -107,44 +115,10 @@ func (s *Service) begin(ctx context.Context, sess *store.Session) (map[string]mi
 	})
 	if err := s.drop(sess, failures); err != nil {
 		s.abortAll(ctx, began)
-		return nil, err
+		return err
 	}
 	sess.Uploads = began
-	return began, nil
-}
-
-// writeAll writes the n spooled bytes after prev on every live mirror and
-// returns the new parts. A mirror that fails twice is dropped.
-func (s *Service) writeAll(ctx context.Context, sess *store.Session, prev map[string]mirrors.Part, f *os.File, n int64) (map[string]mirrors.Part, error) {
-	parts := maps.Clone(prev)
-	if parts == nil {
-		parts = map[string]mirrors.Part{}
-	}
-	if n == 0 {
-		return parts, nil
-	}
-	var mu sync.Mutex
-	failures := s.each(ctx, sess, func(ctx context.Context, id string, m mirrors.Mirror) error {
-		var err error
-		for range 2 {
-			var p mirrors.Part
-			p, err = m.PutPart(ctx, sess.Uploads[id], prev[id], io.NewSectionReader(f, 0, n), n)
-			if err == nil {
-				mu.Lock()
-				parts[id] = p
-				mu.Unlock()
-				return nil
-			}
-			if ctx.Err() != nil {
-				break
-			}
-		}
-		return fmt.Errorf("write chunk: %w", err)
-	})
-	for id := range failures {
-		delete(parts, id)
-	}
-	return parts, s.drop(sess, failures)
+	return nil
 }
 
 // abortAll discards uploads that were started but never recorded.
@@ -211,14 +185,4 @@ func (s *Service) DefaultMirrors(a store.Account) []string {
 		ids = ids[:a.MaxMirrors]
 	}
 	return ids
-}
-
-// sniff names the content type of the spool file from its first bytes.
-func (s *Service) sniff(f *os.File) string {
-	if s.cfg.Sniff == nil {
-		return ""
-	}
-	head := make([]byte, 512)
-	n, _ := f.ReadAt(head, 0)
-	return s.cfg.Sniff(head[:n])
 }

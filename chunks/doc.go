@@ -1,0 +1,12 @@
+// Package chunks turns bytes arriving in requests into published files.
+//
+// It decides which chunk of an upload a request carries (position.go),
+// streams the bytes to every selected mirror in pieces while they arrive,
+// hashing them once on the way (write.go), keeps writers of one upload apart
+// with leases in the store (lease.go), applies the write quorum and the
+// account's mirror limits (policy.go), publishes the file record once every
+// byte is held (publish.go), reads files back from the first mirror that
+// answers (read.go), and removes abandoned uploads and expired files
+// (lifecycle.go). Upload sessions live in the store, so any node can take
+// the next chunk of any upload. It knows nothing about HTTP.
+package chunks

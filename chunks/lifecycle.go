@@ -1,0 +1,81 @@
+package chunks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/acestash/acestash/mirrors"
+	"github.com/acestash/acestash/store"
+)
+
+// The end of uploads and files: uploads abandoned half way are reaped,
+// files removed, and files whose time is up expire.
+
+// Reap abandons uploads idle for longer than idle: their mirror uploads are
+// aborted and their sessions deleted. It returns how many it reaped.
+func (s *Service) Reap(ctx context.Context, idle time.Duration) (int, error) {
+	old, err := s.cfg.Store.IdleSessions(ctx, s.cfg.Clock().Add(-idle), 100)
+	if err != nil {
+		return 0, fmt.Errorf("chunks: list idle sessions: %w", err)
+	}
+	for _, sess := range old {
+		s.discard(ctx, sess)
+	}
+	return len(old), nil
+}
+
+// discard aborts a session's mirror uploads, unless its file is published,
+// and forgets it.
+func (s *Service) discard(ctx context.Context, sess store.Session) {
+	if _, ok, err := s.published(ctx, sess); err != nil {
+		s.cfg.Log.Warn("reap session", "upload_key", sess.UploadKey, "err", err)
+		return
+	} else if !ok && !sess.Done {
+		s.abortAll(ctx, sess.Uploads)
+	}
+	if err := s.cfg.Store.DeleteSession(ctx, sess.UploadKey); err != nil {
+		s.cfg.Log.Warn("delete session", "upload_key", sess.UploadKey, "err", err)
+	}
+}
+
+// Remove deletes a published file: its record first, so no one is sent to a
+// copy that is going away, then its object on every mirror that holds it.
+func (s *Service) Remove(ctx context.Context, f store.File) error {
+	if err := s.cfg.Store.DeleteFile(ctx, f.Slug); err != nil {
+		return fmt.Errorf("chunks: delete file %s: %w", f.Slug, err)
+	}
+	var errs []error
+	for _, id := range f.Mirrors {
+		e, ok := s.cfg.Mirrors.Get(id)
+		if !ok {
+			continue
+		}
+		if err := e.Mirror.Delete(ctx, f.ObjectKey); err != nil && !errors.Is(err, mirrors.ErrNotFound) {
+			errs = append(errs, fmt.Errorf("mirror %s: %w", id, err))
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("chunks: file %s: delete object: %w", f.Slug, errors.Join(errs...))
+	}
+	return nil
+}
+
+// Expire removes files whose expiry has passed and returns how many it
+// removed.
+func (s *Service) Expire(ctx context.Context) (int, error) {
+	old, err := s.cfg.Store.ExpiredFiles(ctx, s.cfg.Clock(), 100)
+	if err != nil {
+		return 0, fmt.Errorf("chunks: list expired files: %w", err)
+	}
+	n := 0
+	for _, f := range old {
+		if err := s.Remove(ctx, f); err != nil {
+			s.cfg.Log.Warn("remove expired file", "slug", f.Slug, "err", err)
+			continue
+		}
+		n++
+	}
+	return n, nil
+}

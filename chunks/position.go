@@ -1,0 +1,55 @@
+package chunks
+
+import "github.com/acestash/acestash/store"
+
+// Which chunk a request carries. The three public clients write
+// Content-Range differently (inclusive ends, exclusive ends, and starts that
+// drift a byte a chunk), so the bytes decide: a chunk's bytes are appended
+// to those held, and its start only says whether it continues the upload or
+// retries the latest chunk.
+
+// step is what classify decided about one request.
+type step struct {
+	retry      bool  // the request replaces the latest chunk
+	base       int64 // bytes held before this chunk
+	start, end int64 // header values to remember
+	total      int64 // -1 until known
+	limit      int64 // most bytes this chunk may carry
+}
+
+// classify applies the continuation and retry rules (README, "How chunked
+// uploads are understood").
+func (s *Service) classify(sess store.Session, r *Range, a store.Account) (step, error) {
+	maxFile := s.MaxFileSize(a)
+	// PHP's example sends max_chunk_size+1 bytes a chunk; allow that one byte.
+	limit := s.cfg.MaxChunkSize + 1
+	if r == nil {
+		if sess.Chunks > 0 {
+			return step{}, Errorf(Invalid, "this upload already holds %d bytes: send the next chunk with a Content-Range header", sess.Held)
+		}
+		return step{start: 0, end: -1, total: -1, limit: min(limit, maxFile)}, nil
+	}
+	if r.Total > maxFile {
+		return step{}, Errorf(TooLarge, "file of %d bytes is over the maximum file size of %d bytes", r.Total, maxFile)
+	}
+	if sess.Total >= 0 && sess.Chunks > 0 && r.Total != sess.Total {
+		return step{}, Errorf(Invalid, "Content-Range total changed from %d to %d", sess.Total, r.Total)
+	}
+	st := step{start: r.Start, end: r.End, total: r.Total}
+	switch {
+	case r.Start == sess.Held:
+		st.base = sess.Held
+	case sess.Chunks > 0 && r.Start == sess.LastStart:
+		st.retry, st.base = true, sess.PrevHeld
+	case sess.Chunks > 0 && (r.Start == sess.LastEnd || r.Start == sess.LastEnd+1):
+		st.base = sess.Held
+	case sess.Chunks > 0 && r.Start == sess.LastStart+(sess.Held-sess.PrevHeld)+1:
+		// mirror_up's start drifts one byte a chunk even where its end
+		// was cut at the total.
+		st.base = sess.Held
+	default:
+		return step{}, Errorf(Invalid, "Content-Range start %d does not continue this upload: expected %d", r.Start, sess.Held)
+	}
+	st.limit = limit
+	return st, nil
+}

@@ -1,0 +1,344 @@
+package chunks
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"io"
+	"slices"
+	"time"
+
+	"github.com/google/uuid"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/acestash/acestash/store"
+)
+
+// ChunkRequest is one request of a MirrorAce upload.
+type ChunkRequest struct {
+	Account   store.Account
+	UploadKey string
+	CTracker  string
+	// Range is the request's Content-Range; nil sends the whole file at once.
+	Range *Range
+	Body  io.Reader
+	// Name, Mirrors and Password are read from the request that starts the
+	// upload; later requests may repeat them and are not checked against them.
+	Name     string
+	Mirrors  []string
+	Password string
+	// Late, when set, is called once Body has ended and before anything is
+	// committed; it returns a password and mirror ids that were sent after
+	// the body, which count as if they had come before it.
+	Late func() (password string, mirrors []string, err error)
+}
+
+// ErrNoMirrors is wrapped by the error Chunk returns, before it reads the
+// body, when a request that starts an upload names no mirrors. A caller
+// that has not read the whole request yet may read on and try again.
+var ErrNoMirrors = errors.New("chunks: the request starts an upload and names no mirrors")
+
+// Result is the state of an upload after a request.
+type Result struct {
+	Name  string
+	Total int64
+	Done  bool
+	File  store.File // set when Done
+}
+
+// Chunk stores the chunk a request carries and publishes the file once every
+// byte is held. A repeated request on a finished upload that adds no bytes,
+// or repeats the last chunk exactly, gets the same result again.
+func (s *Service) Chunk(ctx context.Context, req ChunkRequest) (Result, error) {
+	sess, held, err := s.take(ctx, req.UploadKey, req.CTracker, req.Account)
+	if err != nil {
+		return Result{}, err
+	}
+	if finished(sess) {
+		return s.repeat(ctx, sess, held, req)
+	}
+	if !held {
+		return Result{}, busy(nil)
+	}
+	if !sess.Started && len(req.Mirrors) == 0 {
+		s.release(ctx, sess, true)
+		return Result{}, &Error{Kind: Invalid, Msg: "no mirrors selected: send mirrors[] with at least one mirror id", Err: ErrNoMirrors}
+	}
+	return s.advance(ctx, sess, req)
+}
+
+// advance writes the request's chunk under the lease sess holds and
+// commits it; every path commits or releases the lease.
+func (s *Service) advance(ctx context.Context, sess store.Session, req ChunkRequest) (Result, error) {
+	next := sess
+	if !sess.Started {
+		if err := s.start(&next, req.Account, req.Name, req.Mirrors, req.Password); err != nil {
+			s.release(ctx, sess, true)
+			return Result{}, err
+		}
+	}
+	st, err := s.classify(next, req.Range, req.Account)
+	if err != nil {
+		s.release(ctx, sess, true)
+		return Result{}, err
+	}
+	state, prev := sess.Hash, sess.Last
+	if st.retry {
+		state, prev = sess.PrevHash, sess.Prev
+	}
+	h, err := restoreHash(state)
+	if err != nil {
+		s.release(ctx, sess, true)
+		return Result{}, err
+	}
+	limit := st.limit
+	if st.total >= 0 {
+		limit = min(limit, st.total-st.base)
+	}
+	w := s.newWrite(&next, prev, h)
+	w.whole, w.total = sess.Chunks == 0 && st.base == 0, st.total
+	err = w.copy(ctx, req.Body, limit)
+	if err == nil && req.Late != nil {
+		err = s.late(&next, sess.Started, req.Late)
+	}
+	if err != nil {
+		s.undo(ctx, &next, w, sess.Uploads == nil)
+		s.release(ctx, sess, true)
+		switch {
+		case errors.Is(err, errOver) && limit < st.limit:
+			return Result{}, Errorf(Invalid, "chunk goes past the Content-Range total of %d bytes (%d held before it)", st.total, st.base)
+		case errors.Is(err, errOver):
+			return Result{}, Errorf(TooLarge, "chunk is over its limit of %d bytes", limit)
+		}
+		return Result{}, err
+	}
+	if w.n == 0 && st.total != 0 && sess.Chunks > 0 {
+		s.release(ctx, sess, true) // an empty chunk in the middle changes nothing
+		return Result{Name: sess.Name, Total: sess.Total}, nil
+	}
+	if st.total < 0 { // the whole file in one request
+		st.total = st.base + w.n
+	}
+	if st.base == 0 && w.n > 0 {
+		next.Type = w.sniff()
+	}
+	if next.Hash, err = saveHash(h); err != nil {
+		s.undo(ctx, &next, w, sess.Uploads == nil)
+		s.release(ctx, sess, true)
+		return Result{}, err
+	}
+	if !st.retry {
+		next.PrevHeld, next.PrevHash, next.Prev = sess.Held, sess.Hash, sess.Last
+		next.Chunks++
+	}
+	next.Held, next.Last = st.base+w.n, w.parts
+	next.LastStart, next.LastEnd, next.Total = st.start, st.end, st.total
+	next.Started = true
+	next.Updated = s.cfg.Clock().UTC()
+	if w.put {
+		return s.publishWhole(ctx, next, w)
+	}
+	if next.Held < next.Total {
+		// Done with the mirrors: the commit ends the lease. The last
+		// chunk keeps it until the file is published.
+		next.Lease, next.LeaseUntil = "", time.Time{}
+	}
+	saved, err := s.cfg.Store.UpdateSession(ctx, next)
+	if err != nil {
+		s.undo(ctx, &next, w, sess.Uploads == nil)
+		if errors.Is(err, store.ErrConflict) {
+			return Result{}, busy(err) // the lease ran out and another request took over
+		}
+		s.release(ctx, sess, true)
+		return Result{}, unavailable("cannot record the chunk", err)
+	}
+	if saved.Held < saved.Total {
+		return Result{Name: saved.Name, Total: saved.Total}, nil
+	}
+	return s.finish(ctx, saved)
+}
+
+// late takes the fields sent after the body into an upload that this
+// request starts; a request that continues an upload ignores them.
+func (s *Service) late(sess *store.Session, started bool, late func() (string, []string, error)) error {
+	password, ids, err := late()
+	if err != nil || started {
+		return err
+	}
+	for _, id := range ids {
+		if !slices.Contains(sess.Mirrors, id) {
+			return Errorf(Invalid, "mirrors[] sent after the file names mirror %q; send mirrors[] before the file", id)
+		}
+	}
+	if password != "" && len(sess.PasswordHash) == 0 {
+		return s.setPassword(sess, password)
+	}
+	return nil
+}
+
+// Check reports whether Fill would accept req, without reading its body,
+// so a caller can refuse a request before fetching what it names.
+func (s *Service) Check(ctx context.Context, req ChunkRequest) error {
+	sess, err := s.cfg.Store.Session(ctx, req.UploadKey)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return Errorf(Invalid, "upload_key not found or expired; ask file/upload for a new one")
+	case err != nil:
+		return unavailable("cannot read the upload session", err)
+	case sess.APIKey != req.Account.APIKey:
+		return Errorf(Invalid, "upload_key belongs to another api_key")
+	case sess.CTracker != req.CTracker:
+		return Errorf(Invalid, "cTracker does not match the upload_key")
+	}
+	if err := unused(sess); err != nil {
+		return err
+	}
+	_, err = s.SelectMirrors(req.Account, req.Mirrors)
+	return err
+}
+
+// unused refuses a session that has started an upload already.
+func unused(sess store.Session) error {
+	switch {
+	case sess.Done:
+		return Errorf(Invalid, "this upload_key already made the file %s; ask file/upload for a new one", sess.Slug)
+	case sess.Started:
+		return Errorf(Invalid, "an upload has already started with this upload_key; ask file/upload for a new one")
+	}
+	return nil
+}
+
+// Fill stores everything req.Body yields as the upload of a session from
+// Issue that has not started, after the same checks as Chunk; req.Range is
+// ignored. More than maxSize bytes (0: the account's limit) is a TooLarge
+// error. A failed Fill leaves the upload key as it was, so the client may
+// try again.
+func (s *Service) Fill(ctx context.Context, req ChunkRequest, maxSize int64) (Result, error) {
+	sess, held, err := s.take(ctx, req.UploadKey, req.CTracker, req.Account)
+	if err != nil {
+		return Result{}, err
+	}
+	if err := unused(sess); err != nil {
+		s.release(ctx, sess, held)
+		return Result{}, err
+	}
+	if !held {
+		return Result{}, busy(nil)
+	}
+	if maxSize <= 0 {
+		maxSize = s.MaxFileSize(req.Account)
+	}
+	next := sess
+	if err := s.start(&next, req.Account, req.Name, req.Mirrors, req.Password); err != nil {
+		s.release(ctx, sess, true)
+		return Result{}, err
+	}
+	w, err := s.whole(ctx, &next, req.Body, maxSize)
+	if err != nil {
+		s.release(ctx, sess, true)
+		return Result{}, err
+	}
+	next.Started, next.Chunks, next.Updated = true, 1, s.cfg.Clock().UTC()
+	return s.publishWhole(ctx, next, w)
+}
+
+// Spec describes a file stored from one stream by Put.
+type Spec struct {
+	Account      store.Account
+	Name         string
+	Mirrors      []string // empty: the account's default mirrors
+	Password     string
+	MaxSize      int64     // 0: the account's maximum file size
+	Expires      time.Time // zero: keep forever
+	Alias        string    // optional second public id
+	PasswordHash []byte    // used when Password is empty
+}
+
+// Put stores everything r yields as one file and publishes it. More than
+// MaxSize bytes is a TooLarge error and publishes nothing. A file that fits
+// in one piece is written with one request per mirror; a larger one streams
+// through a multipart upload, so memory stays bounded.
+func (s *Service) Put(ctx context.Context, spec Spec, r io.Reader) (store.File, error) {
+	maxSize := spec.MaxSize
+	if maxSize <= 0 {
+		maxSize = s.MaxFileSize(spec.Account)
+	}
+	ids := spec.Mirrors
+	if len(ids) == 0 {
+		ids = s.DefaultMirrors(spec.Account)
+	}
+	// The session only carries the upload through this call; it is never
+	// stored, and what a crash leaves on the mirrors has no record.
+	sess := store.Session{APIKey: spec.Account.APIKey, Total: -1}
+	if err := s.start(&sess, spec.Account, spec.Name, ids, spec.Password); err != nil {
+		return store.File{}, err
+	}
+	if spec.Password == "" {
+		sess.PasswordHash = spec.PasswordHash
+	}
+	w, err := s.whole(ctx, &sess, r, maxSize)
+	if err != nil {
+		return store.File{}, err
+	}
+	file, err := s.record(sess)
+	if err != nil {
+		return store.File{}, err
+	}
+	file.Alias, file.Expires = spec.Alias, spec.Expires
+	created, err := s.publish(ctx, &sess, file, false)
+	if err != nil {
+		s.undo(context.WithoutCancel(ctx), &sess, w, true)
+		return store.File{}, err
+	}
+	return created, nil
+}
+
+// whole writes everything r yields, at most maxSize bytes, as the object of
+// a session that has not begun on any mirror, and completes it. On success
+// the session holds the size, hash and type of the bytes.
+func (s *Service) whole(ctx context.Context, sess *store.Session, r io.Reader, maxSize int64) (*write, error) {
+	h := sha256.New()
+	w := s.newWrite(sess, nil, h)
+	w.whole = true
+	err := w.copy(ctx, r, maxSize)
+	if err == nil && !w.put {
+		err = s.completeAll(context.WithoutCancel(ctx), sess, w.parts)
+	}
+	if err == nil {
+		sess.Hash, err = saveHash(h)
+	}
+	if err != nil {
+		s.undo(ctx, sess, w, true)
+		if errors.Is(err, errOver) {
+			return nil, Errorf(TooLarge, "file is over the maximum size of %d bytes", maxSize)
+		}
+		return nil, err
+	}
+	sess.Held, sess.Total, sess.Type = w.n, w.n, w.sniff()
+	sess.Last = w.parts
+	return w, nil
+}
+
+// start fills in what the first request of an upload decides.
+func (s *Service) start(sess *store.Session, a store.Account, name string, ids []string, password string) error {
+	sel, err := s.SelectMirrors(a, ids)
+	if err != nil {
+		return err
+	}
+	sess.Mirrors = sel
+	sess.Name = CleanName(name)
+	sess.ObjectKey = "files/" + uuid.NewString()
+	if password != "" {
+		return s.setPassword(sess, password)
+	}
+	return nil
+}
+
+func (s *Service) setPassword(sess *store.Session, password string) error {
+	h, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.DefaultCost)
+	if err != nil {
+		return Errorf(Invalid, "file_password cannot be used: %v", err)
+	}
+	sess.PasswordHash = h
+	return nil
+}

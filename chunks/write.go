@@ -1,0 +1,221 @@
+package chunks
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"maps"
+	"sync"
+
+	"github.com/acestash/acestash/mirrors"
+	"github.com/acestash/acestash/store"
+)
+
+// firstRead is how much of a request is read before pieces are reserved:
+// a file that fits needs no piece buffers and goes out with one Put.
+const firstRead = 256 << 10
+
+// errOver is a body of more than its limit.
+var errOver = errors.New("over the limit")
+
+// A write streams the bytes of one request to the live mirrors of a
+// session, in pieces of PieceSize bytes, and hashes them on the way. While
+// one piece is written to every mirror the next is read, so receiving and
+// sending overlap and memory stays at two pieces, whatever the size of the
+// chunk or the file.
+type write struct {
+	s     *Service
+	sess  *store.Session          // its Uploads and Failed change as mirrors begin and fail
+	parts map[string]mirrors.Part // each live mirror's Part after the last piece
+	h     hash.Hash
+	// whole says the request may be the whole file: if its bytes end
+	// within the first piece, and total is -1 or their number, they are
+	// stored with one Put per mirror instead of a multipart upload.
+	whole bool
+	total int64
+
+	n    int64  // bytes read
+	head []byte // the first bytes read, for sniffing
+	put  bool   // the bytes were stored with Put
+}
+
+// newWrite returns a write that continues the session's uploads after
+// prev, feeding h.
+func (s *Service) newWrite(sess *store.Session, prev map[string]mirrors.Part, h hash.Hash) *write {
+	parts := maps.Clone(prev)
+	if parts == nil {
+		parts = map[string]mirrors.Part{}
+	}
+	return &write{s: s, sess: sess, parts: parts, h: h, total: -1}
+}
+
+// copy writes everything body yields, at most limit bytes; one more is
+// errOver, and nothing past the limit reaches a mirror.
+func (w *write) copy(ctx context.Context, body io.Reader, limit int64) error {
+	first := make([]byte, min(firstRead, limit+1))
+	k, err := w.read(body, first, limit)
+	if err != nil {
+		return err
+	}
+	if k < len(first) { // the body has ended
+		return w.last(ctx, first[:k])
+	}
+	bufs, err := w.s.pieces.reserve(ctx)
+	if err != nil {
+		return err
+	}
+	defer w.s.pieces.release(bufs)
+	buf := bufs[0]
+	copy(buf, first)
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	full := make(chan []byte)    // read pieces, to be written
+	free := make(chan []byte, 2) // written pieces, to be read into again; the writer never waits on it
+	free <- bufs[1]
+	done := make(chan error, 1)
+	go func() {
+		var err error
+		for p := range full {
+			if err == nil {
+				if err = w.piece(ctx, p); err != nil {
+					cancel() // the reader stops at its next piece
+				}
+			}
+			free <- p
+		}
+		done <- err
+	}()
+	stop := func(err error) error {
+		close(full)
+		if werr := <-done; werr != nil {
+			return werr // a mirror failure explains more than the reader's
+		}
+		return err
+	}
+
+	fill, firstPiece := k, true
+	for {
+		room := int(min(int64(len(buf)), limit+1-w.n+int64(fill)))
+		k, err := w.read(body, buf[fill:room], limit)
+		if err != nil {
+			return stop(err)
+		}
+		fill += k
+		if fill < room { // the body has ended
+			if firstPiece && w.whole {
+				if err := stop(nil); err != nil {
+					return err
+				}
+				return w.last(ctx, buf[:fill])
+			}
+			if fill > 0 {
+				select {
+				case full <- buf[:fill]:
+				case <-ctx.Done():
+				}
+			}
+			return stop(nil)
+		}
+		select {
+		case full <- buf[:fill]:
+		case <-ctx.Done():
+			return stop(ctx.Err())
+		}
+		firstPiece, fill = false, 0
+		select {
+		case buf = <-free:
+		case <-ctx.Done():
+			return stop(ctx.Err())
+		}
+	}
+}
+
+// read fills p from body as far as it goes, feeding the hash; it returns
+// fewer than len(p) bytes only at the end of the body.
+func (w *write) read(body io.Reader, p []byte, limit int64) (int, error) {
+	k, err := io.ReadFull(body, p)
+	w.h.Write(p[:k])
+	if len(w.head) < 512 {
+		w.head = append(w.head, p[:min(k, 512-len(w.head))]...)
+	}
+	w.n += int64(k)
+	switch {
+	case w.n > limit:
+		return k, errOver
+	case err == nil || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+		return k, nil
+	}
+	return k, &Error{Kind: Invalid, Msg: "the body could not be read whole: " + err.Error(), Err: err}
+}
+
+// last writes a request whose bytes all fit in its first piece.
+func (w *write) last(ctx context.Context, p []byte) error {
+	if w.whole && (w.total < 0 || int64(len(p)) == w.total) {
+		return w.putAll(ctx, p)
+	}
+	if len(p) == 0 {
+		return nil
+	}
+	return w.piece(ctx, p)
+}
+
+// piece writes p after each live mirror's Part, beginning the uploads on
+// the first call. A mirror that fails twice is dropped.
+func (w *write) piece(ctx context.Context, p []byte) error {
+	if w.sess.Uploads == nil {
+		if err := w.s.begin(ctx, w.sess); err != nil {
+			return err
+		}
+	}
+	var mu sync.Mutex
+	written := map[string]mirrors.Part{}
+	failures := w.s.each(ctx, w.sess, func(ctx context.Context, id string, m mirrors.Mirror) error {
+		var err error
+		for range 2 {
+			var part mirrors.Part
+			part, err = m.PutPart(ctx, w.sess.Uploads[id], w.parts[id], bytes.NewReader(p), int64(len(p)))
+			if err == nil {
+				mu.Lock()
+				written[id] = part
+				mu.Unlock()
+				return nil
+			}
+			if ctx.Err() != nil {
+				break
+			}
+		}
+		return fmt.Errorf("write piece: %w", err)
+	})
+	maps.Copy(w.parts, written)
+	for id := range failures {
+		delete(w.parts, id)
+	}
+	return w.s.drop(w.sess, failures)
+}
+
+// putAll stores p as the whole object on every live mirror.
+func (w *write) putAll(ctx context.Context, p []byte) error {
+	failures := w.s.each(ctx, w.sess, func(ctx context.Context, id string, m mirrors.Mirror) error {
+		if err := w.s.healthy(id); err != nil {
+			return err
+		}
+		if err := m.Put(ctx, w.sess.ObjectKey, bytes.NewReader(p), int64(len(p))); err != nil {
+			return fmt.Errorf("put object: %w", err)
+		}
+		return nil
+	})
+	w.put = true
+	return w.s.drop(w.sess, failures)
+}
+
+// sniff names the content type of the bytes read.
+func (w *write) sniff() string {
+	if w.s.cfg.Sniff == nil || len(w.head) == 0 {
+		return ""
+	}
+	return w.s.cfg.Sniff(w.head)
+}
