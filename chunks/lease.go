@@ -20,16 +20,14 @@ import (
 // write it, each mirror operation being bounded by MirrorTimeout.
 func (s *Service) leaseTime() time.Duration { return 2*s.cfg.MirrorTimeout + time.Minute }
 
-// leaseWait is how long a request waits for another's lease on an
-// unfinished upload before it gives up: the holder is most often the same
-// client's previous try, cut off a moment ago and about to let go.
-const leaseWait = 5 * time.Second
-
 // take reads the request's session and takes its lease. held is false,
-// with the session as stored, when another request holds the lease.
+// with the session as stored, when another request holds the lease. It
+// waits up to LeaseWait for the lease of an unfinished upload: the holder is
+// most often the same client's previous try, cut off a moment ago and about
+// to let go.
 func (s *Service) take(ctx context.Context, uploadKey, ctracker string, a store.Account) (sess store.Session, held bool, err error) {
 	holder := uuid.NewString()
-	deadline := time.Now().Add(leaseWait)
+	deadline := time.Now().Add(s.cfg.LeaseWait)
 	for pause := 10 * time.Millisecond; ; pause = min(2*pause, 250*time.Millisecond) {
 		sess, err = s.cfg.Store.Lease(ctx, uploadKey, holder, s.cfg.Clock().UTC().Add(s.leaseTime()))
 		if !errors.Is(err, store.ErrLeased) || finished(sess) || time.Now().Add(pause).After(deadline) {

@@ -40,6 +40,9 @@ type Config struct {
 	// all requests; a request that streams more than one piece holds two,
 	// one read while the other is written. Default 24.
 	Pieces int
+	// LeaseWait is how long a request waits for another request's lease
+	// on the same upload before it is told to retry; default 5 s.
+	LeaseWait time.Duration
 	// Health, when set, reports mirrors known to be down; they are skipped
 	// when an upload starts and read last.
 	Health func(id string) error
@@ -91,6 +94,9 @@ func New(cfg Config) (*Service, error) {
 	}
 	if cfg.MirrorTimeout == 0 {
 		cfg.MirrorTimeout = 10 * time.Minute
+	}
+	if cfg.LeaseWait == 0 {
+		cfg.LeaseWait = 5 * time.Second
 	}
 	if cfg.PieceSize == 0 {
 		cfg.PieceSize = DefaultPieceSize

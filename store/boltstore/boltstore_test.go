@@ -67,7 +67,7 @@ func TestReopenKeepsData(t *testing.T) {
 		t.Fatalf("ExpiredFiles after reopen = %+v, %v", exp, err)
 	}
 	g, err := s.CreateFile(ctx, store.File{Slug: "s2"})
-	if err != nil || g.ID <= f.ID {
+	if err != nil || g.ID <= 0 || g.ID == f.ID {
 		t.Fatalf("CreateFile after reopen = ID %d (before: %d), %v", g.ID, f.ID, err)
 	}
 }

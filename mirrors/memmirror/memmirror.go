@@ -1,0 +1,200 @@
+// Package memmirror implements a mirrors.Mirror in memory, for tests of the
+// code above mirrors. It passes the same conformance suite as the real
+// mirrors, and counts the calls made to it.
+package memmirror
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/acestash/acestash/mirrors"
+)
+
+// Mirror keeps objects and uploads in maps. It is safe for concurrent use.
+type Mirror struct {
+	mu      sync.Mutex
+	objects map[string]object
+	uploads map[string][]byte // by upload id: the bytes held so far
+	calls   map[string]int    // by method name
+}
+
+type object struct {
+	data     []byte
+	modified time.Time
+}
+
+var _ mirrors.Mirror = (*Mirror)(nil)
+
+// New returns an empty mirror.
+func New() *Mirror {
+	return &Mirror{objects: map[string]object{}, uploads: map[string][]byte{}, calls: map[string]int{}}
+}
+
+// Calls returns how many times the method (for example "Put") was called.
+func (m *Mirror) Calls(method string) int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.calls[method]
+}
+
+// Keys returns the keys of the objects held.
+func (m *Mirror) Keys() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var keys []string
+	for k := range m.objects {
+		keys = append(keys, k)
+	}
+	return keys
+}
+
+// Uploads returns how many uploads are in progress.
+func (m *Mirror) Uploads() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.uploads)
+}
+
+func (m *Mirror) count(method string) {
+	m.mu.Lock()
+	m.calls[method]++
+	m.mu.Unlock()
+}
+
+// read returns exactly size bytes of r.
+func read(ctx context.Context, r io.Reader, size int64) ([]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if size < 0 {
+		return nil, fmt.Errorf("memmirror: negative size %d", size)
+	}
+	var b bytes.Buffer
+	n, err := io.CopyN(&b, r, size)
+	if err == io.EOF {
+		return nil, fmt.Errorf("memmirror: read %d of %d bytes: %w", n, size, io.ErrUnexpectedEOF)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("memmirror: %w", err)
+	}
+	return b.Bytes(), nil
+}
+
+func (m *Mirror) Put(ctx context.Context, key string, r io.Reader, size int64) error {
+	m.count("Put")
+	data, err := read(ctx, r, size)
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.objects[key] = object{data, time.Now()}
+	return nil
+}
+
+func (m *Mirror) Begin(ctx context.Context, key string) (mirrors.Upload, error) {
+	m.count("Begin")
+	if err := ctx.Err(); err != nil {
+		return mirrors.Upload{}, err
+	}
+	up := mirrors.Upload{Key: key, ID: uuid.NewString()}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.uploads[up.ID] = []byte{}
+	return up, nil
+}
+
+func (m *Mirror) PutPart(ctx context.Context, up mirrors.Upload, prev mirrors.Part, r io.Reader, size int64) (mirrors.Part, error) {
+	m.count("PutPart")
+	data, err := read(ctx, r, size)
+	if err != nil {
+		return mirrors.Part{}, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	held, ok := m.uploads[up.ID]
+	if !ok {
+		return mirrors.Part{}, fmt.Errorf("memmirror: upload %s: %w", up.ID, mirrors.ErrNotFound)
+	}
+	if int64(len(held)) < prev.Size {
+		return mirrors.Part{}, fmt.Errorf("memmirror: upload %s holds %d bytes, fewer than the %d before this chunk", up.ID, len(held), prev.Size)
+	}
+	m.uploads[up.ID] = append(held[:prev.Size:prev.Size], data...)
+	return mirrors.Part{N: prev.N + 1, Size: prev.Size + size}, nil
+}
+
+func (m *Mirror) Complete(ctx context.Context, up mirrors.Upload, last mirrors.Part) error {
+	m.count("Complete")
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	held, ok := m.uploads[up.ID]
+	if !ok {
+		return fmt.Errorf("memmirror: upload %s: %w", up.ID, mirrors.ErrNotFound)
+	}
+	if int64(len(held)) < last.Size {
+		return fmt.Errorf("memmirror: upload %s holds %d bytes, want %d", up.ID, len(held), last.Size)
+	}
+	m.objects[up.Key] = object{held[:last.Size], time.Now()}
+	delete(m.uploads, up.ID)
+	return nil
+}
+
+func (m *Mirror) Abort(ctx context.Context, up mirrors.Upload) error {
+	m.count("Abort")
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.uploads, up.ID)
+	return nil
+}
+
+func (m *Mirror) Open(ctx context.Context, key string, off, length int64) (io.ReadCloser, error) {
+	m.count("Open")
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	o, ok := m.objects[key]
+	m.mu.Unlock()
+	if !ok {
+		return nil, fmt.Errorf("memmirror: open %q: %w", key, mirrors.ErrNotFound)
+	}
+	if off < 0 || off > int64(len(o.data)) {
+		return nil, fmt.Errorf("memmirror: open %q: offset %d outside 0..%d", key, off, len(o.data))
+	}
+	end := int64(len(o.data))
+	if length >= 0 {
+		end = min(end, off+length)
+	}
+	return io.NopCloser(bytes.NewReader(o.data[off:end])), nil
+}
+
+func (m *Mirror) Stat(ctx context.Context, key string) (mirrors.Info, error) {
+	m.count("Stat")
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	o, ok := m.objects[key]
+	if !ok {
+		return mirrors.Info{}, fmt.Errorf("memmirror: stat %q: %w", key, mirrors.ErrNotFound)
+	}
+	return mirrors.Info{Size: int64(len(o.data)), Modified: o.modified}, nil
+}
+
+func (m *Mirror) Delete(ctx context.Context, key string) error {
+	m.count("Delete")
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.objects, key)
+	return nil
+}
+
+// Ping reports whether ctx is still alive.
+func (m *Mirror) Ping(ctx context.Context) error { return ctx.Err() }

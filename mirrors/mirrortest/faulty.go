@@ -1,0 +1,107 @@
+package mirrortest
+
+import (
+	"context"
+	"io"
+	"sync"
+
+	"github.com/acestash/acestash/mirrors"
+)
+
+// Faulty wraps a Mirror and makes the calls Fail chooses fail, so the code
+// above mirrors can be tested against a mirror going down at any step.
+type Faulty struct {
+	mirrors.Mirror
+	// Fail, when set, is asked before each call with the method's name and
+	// how many calls of it came before; a non-nil error is returned
+	// instead of making the call.
+	Fail func(method string, n int) error
+
+	mu    sync.Mutex
+	calls map[string]int
+}
+
+var _ mirrors.Pinger = (*Faulty)(nil)
+
+func (f *Faulty) fault(method string) error {
+	f.mu.Lock()
+	if f.calls == nil {
+		f.calls = map[string]int{}
+	}
+	n := f.calls[method]
+	f.calls[method]++
+	fail := f.Fail
+	f.mu.Unlock()
+	if fail == nil {
+		return nil
+	}
+	return fail(method, n)
+}
+
+func (f *Faulty) Put(ctx context.Context, key string, r io.Reader, size int64) error {
+	if err := f.fault("Put"); err != nil {
+		return err
+	}
+	return f.Mirror.Put(ctx, key, r, size)
+}
+
+func (f *Faulty) Begin(ctx context.Context, key string) (mirrors.Upload, error) {
+	if err := f.fault("Begin"); err != nil {
+		return mirrors.Upload{}, err
+	}
+	return f.Mirror.Begin(ctx, key)
+}
+
+func (f *Faulty) PutPart(ctx context.Context, up mirrors.Upload, prev mirrors.Part, r io.Reader, size int64) (mirrors.Part, error) {
+	if err := f.fault("PutPart"); err != nil {
+		return mirrors.Part{}, err
+	}
+	return f.Mirror.PutPart(ctx, up, prev, r, size)
+}
+
+func (f *Faulty) Complete(ctx context.Context, up mirrors.Upload, last mirrors.Part) error {
+	if err := f.fault("Complete"); err != nil {
+		return err
+	}
+	return f.Mirror.Complete(ctx, up, last)
+}
+
+func (f *Faulty) Abort(ctx context.Context, up mirrors.Upload) error {
+	if err := f.fault("Abort"); err != nil {
+		return err
+	}
+	return f.Mirror.Abort(ctx, up)
+}
+
+func (f *Faulty) Open(ctx context.Context, key string, off, length int64) (io.ReadCloser, error) {
+	if err := f.fault("Open"); err != nil {
+		return nil, err
+	}
+	return f.Mirror.Open(ctx, key, off, length)
+}
+
+func (f *Faulty) Stat(ctx context.Context, key string) (mirrors.Info, error) {
+	if err := f.fault("Stat"); err != nil {
+		return mirrors.Info{}, err
+	}
+	return f.Mirror.Stat(ctx, key)
+}
+
+func (f *Faulty) Delete(ctx context.Context, key string) error {
+	if err := f.fault("Delete"); err != nil {
+		return err
+	}
+	return f.Mirror.Delete(ctx, key)
+}
+
+// Ping fails like the wrapped mirror's Ping, or with the fault chosen for
+// "Ping".
+func (f *Faulty) Ping(ctx context.Context) error {
+	if err := f.fault("Ping"); err != nil {
+		return err
+	}
+	if p, ok := f.Mirror.(mirrors.Pinger); ok {
+		return p.Ping(ctx)
+	}
+	return nil
+}
