@@ -105,7 +105,6 @@ if ARGV[4] ~= '' then
 end
 return 1`)
 
-
 	// updateSession: KEYS session; ARGV expected version, new version,
 	// JSON, now s, now ns, Expires s ("" if started), Expires ns, TTL ms,
 	// lease holder, lease end s, lease end ns. Returns 1, 0 if missing or
