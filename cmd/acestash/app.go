@@ -96,6 +96,8 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, clock store.Clock
 		SlugLength:    cfg.SlugLength,
 		MaxFileSize:   cfg.Limits.MaxFileSize,
 		MaxChunkSize:  cfg.Limits.MaxChunkSize,
+		PieceSize:     cfg.Limits.PieceSize,
+		Pieces:        cfg.Limits.Pieces,
 		WriteQuorum:   cfg.WriteQuorum,
 		MirrorTimeout: cfg.MirrorTimeout,
 		Health:        a.health.Err,

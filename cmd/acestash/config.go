@@ -95,6 +95,10 @@ type Limits struct {
 	MaxFileSize  int64         `yaml:"max_file_size"`
 	MaxChunkSize int64         `yaml:"max_chunk_size"`
 	SessionIdle  time.Duration `yaml:"session_idle"`
+	// PieceSize and Pieces bound the memory uploads use: bytes go to the
+	// mirrors in pieces of PieceSize, and a node holds at most Pieces.
+	PieceSize int `yaml:"piece_size"`
+	Pieces    int `yaml:"pieces"`
 }
 
 // envRef matches ${NAME} in a config file.
