@@ -21,11 +21,11 @@ import (
 
 // Download pages: /m/<slug> shows a file, /m/<slug>/download serves it.
 
-func (s *Server) downloads(e *echo.Echo) {
-	e.GET("/m/:slug", s.filePage)
-	e.HEAD("/m/:slug", s.filePage)
+func (s *Server) downloads(g *echo.Group) {
+	g.GET("/:slug", s.filePage)
+	g.HEAD("/:slug", s.filePage)
 	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost} {
-		e.Add(m, "/m/:slug/download", s.download)
+		g.Add(m, "/:slug/download", s.download)
 	}
 }
 
@@ -38,20 +38,20 @@ func (s *Server) lookup(ctx context.Context, sl string) (store.File, error) {
 // an HTTP error.
 func (s *Server) find(ctx context.Context, id string, get func(context.Context, string) (store.File, error)) (store.File, error) {
 	if !slug.Valid(id, 64) {
-		return store.File{}, echo.NewHTTPError(http.StatusNotFound, "file not found")
+		return store.File{}, fail(http.StatusNotFound, "file not found")
 	}
 	f, err := get(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
-		return store.File{}, echo.NewHTTPError(http.StatusNotFound, "file not found")
+		return store.File{}, fail(http.StatusNotFound, "file not found")
 	}
 	if err != nil {
 		return store.File{}, fmt.Errorf("look up file %s: %w", id, err)
 	}
 	if f.Status != store.StatusActive {
-		return store.File{}, echo.NewHTTPError(http.StatusGone, "file "+f.Status)
+		return store.File{}, fail(http.StatusGone, "file "+f.Status)
 	}
 	if !f.Expires.IsZero() && !s.cfg.Clock().Before(f.Expires) {
-		return store.File{}, echo.NewHTTPError(http.StatusNotFound, "file not found")
+		return store.File{}, fail(http.StatusNotFound, "file not found")
 	}
 	return f, nil
 }
@@ -115,16 +115,16 @@ func (s *Server) download(c echo.Context) error {
 			pw = c.FormValue("password")
 		}
 		if pw != "" && s.guesses.blocked(f.Slug) {
-			return echo.NewHTTPError(http.StatusTooManyRequests, "too many wrong passwords for this file; try again in a minute")
+			return fail(http.StatusTooManyRequests, "too many wrong passwords for this file; try again in a minute")
 		}
 		if !chunks.CheckPassword(f, pw) {
 			if pw != "" {
 				s.guesses.wrong(f.Slug)
 			}
-			return echo.NewHTTPError(http.StatusForbidden, "this file needs its password: send it from the file's page or in an X-File-Password header")
+			return fail(http.StatusForbidden, "this file needs its password: send it from the file's page or in an X-File-Password header")
 		}
 	} else if c.Request().Method == http.MethodPost {
-		return echo.NewHTTPError(http.StatusMethodNotAllowed, "use GET")
+		return fail(http.StatusMethodNotAllowed, "use GET")
 	}
 	return s.serveFile(c, f, "application/octet-stream", true)
 }
@@ -157,7 +157,7 @@ func (s *Server) serveFile(c echo.Context, f store.File, contentType string, att
 		switch {
 		case !ok:
 			h.Set("Content-Range", "bytes */"+itoa(f.Size))
-			return echo.NewHTTPError(http.StatusRequestedRangeNotSatisfiable, "range not satisfiable")
+			return fail(http.StatusRequestedRangeNotSatisfiable, "range not satisfiable")
 		case n < 0: // not a single byte range: serve the whole file
 			off, n = 0, f.Size
 		default:
@@ -172,7 +172,7 @@ func (s *Server) serveFile(c echo.Context, f store.File, contentType string, att
 	}
 	body, err := s.cfg.Chunks.Open(r.Context(), f, off, n)
 	if err != nil {
-		return &storageError{err}
+		return unavailable("the file cannot be read from any mirror right now; try again later", err)
 	}
 	defer body.Close()
 	w.WriteHeader(status)
@@ -183,12 +183,6 @@ func (s *Server) serveFile(c echo.Context, f store.File, contentType string, att
 	}
 	return nil
 }
-
-// storageError is a read that failed on every mirror.
-type storageError struct{ err error }
-
-func (e *storageError) Error() string { return e.err.Error() }
-func (e *storageError) Unwrap() error { return e.err }
 
 // disposition builds a Content-Disposition that no file name can break.
 func disposition(attachment bool, name string) string {

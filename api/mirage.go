@@ -36,14 +36,14 @@ func (s *Server) rawUpload(c echo.Context) error {
 	}
 	limit := s.cfg.Raw.MaxSize
 	if r.ContentLength > limit {
-		return echo.NewHTTPError(http.StatusRequestEntityTooLarge, tooLarge(limit))
+		return fail(http.StatusRequestEntityTooLarge, tooLarge(limit))
 	}
 	body := bufio.NewReader(r.Body)
 	if _, err := body.Peek(1); err != nil {
 		if errors.Is(err, io.EOF) {
-			return echo.NewHTTPError(http.StatusBadRequest, "empty body: send the file's bytes as the request body")
+			return fail(http.StatusBadRequest, "empty body: send the file's bytes as the request body")
 		}
-		return echo.NewHTTPError(http.StatusBadRequest, "cannot read the body: "+err.Error())
+		return fail(http.StatusBadRequest, "cannot read the body: "+err.Error())
 	}
 	spec := chunks.Spec{Account: a, MaxSize: limit}
 	if s.cfg.Raw.TTL > 0 {
@@ -70,7 +70,7 @@ func (s *Server) rawAccount(ctx context.Context, r *http.Request) (store.Account
 		}
 		return a, nil
 	}
-	unauthorized := echo.NewHTTPError(http.StatusUnauthorized,
+	unauthorized := fail(http.StatusUnauthorized,
 		"a key is required: add ?key=<api_key>:<api_token> to the URL or send Authorization: Bearer <api_key>:<api_token>")
 	key, token, ok := strings.Cut(cred, ":")
 	if !ok {
@@ -86,28 +86,12 @@ func (s *Server) rawAccount(ctx context.Context, r *http.Request) (store.Account
 	return a, nil
 }
 
-// rawError turns a failed store into the plain-text status Mirage sees.
+// rawError names the limit when a file was too large.
 func rawError(err error, limit int64) error {
-	ce, ok := chunks.AsError(err)
-	if !ok {
-		return err
+	if ce, ok := chunks.AsError(err); ok && ce.Kind == chunks.TooLarge {
+		return fail(http.StatusRequestEntityTooLarge, tooLarge(limit))
 	}
-	if ce.Kind == chunks.TooLarge {
-		return echo.NewHTTPError(http.StatusRequestEntityTooLarge, tooLarge(limit))
-	}
-	return echo.NewHTTPError(httpStatus(ce.Kind), ce.Msg)
-}
-
-// httpStatus is the status of a chunks error in the dialects that answer
-// errors with a status (Mirage, Rocket.Chat; not MirrorAce).
-func httpStatus(k chunks.Kind) int {
-	switch k {
-	case chunks.TooLarge:
-		return http.StatusRequestEntityTooLarge
-	case chunks.Unavailable:
-		return http.StatusServiceUnavailable
-	}
-	return http.StatusBadRequest
+	return err
 }
 
 func tooLarge(limit int64) string {
@@ -130,7 +114,7 @@ func (s *Server) rawDownload(c echo.Context) error {
 // password is not found here: it is served only from its own page.
 func (s *Server) serveSniffed(c echo.Context, f store.File) error {
 	if len(f.PasswordHash) > 0 {
-		return echo.NewHTTPError(http.StatusNotFound, "file not found")
+		return fail(http.StatusNotFound, "file not found")
 	}
 	typ := f.Type
 	if typ == "" {

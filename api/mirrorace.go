@@ -26,11 +26,11 @@ const maxInfoSlugs = 50
 // mirrorAceTime is the API's date format, always UTC.
 const mirrorAceTime = "2006-01-02 15:04:05"
 
-func (s *Server) mirrorAce(e *echo.Echo) {
-	e.POST("/api/v1/file/upload", s.fileUpload)
-	e.POST("/api/v1/file/info", s.fileInfo)
-	e.POST("/api/v1/upload", s.upload)
-	e.POST("/api/v1/upload/remote", s.uploadRemote)
+func (s *Server) mirrorAce(g *echo.Group) {
+	g.POST("/file/upload", s.fileUpload)
+	g.POST("/file/info", s.fileInfo)
+	g.POST("/upload", s.upload)
+	g.POST("/upload/remote", s.uploadRemote)
 }
 
 type envelope struct {
@@ -46,42 +46,18 @@ func success(c echo.Context, result any) error {
 	return writeEnvelope(c, http.StatusOK, "success", result)
 }
 
-// userError is a request error shown to the client in the envelope.
-type userError string
-
-func (e userError) Error() string { return string(e) }
-
-// fail answers err in the envelope: request errors with 200, storage
-// failures worth retrying with 503, anything else with 500.
-func (s *Server) fail(c echo.Context, err error) error {
-	var ue userError
-	var fe errForm
-	if errors.As(err, &ue) || errors.As(err, &fe) {
-		return writeEnvelope(c, http.StatusOK, "error", err.Error())
-	}
-	if ce, ok := chunks.AsError(err); ok {
-		if ce.Kind == chunks.Unavailable {
-			s.cfg.Log.Warn("storage unavailable", "path", c.Request().URL.Path, "err", err)
-			return writeEnvelope(c, http.StatusServiceUnavailable, "error", ce.Msg)
-		}
-		return writeEnvelope(c, http.StatusOK, "error", ce.Msg)
-	}
-	s.cfg.Log.Error("request failed", "path", c.Request().URL.Path, "err", err)
-	return writeEnvelope(c, http.StatusInternalServerError, "error", "internal server error; the failure is logged")
-}
-
 // authenticate returns the account whose api_key and api_token the form has.
 func (s *Server) authenticate(ctx context.Context, v url.Values) (store.Account, error) {
 	key, token := v.Get("api_key"), v.Get("api_token")
 	if key == "" || token == "" {
-		return store.Account{}, userError("api_key and api_token are required")
+		return store.Account{}, badRequest("api_key and api_token are required")
 	}
 	a, err := s.cfg.Store.Account(ctx, key)
 	if errors.Is(err, store.ErrNotFound) || err == nil && !a.CheckToken(token) {
-		return store.Account{}, userError("invalid api_key or api_token")
+		return store.Account{}, badRequest("invalid api_key or api_token")
 	}
 	if err != nil {
-		return store.Account{}, &chunks.Error{Kind: chunks.Unavailable, Msg: "cannot check credentials", Err: err}
+		return store.Account{}, unavailable("cannot check credentials", err)
 	}
 	return a, nil
 }
@@ -106,11 +82,11 @@ func (s *Server) fileUpload(c echo.Context) error {
 	ctx := c.Request().Context()
 	_, a, err := s.authForm(c)
 	if err != nil {
-		return s.fail(c, err)
+		return err
 	}
 	sess, err := s.cfg.Chunks.Issue(ctx, a)
 	if err != nil {
-		return s.fail(c, err)
+		return err
 	}
 	all := map[string]bool{}
 	for _, m := range s.cfg.Mirrors.All() {
@@ -150,7 +126,7 @@ func (s *Server) upload(c echo.Context) error {
 	limit := s.cfg.Chunks.MaxChunkSize() + 1
 	f, err := readForm(r, s.cfg.SpoolDir, []string{"files", "files[]"}, limit, stream)
 	if err != nil {
-		return s.fail(c, err)
+		return err
 	}
 	defer f.Close()
 	res, err := s.chunk(ctx, r, f)
@@ -163,7 +139,7 @@ func (s *Server) upload(c echo.Context) error {
 	if err != nil {
 		// Read what is left, so the client gets to read the answer.
 		io.Copy(io.Discard, r.Body)
-		return s.fail(c, err)
+		return err
 	}
 	if !res.Done {
 		return success(c, map[string]string{"name": res.Name, "size": itoa(res.Total), "info": "continue"})
@@ -177,7 +153,7 @@ func (s *Server) chunk(ctx context.Context, r *http.Request, f *form) (chunks.Re
 		return chunks.Result{}, err
 	}
 	if f.File == nil {
-		return chunks.Result{}, userError("no file: send it in the files (or files[]) field")
+		return chunks.Result{}, badRequest("no file: send it in the files (or files[]) field")
 	}
 	req, err := chunkRequest(a, f.Values)
 	if err != nil {
@@ -213,7 +189,7 @@ func chunkRequest(a store.Account, v url.Values) (chunks.ChunkRequest, error) {
 		Password:  v.Get("file_password"),
 	}
 	if req.UploadKey == "" || req.CTracker == "" {
-		return req, userError("upload_key and cTracker are required; get them from file/upload")
+		return req, badRequest("upload_key and cTracker are required; get them from file/upload")
 	}
 	return req, nil
 }
@@ -232,7 +208,7 @@ func (s *Server) fileInfo(c echo.Context) error {
 	ctx := c.Request().Context()
 	v, _, err := s.authForm(c)
 	if err != nil {
-		return s.fail(c, err)
+		return err
 	}
 	var slugs []string
 	seen := map[string]bool{}
@@ -243,10 +219,10 @@ func (s *Server) fileInfo(c echo.Context) error {
 		}
 	}
 	if len(slugs) == 0 {
-		return s.fail(c, userError("files is required: one slug or several, comma-separated"))
+		return badRequest("files is required: one slug or several, comma-separated")
 	}
 	if len(slugs) > maxInfoSlugs {
-		return s.fail(c, userError("files lists "+strconv.Itoa(len(slugs))+" slugs; at most 50 per call"))
+		return badRequest("files lists "+strconv.Itoa(len(slugs))+" slugs; at most 50 per call")
 	}
 	var lookup []string
 	for _, sl := range slugs {
@@ -256,7 +232,7 @@ func (s *Server) fileInfo(c echo.Context) error {
 	}
 	found, err := s.cfg.Store.Files(ctx, lookup)
 	if err != nil {
-		return s.fail(c, &chunks.Error{Kind: chunks.Unavailable, Msg: "cannot read file records", Err: err})
+		return unavailable("cannot read file records", err)
 	}
 	out := make(map[string]map[string]string, len(slugs))
 	for _, sl := range slugs {

@@ -25,42 +25,24 @@ import (
 // rocketTime is Rocket.Chat's timestamp format, always UTC.
 const rocketTime = "2006-01-02T15:04:05.000Z"
 
-func (s *Server) rocketChat(e *echo.Echo) {
-	e.POST("/api/v1/rooms.upload/:rid", s.roomsUpload)
+func (s *Server) rocketChat(g *echo.Group, e *echo.Echo) {
+	g.POST("/:rid", s.roomsUpload)
 	e.GET("/file-upload/:id/:name", s.rocketDownload)
 	e.HEAD("/file-upload/:id/:name", s.rocketDownload)
 }
 
-// rocketError is an error in Rocket.Chat's shape, with its HTTP status.
-type rocketError struct {
-	code      int
-	msg, kind string
+// rocketProblem is a problem with Rocket.Chat's errorType, which its
+// message ends with, as Rocket.Chat's own do.
+func rocketProblem(status int, msg, kind string) *problem {
+	return &problem{status: status, msg: msg + " [" + kind + "]", rocket: kind}
 }
 
-func (e *rocketError) Error() string { return e.msg }
-
-func (s *Server) writeRocket(c echo.Context, err error) error {
-	var re *rocketError
-	if errors.As(err, &re) {
-		body := map[string]any{"success": false, "error": re.msg}
-		if re.kind != "" {
-			body["errorType"] = re.kind
-		}
-		return c.JSON(re.code, body)
-	}
-	if ce, ok := chunks.AsError(err); ok {
-		return c.JSON(httpStatus(ce.Kind), map[string]any{"success": false, "error": ce.Msg})
-	}
-	s.cfg.Log.Error("rooms.upload failed", "err", err)
-	return c.JSON(http.StatusInternalServerError, map[string]any{"success": false, "error": "internal server error; the failure is logged"})
+func invalidField(msg string) *problem {
+	return rocketProblem(http.StatusBadRequest, msg, "invalid-field")
 }
 
-func invalidField(msg string) *rocketError {
-	return &rocketError{http.StatusBadRequest, msg + " [invalid-field]", "invalid-field"}
-}
-
-func invalidParams(msg string) *rocketError {
-	return &rocketError{http.StatusBadRequest, msg + " [invalid-params]", "invalid-params"}
+func invalidParams(msg string) *problem {
+	return rocketProblem(http.StatusBadRequest, msg, "invalid-params")
 }
 
 func (s *Server) roomsUpload(c echo.Context) error {
@@ -68,11 +50,10 @@ func (s *Server) roomsUpload(c echo.Context) error {
 	rid := c.Param("rid")
 	a, err := s.rocketAccount(ctx, c.Request())
 	if err != nil {
-		return s.writeRocket(c, err)
+		return err
 	}
 	if len(a.Rooms) > 0 && !slices.Contains(a.Rooms, rid) {
-		return s.writeRocket(c, &rocketError{http.StatusForbidden,
-			fmt.Sprintf("this account may not post to room %q [error-not-allowed]", rid), "error-not-allowed"})
+		return rocketProblem(http.StatusForbidden, fmt.Sprintf("this account may not post to room %q", rid), "error-not-allowed")
 	}
 	up, err := s.readRocketForm(ctx, c.Request(), a)
 	if up.file != nil && err != nil {
@@ -82,7 +63,7 @@ func (s *Server) roomsUpload(c echo.Context) error {
 	}
 	if err != nil {
 		io.Copy(io.Discard, c.Request().Body)
-		return s.writeRocket(c, err)
+		return err
 	}
 	return c.JSON(http.StatusOK, map[string]any{"message": s.rocketMessage(a, rid, up), "success": true})
 }
@@ -90,7 +71,7 @@ func (s *Server) roomsUpload(c echo.Context) error {
 // rocketAccount checks X-User-Id (the account's user id or api key) and
 // X-Auth-Token (its api token).
 func (s *Server) rocketAccount(ctx context.Context, r *http.Request) (store.Account, error) {
-	unauthorized := &rocketError{code: http.StatusUnauthorized, msg: "unauthorized"}
+	unauthorized := fail(http.StatusUnauthorized, "unauthorized")
 	id, token := r.Header.Get("X-User-Id"), r.Header.Get("X-Auth-Token")
 	if id == "" || token == "" {
 		return store.Account{}, unauthorized

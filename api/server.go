@@ -4,11 +4,8 @@
 package api
 
 import (
-	"errors"
-	"fmt"
 	"log/slog"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -62,10 +59,10 @@ func New(cfg Config) http.Handler {
 	e := s.echo()
 	e.GET("/", s.home)
 	e.HEAD("/", s.home)
-	s.mirrorAce(e)
-	s.downloads(e)
+	s.mirrorAce(s.group(e, "/api/v1", mirrorAce))
+	s.rocketChat(s.group(e, "/api/v1/rooms.upload", rocket), e)
+	s.downloads(s.group(e, "/m", plain))
 	s.mirage(e)
-	s.rocketChat(e)
 	return e
 }
 
@@ -91,50 +88,6 @@ const homePage = `<!doctype html>
 <body><h1>acestash</h1><p>A self-hosted file storage service. Upload with a MirrorAce API v1 client.</p></body></html>
 `
 
-// handleError writes an error in the dialect of the request's path.
-func (s *Server) handleError(err error, c echo.Context) {
-	if c.Response().Committed {
-		return
-	}
-	code, msg := http.StatusInternalServerError, "internal server error"
-	var he *echo.HTTPError
-	var se *storageError
-	if errors.As(err, &se) {
-		code, msg = http.StatusServiceUnavailable, "the file cannot be read from any mirror right now; try again later"
-		s.cfg.Log.Error("read failed on every mirror", "path", c.Request().URL.Path, "err", err)
-	} else if errors.As(err, &he) {
-		code = he.Code
-		msg = fmt.Sprint(he.Message)
-		if code == http.StatusRequestEntityTooLarge && he.Internal != nil {
-			msg = "request body is too large" // Echo's body limit
-		}
-	} else {
-		s.cfg.Log.Error("request failed", "method", c.Request().Method, "path", c.Request().URL.Path, "err", err)
-	}
-	path := c.Request().URL.Path
-	switch {
-	case strings.HasPrefix(path, "/api/v1/rooms.upload"):
-		writeRocketError(c, code, msg)
-	case strings.HasPrefix(path, "/api/v1/"):
-		if code == http.StatusNotFound {
-			msg = "unknown API call " + path
-		}
-		if code == http.StatusMethodNotAllowed {
-			msg = "API calls use POST"
-		}
-		writeEnvelope(c, code, "error", msg)
-	case c.Request().Method == http.MethodHead:
-		c.NoContent(code)
-	default:
-		c.String(code, msg+"\n")
-	}
-}
-
-// writeRocketError writes Rocket.Chat's error object.
-func writeRocketError(c echo.Context, code int, msg string) {
-	c.JSON(code, map[string]any{"success": false, "error": msg})
-}
-
 func (s *Server) logPanic(c echo.Context, err error, stack []byte) error {
 	s.cfg.Log.Error("panic", "path", c.Request().URL.Path, "err", err, "stack", string(stack))
 	return err
@@ -142,8 +95,7 @@ func (s *Server) logPanic(c echo.Context, err error, stack []byte) error {
 
 func (s *Server) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		err := next(c)
-		if err != nil {
+		if err := next(c); err != nil {
 			c.Error(err)
 		}
 		r := c.Request()

@@ -18,8 +18,9 @@ import (
 func TestPanicIsAnEnvelope(t *testing.T) {
 	s := &Server{cfg: Config{Log: slog.New(slog.NewTextHandler(io.Discard, nil))}}
 	e := s.echo()
-	e.POST("/api/v1/boom", func(echo.Context) error { panic("boom") })
-	e.POST("/api/v1/ok", func(c echo.Context) error { return success(c, "fine") })
+	g := s.group(e, "/api/v1", mirrorAce)
+	g.POST("/boom", func(echo.Context) error { panic("boom") })
+	g.POST("/ok", func(c echo.Context) error { return success(c, "fine") })
 	srv := httptest.NewServer(e)
 	defer srv.Close()
 

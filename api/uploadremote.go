@@ -19,39 +19,38 @@ func (s *Server) uploadRemote(c echo.Context) error {
 	ctx := c.Request().Context()
 	v, a, err := s.authForm(c)
 	if err != nil {
-		return s.fail(c, err)
+		return err
 	}
 	if s.cfg.Remote == nil {
-		return s.fail(c, userError("remote upload is not enabled on this server"))
+		return badRequest("remote upload is not enabled on this server")
 	}
 	rawURL := v.Get("url")
 	if rawURL == "" {
-		return s.fail(c, userError("url is required: the http or https address of the file to fetch"))
+		return badRequest("url is required: the http or https address of the file to fetch")
 	}
 	req, err := chunkRequest(a, v)
 	if err != nil {
-		return s.fail(c, err)
+		return err
 	}
 	if err := s.cfg.Chunks.Check(ctx, req); err != nil {
-		return s.fail(c, err)
+		return err
 	}
 	select {
 	case s.slots <- struct{}{}:
 		defer func() { <-s.slots }()
 	default:
-		return s.fail(c, &chunks.Error{Kind: chunks.Unavailable,
-			Msg: "this server is fetching as many remote files as it may at once; try again shortly"})
+		return unavailable("this server is fetching as many remote files as it may at once; try again shortly", nil)
 	}
 	limit := s.cfg.Chunks.MaxFileSize(a)
 	resp, err := s.cfg.Remote.Fetch(ctx, rawURL, limit)
 	if err != nil {
-		return s.fail(c, remoteError(ctx, err, limit))
+		return remoteError(ctx, err, limit)
 	}
 	defer resp.Body.Close()
 	req.Name, req.Body = resp.Name, resp.Body
 	res, err := s.cfg.Chunks.Fill(ctx, req, limit)
 	if err != nil {
-		return s.fail(c, remoteError(ctx, err, limit))
+		return remoteError(ctx, err, limit)
 	}
 	return success(c, s.complete(res.File))
 }
@@ -62,23 +61,23 @@ func remoteError(ctx context.Context, err error, limit int64) error {
 	var status *remote.StatusError
 	switch {
 	case errors.Is(err, remote.ErrTooLarge):
-		return userError(fmt.Sprintf("the file at url is larger than the limit of %d bytes; nothing was stored", limit))
+		return badRequest(fmt.Sprintf("the file at url is larger than the limit of %d bytes; nothing was stored", limit))
 	case errors.As(err, &denied):
 		// Not the address: that would map the operator's DNS for strangers.
-		return userError("url is refused: it leads to a " + denied.Reason + " address, which this server does not fetch from")
+		return badRequest("url is refused: it leads to a " + denied.Reason + " address, which this server does not fetch from")
 	case errors.As(err, &status):
-		return userError(fmt.Sprintf("the remote server answered %s; nothing was stored", status.Status))
+		return badRequest(fmt.Sprintf("the remote server answered %s; nothing was stored", status.Status))
 	case errors.Is(err, remote.ErrTooManyRedirects):
-		return userError("url redirects too many times; nothing was stored")
+		return badRequest("url redirects too many times; nothing was stored")
 	case errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
-		return &chunks.Error{Kind: chunks.Unavailable, Msg: "the remote server took too long; nothing was stored", Err: err}
+		return unavailable("the remote server took too long; nothing was stored", err)
 	}
 	if _, ok := chunks.AsError(err); ok {
 		return err
 	}
 	if errors.Is(err, remote.ErrBadURL) {
-		return userError("url cannot be fetched: " + strings.TrimPrefix(err.Error(), "remote: "))
+		return badRequest("url cannot be fetched: " + strings.TrimPrefix(err.Error(), "remote: "))
 	}
 	// Not the cause: connection errors would let strangers probe ports.
-	return &chunks.Error{Kind: chunks.Unavailable, Msg: "cannot fetch url: the remote server could not be reached; nothing was stored", Err: err}
+	return unavailable("cannot fetch url: the remote server could not be reached; nothing was stored", err)
 }

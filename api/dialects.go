@@ -1,0 +1,96 @@
+package api
+
+import (
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+)
+
+// A dialect writes problems the way one family of clients reads them. Each
+// route group speaks one; the error handler asks the route that ran, or
+// that the request fell to, which it is.
+type dialect func(c echo.Context, p *problem)
+
+const dialectKey = "acestash.dialect"
+
+// group returns a route group under prefix whose failures d writes. A
+// request under prefix that names no route gets d's 404, or 405 when the
+// path is a route for other methods.
+func (s *Server) group(e *echo.Echo, prefix string, d dialect) *echo.Group {
+	g := e.Group(prefix, func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			c.Set(dialectKey, d)
+			return next(c)
+		}
+	})
+	g.RouteNotFound("/*", noRoute)
+	return g
+}
+
+// noRoute answers a request that matched no route of its group.
+func noRoute(c echo.Context) error {
+	path := c.Request().URL.Path
+	for _, r := range c.Echo().Routes() {
+		if r.Path == path && r.Method != echo.RouteNotFound {
+			return &problem{status: http.StatusMethodNotAllowed, msg: "method " + c.Request().Method + " is not allowed here", routing: true}
+		}
+	}
+	return &problem{status: http.StatusNotFound, msg: "not found", routing: true}
+}
+
+// handleError writes a failure in the dialect of the request's route.
+func (s *Server) handleError(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	p := asProblem(err)
+	r := c.Request()
+	switch {
+	case p.status >= 500:
+		s.cfg.Log.Error("request failed", "method", r.Method, "path", r.URL.Path, "status", p.status, "err", err)
+	case p.err != nil:
+		s.cfg.Log.Debug("request refused", "method", r.Method, "path", r.URL.Path, "status", p.status, "err", err)
+	}
+	d, ok := c.Get(dialectKey).(dialect)
+	if !ok {
+		d = plain
+	}
+	d(c, p)
+}
+
+// mirrorAce writes the {"status","result"} envelope. A refused call is
+// answered with HTTP 200, because the PHP and .NET clients read the body of
+// a 200 only; storage failures (503, worth retrying), internal errors and
+// calls that do not exist keep their status.
+func mirrorAce(c echo.Context, p *problem) {
+	code, msg := p.status, p.msg
+	switch {
+	case code == http.StatusNotFound && p.routing:
+		msg = "unknown API call " + c.Request().URL.Path
+	case code == http.StatusMethodNotAllowed:
+		msg = "API calls use POST"
+	case code < 500 && !p.routing:
+		code = http.StatusOK
+	}
+	writeEnvelope(c, code, "error", msg)
+}
+
+// rocket writes Rocket.Chat's error object.
+func rocket(c echo.Context, p *problem) {
+	body := map[string]any{"success": false, "error": p.msg}
+	if p.rocket != "" {
+		body["errorType"] = p.rocket
+	}
+	c.JSON(p.status, body)
+}
+
+// plain writes the message as a line of text: for Mirage, which shows the
+// body of a failure to no one but the operator's logs, and for pages and
+// downloads.
+func plain(c echo.Context, p *problem) {
+	if c.Request().Method == http.MethodHead {
+		c.NoContent(p.status)
+		return
+	}
+	c.String(p.status, p.msg+"\n")
+}
