@@ -222,7 +222,7 @@ func (s *Server) fileInfo(c echo.Context) error {
 		return badRequest("files is required: one slug or several, comma-separated")
 	}
 	if len(slugs) > maxInfoSlugs {
-		return badRequest("files lists "+strconv.Itoa(len(slugs))+" slugs; at most 50 per call")
+		return badRequest("files lists " + strconv.Itoa(len(slugs)) + " slugs; at most 50 per call")
 	}
 	var lookup []string
 	for _, sl := range slugs {
