@@ -145,6 +145,9 @@ func (s *Server) start() error {
 	defer log.Close() // the child holds its own descriptor
 	fmt.Fprintf(log, "--- miniotest: starting at %s\n", time.Now().Format(time.RFC3339Nano))
 	cmd := exec.Command(s.bin, "server", "--quiet", "--address", s.Endpoint, "--console-address", s.console, s.Dir)
+	// Killed with the test process even when it dies without cleaning up
+	// (a test timeout panics past every Cleanup).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	cmd.Env = append(os.Environ(),
 		"MINIO_ROOT_USER="+s.AccessKey,
 		"MINIO_ROOT_PASSWORD="+s.SecretKey,

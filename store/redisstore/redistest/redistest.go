@@ -101,6 +101,9 @@ func (s *Server) start() {
 		s.t.Fatalf("redis-server %s is already running", s.Addr)
 	}
 	cmd := exec.Command("redis-server", s.args...)
+	// Killed with the test process even when it dies without cleaning up
+	// (a test timeout panics past every Cleanup).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
