@@ -55,6 +55,7 @@ type clientJob struct {
 	Token   string     `json:"token,omitempty"`
 	Mirrors []string   `json:"mirrors,omitempty"` // chunked: mirrors[] of every upload
 	Copies  int        `json:"copies,omitempty"`  // chunked, put: uploads at once (put: to each target)
+	Threads uint       `json:"threads,omitempty"` // put: parts one PutObject sends at once; 0: minio-go's default
 	S3      []s3Target `json:"s3,omitempty"`      // put: the targets; get, rawput: the first
 	Object  string     `json:"object,omitempty"`  // put, rawput: key prefix; get: the key
 	Slug    string     `json:"slug,omitempty"`    // download
@@ -279,7 +280,7 @@ func putObjects(ctx context.Context, j clientJob, f *os.File, size int64) (clien
 	err := parallel(j.Copies*len(j.S3), func(i int) error {
 		t, c := j.S3[i%len(j.S3)], clients[i%len(j.S3)]
 		key := fmt.Sprintf("%s-%d", j.Object, i/len(j.S3))
-		if _, err := c.PutObject(ctx, t.Bucket, key, io.NewSectionReader(f, 0, size), size, minio.PutObjectOptions{}); err != nil {
+		if _, err := c.PutObject(ctx, t.Bucket, key, io.NewSectionReader(f, 0, size), size, minio.PutObjectOptions{NumThreads: j.Threads}); err != nil {
 			return fmt.Errorf("PutObject %s/%s on %s: %w", t.Bucket, key, t.Endpoint, err)
 		}
 		return nil
