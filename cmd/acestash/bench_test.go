@@ -203,7 +203,7 @@ func freeAddr(b *testing.B) string {
 	return ln.Addr().String()
 }
 
-// results are the measurements of one run; times in seconds.
+// results are the measurements of one round; times in seconds.
 type results struct {
 	put1, ace1, tus1 float64 // figures 2 and 3: the big file to one MinIO
 	get, down        float64 // figure 5
