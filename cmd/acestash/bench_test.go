@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"net"
 	"os"
 	"os/exec"
@@ -407,7 +408,7 @@ func (e *bench) table(rounds []results) string {
 		for i := range rounds {
 			ratios[i] = baseSecs(&rounds[i]) / aceSecs(&rounds[i])
 		}
-		m := median(ratios)
+		m := math.Round(median(ratios)*100) / 100 // as shown, and judged
 		ratio := fmt.Sprintf("%.2f×", m)
 		if len(rounds) > 1 {
 			ratio += fmt.Sprintf(" (%.2f–%.2f)", slices.Min(ratios), slices.Max(ratios))
