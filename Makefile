@@ -2,6 +2,7 @@
 # installs what the tests need (redis-server, minio) and runs every test.
 
 MINIO_VERSION := v0.0.0-20260212201848-7aac2a2c5b7c
+TUSD_VERSION  := v2.9.1
 GOBIN         := $(shell go env GOPATH)/bin
 export PATH   := $(GOBIN):$(PATH)
 SUDO          := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -20,8 +21,13 @@ test: test-deps vet
 vet:
 	go vet ./...
 
+# bench prints one table: acestash against MinIO and tusd, measured in the
+# same run (ACESTASH_BENCH_SIZE=bytes shrinks the 1 GiB file).
 bench: test-deps
-	go test -run '^$$' -bench . -benchmem -timeout 60m ./...
+	@go version -m $(GOBIN)/tusd 2>/dev/null | grep -q 'mod[[:space:]]*github.com/tus/tusd/v2[[:space:]]*$(TUSD_VERSION)[[:space:]]' || { \
+		echo "building tusd $(TUSD_VERSION) (a minute, once)"; \
+		GOFLAGS=-buildvcs=false go install github.com/tus/tusd/v2/cmd/tusd@$(TUSD_VERSION); }
+	go test -run '^$$' -bench . -benchtime 1x -timeout 60m ./cmd/acestash
 
 # test-deps installs the real servers the tests start: redis-server from
 # Debian's packages and MinIO built from the pinned module version.

@@ -1,249 +1,536 @@
 package main
 
 import (
-	"bufio"
+	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"errors"
+	"encoding/json"
 	"fmt"
-	"io"
-	"mime/multipart"
+	"math"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"slices"
 	"strconv"
 	"strings"
-	"sync"
+	"syscall"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/minio/minio-go/v7"
-	"github.com/minio/minio-go/v7/pkg/credentials"
 	"gopkg.in/yaml.v3"
 )
 
-// benchSize is the file size of BenchmarkUpload: 1 GiB, or
-// ACESTASH_BENCH_SIZE bytes.
+// Sizes and counts of the figures; the file sizes can be shrunk with
+// ACESTASH_BENCH_SIZE.
+const (
+	defaultBenchSize = 1 << 30  // the big file
+	minSmallSize     = 16 << 20 // the small files are a quarter of it, no less
+	concurrentUps    = 8        // figure 4: uploads at once
+	rawSize          = 64 << 10 // figure 6: body size
+	rawRequests      = 2000
+	rawWorkers       = 32
+	defaultRounds    = 3 // the table shows the median
+)
+
+// benchTable is the table BenchmarkVsBaselines printed; TestMain prints it
+// after the benchmark lines.
+var benchTable string
+
+// BenchmarkVsBaselines measures acestash as its clients see it against
+// baselines measured in the same run, and leaves one table of the ratios
+// in benchTable. Every server is a real process: Redis, three MinIO, the
+// acestash binary and tusd; the client is this test binary in a process of
+// its own, sending a file of random bytes from disk. Each figure is
+// measured in several rounds and the table shows the medians.
+// ACESTASH_BENCH_SIZE (bytes) shrinks the 1 GiB file for a quick run,
+// ACESTASH_BENCH_ROUNDS sets the number of rounds.
+func BenchmarkVsBaselines(b *testing.B) {
+	e := newBench(b)
+	n := benchRounds(b)
+	var rounds []results
+	for b.Loop() {
+		rounds = rounds[:0]
+		for range n {
+			var r results
+			e.oneMirror(b, &r)
+			e.threeMirrors(b, &r)
+			e.concurrent(b, &r)
+			e.raw(b, &r)
+			rounds = append(rounds, r)
+		}
+	}
+	benchTable = e.table(rounds)
+}
+
+// bench is the running processes and the files the clients send.
+type bench struct {
+	big, small benchFile
+	ace, tus   *daemon
+	aceURL     string
+	tusURL     string
+	aceBucket  string          // acestash's bucket on every MinIO
+	minio      []*minio.Client // one for each MinIO, to empty buckets
+	minioPID   []int
+	baseline   []s3Target // bucket "baseline" on each MinIO
+	about      string     // versions and sizes, for the table
+}
+
+// benchSize is the big file's size: 1 GiB, or ACESTASH_BENCH_SIZE bytes.
 func benchSize(b *testing.B) int64 {
-	if v := os.Getenv("ACESTASH_BENCH_SIZE"); v != "" {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil {
-			b.Fatal(err)
-		}
-		return n
-	}
-	return 1 << 30
+	return int64(envInt(b, "ACESTASH_BENCH_SIZE", defaultBenchSize))
 }
 
-// pattern yields n reproducible bytes without holding them.
-type pattern struct {
-	block []byte
-	off   int64
-	n     int64
+// benchRounds is how many times each figure is measured: 3, or
+// ACESTASH_BENCH_ROUNDS.
+func benchRounds(b *testing.B) int { return envInt(b, "ACESTASH_BENCH_ROUNDS", defaultRounds) }
+
+// envInt returns the positive integer in environment variable name, or def
+// if it is not set.
+func envInt(b *testing.B, name string, def int) int {
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n <= 0 {
+		b.Fatalf("%s=%q: want a positive integer", name, v)
+	}
+	return n
 }
 
-func newPattern(n int64) *pattern { return &pattern{block: testData(1<<20+7, 99), n: n} }
-
-func (p *pattern) Read(b []byte) (int, error) {
-	if p.off >= p.n {
-		return 0, io.EOF
-	}
-	b = b[:min(int64(len(b)), p.n-p.off)]
-	k := 0
-	for k < len(b) {
-		k += copy(b[k:], p.block[(p.off+int64(k))%int64(len(p.block)):])
-	}
-	p.off += int64(k)
-	return k, nil
-}
-
-// BenchmarkUpload uploads one file in default-size chunks through an
-// acestash process to three MinIO mirrors and, as baselines taken in the
-// same run, writes the same bytes straight to one MinIO and to all three at
-// once. It reports the times, acestash's against writing to three directly,
-// and the peak RSS of the acestash process.
-func BenchmarkUpload(b *testing.B) {
+// newBench writes the files, builds acestash and starts Redis, three MinIO,
+// acestash on them (mirrors "1", "2", "3") and tusd on the first MinIO.
+func newBench(b *testing.B) *bench {
+	dir := b.TempDir()
+	e := &bench{}
+	var err error
 	size := benchSize(b)
-	bin := filepath.Join(b.TempDir(), "acestash")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		b.Fatalf("build: %v\n%s", err, out)
+	if e.big, err = writeRandomFile(filepath.Join(dir, "big.bin"), size); err != nil {
+		b.Fatal(err)
 	}
-	for range b.N {
-		b.StopTimer()
-		c, cfg := startCluster(b)
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			b.Fatal(err)
-		}
-		cfg.Listen = ln.Addr().String()
-		ln.Close()
-		cfg.PublicURL = "http://" + cfg.Listen
-		cfg.Accounts = []AccountConfig{{Name: "bench", APIKey: testKey, APIToken: testToken}}
-		cfgPath := filepath.Join(b.TempDir(), "acestash.yml")
-		y, err := yaml.Marshal(cfg)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := os.WriteFile(cfgPath, y, 0o600); err != nil {
-			b.Fatal(err)
-		}
-		proc := exec.Command(bin, "serve", "--config", cfgPath)
-		proc.Stderr = os.Stderr
-		if err := proc.Start(); err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { proc.Process.Kill(); proc.Wait() })
-		waitUp(b, cfg.PublicURL)
-
-		// Baselines: the bytes straight to one MinIO, and to all three at
-		// once, one stream each.
-		ctx := context.Background()
-		clients := make([]*minio.Client, len(c.minio))
-		for i, m := range c.minio {
-			clients[i], err = minio.New(m.Endpoint, &minio.Options{Creds: credentials.NewStaticV4(m.AccessKey, m.SecretKey, "")})
-			if err != nil {
-				b.Fatal(err)
-			}
-			if err := clients[i].MakeBucket(ctx, "baseline", minio.MakeBucketOptions{}); err != nil {
-				b.Fatal(err)
-			}
-		}
-		put := func(mc *minio.Client, key string) error {
-			_, err := mc.PutObject(ctx, "baseline", key, newPattern(size), size, minio.PutObjectOptions{PartSize: 64 << 20})
-			return err
-		}
-		b.StartTimer()
-		t0 := time.Now()
-		if err := put(clients[0], "one"); err != nil {
-			b.Fatal(err)
-		}
-		direct := time.Since(t0)
-		t0 = time.Now()
-		errs := make([]error, len(clients))
-		var wg sync.WaitGroup
-		for i, mc := range clients {
-			wg.Go(func() { errs[i] = put(mc, "three") })
-		}
-		wg.Wait()
-		if err := errors.Join(errs...); err != nil {
-			b.Fatal(err)
-		}
-		direct3 := time.Since(t0)
-
-		t0 = time.Now()
-		sum := uploadChunked(b, cfg.PublicURL, size)
-		through := time.Since(t0)
-		b.StopTimer()
-
-		if _, page := fetch(b, cfg.PublicURL+"/m/"+sum.slug, nil); !strings.Contains(string(page), sum.hash) {
-			b.Fatalf("the file page does not show the SHA-256 of the bytes sent")
-		}
-		for i, s := range c.minio {
-			mc, _ := minio.New(s.Endpoint, &minio.Options{Creds: credentials.NewStaticV4(s.AccessKey, s.SecretKey, "")})
-			n := 0
-			for obj := range mc.ListObjects(ctx, "acestash", minio.ListObjectsOptions{Recursive: true}) {
-				if obj.Err != nil || obj.Size != size {
-					b.Fatalf("mirror %d: object %s of %d bytes (%v), want %d", i+1, obj.Key, obj.Size, obj.Err, size)
-				}
-				n++
-			}
-			if n != 1 {
-				b.Fatalf("mirror %d holds %d objects, want 1", i+1, n)
-			}
-		}
-		rss := peakRSS(b, proc.Process.Pid)
-		b.ReportMetric(direct.Seconds(), "s/direct-1-mirror")
-		b.ReportMetric(direct3.Seconds(), "s/direct-3-mirrors")
-		b.ReportMetric(through.Seconds(), "s/acestash-3-mirrors")
-		b.ReportMetric(through.Seconds()/direct3.Seconds(), "x-direct-3")
-		b.ReportMetric(float64(size)/through.Seconds()/(1<<20), "MiB/s")
-		b.ReportMetric(float64(rss)/(1<<20), "MiB-peak-rss")
-		b.Logf("%d bytes: direct to one MinIO %v, to three at once %v; through acestash to three %v (%.2fx direct to three); acestash peak RSS %d MiB",
-			size, direct.Round(time.Millisecond), direct3.Round(time.Millisecond), through.Round(time.Millisecond),
-			through.Seconds()/direct3.Seconds(), rss>>20)
+	if e.small, err = writeRandomFile(filepath.Join(dir, "small.bin"), max(size/4, minSmallSize)); err != nil {
+		b.Fatal(err)
 	}
-}
-
-type uploaded struct{ slug, hash string }
-
-// uploadChunked sends size bytes as the .NET client does, in chunks of the
-// advertised size, streaming each request body.
-func uploadChunked(b *testing.B, base string, size int64) uploaded {
-	info := getUploadInfo(b, base, false)
-	chunk, _ := strconv.ParseInt(info.MaxChunkSize, 10, 64)
-	src := newPattern(size)
-	h := sha256.New()
-	var res uploadResult
-	for off := int64(0); off < size; off += chunk {
-		n := min(chunk, size-off)
-		pr, pw := io.Pipe()
-		mw := multipart.NewWriter(pw)
-		go func() {
-			for _, f := range []field{{"api_key", testKey}, {"api_token", testToken}, {"cTracker", info.CTracker},
-				{"upload_key", info.UploadKey}, {"mirrors[]", "1"}, {"mirrors[]", "2"}, {"mirrors[]", "3"}} {
-				mw.WriteField(f.name, f.value)
-			}
-			p, _ := mw.CreateFormFile("files[]", "big.bin")
-			if _, err := io.Copy(io.MultiWriter(p, h), io.LimitReader(src, n)); err != nil {
-				pw.CloseWithError(err)
-				return
-			}
-			pw.CloseWithError(mw.Close())
-		}()
-		req, _ := http.NewRequest(http.MethodPost, base+"/api/v1/upload", pr)
-		req.Header.Set("Content-Type", mw.FormDataContentType())
-		req.Header.Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", off, off+n-1, size))
-		a := do(b, req)
-		if off+n == size {
-			a.result(b, &res)
-		} else if a.env.Status != "success" {
-			b.Fatalf("chunk at %d: %s", off, a)
-		}
+	aceBin := filepath.Join(dir, "acestash")
+	if out, err := exec.Command("go", "build", "-o", aceBin, ".").CombinedOutput(); err != nil {
+		b.Fatalf("go build: %v\n%s", err, out)
 	}
-	if res.Info != "complete" {
-		b.Fatalf("last answer %+v, want complete", res)
-	}
-	return uploaded{res.Slug, hex.EncodeToString(h.Sum(nil))}
-}
-
-// peakRSS reads a process's high-water resident set size, in bytes.
-func peakRSS(b *testing.B, pid int) int64 {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	tusBin, err := findBin("tusd")
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			if err != nil {
-				b.Fatal(err)
-			}
-			return kb << 10
+	minioBin, err := findBin("minio")
+	if err != nil {
+		b.Fatal(err)
+	}
+
+	c, cfg := startCluster(b)
+	for i, m := range cfg.Mirrors {
+		if m.ID != strconv.Itoa(i+1) || m.Bucket != cfg.Mirrors[0].Bucket {
+			b.Fatalf("deploy/acestash.yml: mirror %d is %q on bucket %q; the benchmark wants ids 1, 2, 3 on one bucket name", i, m.ID, m.Bucket)
 		}
 	}
-	b.Fatal("no VmHWM in /proc status")
-	return 0
+	cfg.Listen = freeAddr(b)
+	cfg.PublicURL = "http://" + cfg.Listen
+	cfg.HealthInterval = 15 * time.Second // the default, not the tests' 200ms
+	// Raw uploads go to the default mirrors: one, as figure 6's baseline.
+	cfg.Accounts = []AccountConfig{{Name: "bench", APIKey: testKey, APIToken: testToken, DefaultMirrors: []string{"1"}}}
+	y, err := yaml.Marshal(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfgPath := filepath.Join(dir, "acestash.yml")
+	if err := os.WriteFile(cfgPath, y, 0o600); err != nil {
+		b.Fatal(err)
+	}
+	e.aceURL, e.aceBucket = cfg.PublicURL, cfg.Mirrors[0].Bucket
+	e.ace = startDaemon(b, "acestash", exec.Command(aceBin, "serve", "--config", cfgPath), e.aceURL+"/")
+
+	ctx := context.Background()
+	for _, m := range c.minio {
+		t := s3Target{Endpoint: m.Endpoint, AccessKey: m.AccessKey, SecretKey: m.SecretKey, Bucket: "baseline"}
+		mc, err := t.client()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := mc.MakeBucket(ctx, t.Bucket, minio.MakeBucketOptions{}); err != nil {
+			b.Fatalf("make bucket %s on %s: %v", t.Bucket, t.Endpoint, err)
+		}
+		pid, err := minioPID(m.Endpoint)
+		if err != nil {
+			b.Fatal(err)
+		}
+		e.minio, e.minioPID, e.baseline = append(e.minio, mc), append(e.minioPID, pid), append(e.baseline, t)
+	}
+
+	// tusd in its fastest setting: no MD5 or SHA-256 of the content.
+	m := c.minio[0]
+	if err := e.minio[0].MakeBucket(ctx, "tusd", minio.MakeBucketOptions{}); err != nil {
+		b.Fatalf("make bucket tusd on %s: %v", m.Endpoint, err)
+	}
+	tmp := filepath.Join(dir, "tusd-tmp") // where tusd buffers parts
+	if err := os.Mkdir(tmp, 0o700); err != nil {
+		b.Fatal(err)
+	}
+	host, port, _ := net.SplitHostPort(freeAddr(b))
+	cmd := exec.Command(tusBin, "-host", host, "-port", port,
+		"-s3-bucket", "tusd", "-s3-endpoint", "http://"+m.Endpoint, "-s3-disable-ssl", "-s3-disable-content-hashes",
+		"-verbose=false", "-show-startup-logs=false", "-expose-metrics=false")
+	cmd.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID="+m.AccessKey, "AWS_SECRET_ACCESS_KEY="+m.SecretKey,
+		"AWS_REGION=us-east-1", "TMPDIR="+tmp)
+	e.tusURL = "http://" + net.JoinHostPort(host, port)
+	e.tus = startDaemon(b, "tusd", cmd, e.tusURL+"/")
+
+	commit := "unknown"
+	if out, err := exec.Command("git", "describe", "--always", "--dirty").Output(); err == nil {
+		commit = strings.TrimSpace(string(out))
+	}
+	e.about = fmt.Sprintf("acestash %s, MinIO %s, tusd %s, %s, %d CPUs; big file %s, small files %s; %s",
+		commit, modVersion(minioBin, "github.com/minio/minio"), modVersion(tusBin, "github.com/tus/tusd/v2"),
+		runtime.Version(), runtime.NumCPU(), fmtSize(e.big.size), fmtSize(e.small.size), time.Now().UTC().Format("2006-01-02 15:04 UTC"))
+	return e
 }
 
-// waitUp waits until a server answers GET /.
-func waitUp(b *testing.B, base string) {
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get(base + "/")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			b.Fatalf("%s did not come up: %v", base, err)
-		}
-		time.Sleep(100 * time.Millisecond)
+// freeAddr returns a loopback host:port that was free a moment ago.
+func freeAddr(b *testing.B) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
 	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// results are the measurements of one round; times in seconds.
+type results struct {
+	put1, ace1, tus1 float64 // figures 2 and 3: the big file to one MinIO
+	get, down        float64 // figure 5
+	put3, ace3       float64 // figure 1
+	putN, aceN       float64 // figure 4
+	rawPut, raw      float64 // figure 6: all requests
+	rss3, rssN       int64   // figure 7: during figures 1 and 4
+
+	// Figure 8: CPU time of acestash, tusd and the MinIO written to.
+	cpuAce1, cpuMinioAce1, cpuMinioPut1, cpuTus1, cpuMinioTus1 time.Duration
+}
+
+// oneMirror measures figures 2, 3, 5 and 8: the big file written to the
+// first MinIO directly, through acestash and through tusd, with the CPU
+// time each server spent; then read back directly and through acestash.
+func (e *bench) oneMirror(b *testing.B, r *results) {
+	minio1 := e.minioPID[0]
+	res, cpu := e.measure(b, clientJob{Op: "put", File: e.big.path, S3: e.baseline[:1], Copies: 1, Object: "one"}, minio1)
+	r.put1, r.cpuMinioPut1 = res.Seconds, cpu[0]
+
+	res, cpu = e.measure(b, e.chunked(e.big, 1, "1"), e.ace.pid(), minio1)
+	r.ace1, r.cpuAce1, r.cpuMinioAce1 = res.Seconds, cpu[0], cpu[1]
+	slug := res.Slugs[0]
+	e.checkPage(b, slug, e.big.sha256)
+
+	res, cpu = e.measure(b, clientJob{Op: "tus", File: e.big.path, Base: e.tusURL}, e.tus.pid(), minio1)
+	r.tus1, r.cpuTus1, r.cpuMinioTus1 = res.Seconds, cpu[0], cpu[1]
+
+	res, _ = e.measure(b, clientJob{Op: "get", File: e.big.path, S3: e.baseline[:1], Object: "one-0"})
+	r.get = res.Seconds
+	res, _ = e.measure(b, clientJob{Op: "download", File: e.big.path, Base: e.aceURL, Slug: slug, Verify: true})
+	r.down = res.Seconds
+	if res.SHA256 != e.big.sha256 {
+		b.Fatalf("download of %s: SHA-256 %s, the file's is %s", slug, res.SHA256, e.big.sha256)
+	}
+
+	e.empty(b, 0, e.aceBucket, 1, e.big.size)
+	e.empty(b, 1, e.aceBucket, 0, e.big.size)
+	e.empty(b, 2, e.aceBucket, 0, e.big.size)
+	e.empty(b, 0, "baseline", 1, e.big.size)
+	e.empty(b, 0, "tusd", 1, e.big.size)
+}
+
+// threeMirrors measures figure 1 and acestash's peak RSS during it: the
+// big file to all three MinIO directly, at once, and through acestash.
+func (e *bench) threeMirrors(b *testing.B, r *results) {
+	res, _ := e.measure(b, clientJob{Op: "put", File: e.big.path, S3: e.baseline, Copies: 1, Object: "three"})
+	r.put3 = res.Seconds
+	e.resetPeakRSS(b)
+	res, _ = e.measure(b, e.chunked(e.big, 1, "1", "2", "3"))
+	r.ace3, r.rss3 = res.Seconds, e.peakRSS(b)
+	e.checkPage(b, res.Slugs[0], e.big.sha256)
+	for i := range e.minio {
+		e.empty(b, i, e.aceBucket, 1, e.big.size)
+		e.empty(b, i, "baseline", 1, e.big.size)
+	}
+}
+
+// concurrent measures figure 4 and acestash's peak RSS during it: the
+// small file uploaded concurrentUps times at once to all three MinIO,
+// directly and through acestash.
+func (e *bench) concurrent(b *testing.B, r *results) {
+	// One part at a time: with minio-go's default of four, the 24
+	// PutObjects at once oversubscribe the CPUs and take longer.
+	res, _ := e.measure(b, clientJob{Op: "put", File: e.small.path, S3: e.baseline, Copies: concurrentUps, Threads: 1, Object: "many"})
+	r.putN = res.Seconds
+	e.resetPeakRSS(b)
+	res, _ = e.measure(b, e.chunked(e.small, concurrentUps, "1", "2", "3"))
+	r.aceN, r.rssN = res.Seconds, e.peakRSS(b)
+	for _, slug := range res.Slugs {
+		e.checkPage(b, slug, e.small.sha256)
+	}
+	for i := range e.minio {
+		e.empty(b, i, e.aceBucket, concurrentUps, e.small.size)
+		e.empty(b, i, "baseline", concurrentUps, e.small.size)
+	}
+}
+
+// raw measures figure 6: small bodies, many at a time, through Mirage's
+// POST /upload and with PutObject straight to the first MinIO.
+func (e *bench) raw(b *testing.B, r *results) {
+	job := clientJob{Op: "rawput", File: e.small.path, S3: e.baseline[:1], Object: "raw",
+		Requests: rawRequests, Workers: rawWorkers, RawSize: rawSize}
+	res, _ := e.measure(b, job)
+	r.rawPut = res.Seconds
+	job.Op, job.S3, job.Object, job.Base = "raw", nil, "", e.aceURL
+	res, _ = e.measure(b, job)
+	r.raw = res.Seconds
+	e.empty(b, 0, e.aceBucket, rawRequests, rawSize)
+	e.empty(b, 0, "baseline", rawRequests, rawSize)
+}
+
+// chunked is the job of uploading f copies times at once through acestash
+// to mirrors.
+func (e *bench) chunked(f benchFile, copies int, mirrors ...string) clientJob {
+	return clientJob{Op: "chunked", File: f.path, Base: e.aceURL, Key: testKey, Token: testToken, Mirrors: mirrors, Copies: copies}
+}
+
+// measure flushes dirty pages to disk, so that one measurement's writes do
+// not land in the next, then runs job in a client process and returns its
+// result and the CPU time each of pids used while it ran.
+func (e *bench) measure(b *testing.B, job clientJob, pids ...int) (clientResult, []time.Duration) {
+	b.Helper()
+	syscall.Sync()
+	cpu := make([]time.Duration, len(pids))
+	for i, pid := range pids {
+		t, err := cpuTime(pid)
+		if err != nil {
+			b.Fatal(err)
+		}
+		cpu[i] = -t
+	}
+	res := e.runClient(b, job)
+	for i, pid := range pids {
+		t, err := cpuTime(pid)
+		if err != nil {
+			b.Fatal(err)
+		}
+		cpu[i] += t
+	}
+	return res, cpu
+}
+
+// runClient runs job in a new process of this test binary.
+func (e *bench) runClient(b *testing.B, job clientJob) clientResult {
+	b.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		b.Fatal(err)
+	}
+	spec, err := json.Marshal(job)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cmd := exec.Command(exe)
+	cmd.Env = append(os.Environ(), benchClientEnv+"="+string(spec))
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		b.Fatalf("client %s: %v\n%s\n%s\n%s", job.Op, err, stderr.Bytes(), e.ace.logTail(), e.tus.logTail())
+	}
+	var res clientResult
+	if err := json.Unmarshal(stdout.Bytes(), &res); err != nil {
+		b.Fatalf("client %s: result %q: %v", job.Op, stdout.Bytes(), err)
+	}
+	return res
+}
+
+// checkPage checks that the file page of slug shows the SHA-256 sum.
+func (e *bench) checkPage(b *testing.B, slug, sum string) {
+	b.Helper()
+	resp, page := fetch(b, e.aceURL+"/m/"+slug, nil)
+	if resp.StatusCode != 200 || !bytes.Contains(page, []byte(sum)) {
+		b.Fatalf("/m/%s: %s, and the page does not show the SHA-256 of the bytes sent, %s", slug, resp.Status, sum)
+	}
+}
+
+// empty removes everything from a bucket on MinIO server i, checking that
+// it held want objects of size bytes.
+func (e *bench) empty(b *testing.B, i int, bucket string, want int, size int64) {
+	b.Helper()
+	objs, err := emptyBucket(context.Background(), e.minio[i], bucket)
+	if err != nil {
+		b.Fatal(err)
+	}
+	n := 0
+	for _, o := range objs {
+		if o.Size == size {
+			n++
+		}
+	}
+	if n != want {
+		b.Fatalf("bucket %s on MinIO %d held %d objects of %d bytes, want %d (all: %d objects)", bucket, i+1, n, size, want, len(objs))
+	}
+}
+
+func (e *bench) resetPeakRSS(b *testing.B) {
+	b.Helper()
+	if err := resetPeakRSS(e.ace.pid()); err != nil {
+		b.Fatal(err)
+	}
+}
+
+func (e *bench) peakRSS(b *testing.B) int64 {
+	b.Helper()
+	n, err := peakRSS(e.ace.pid())
+	if err != nil {
+		b.Fatal(err)
+	}
+	return n
+}
+
+// table renders the rounds' results as a Markdown table of medians.
+func (e *bench) table(rounds []results) string {
+	big, small := e.big.size, e.small.size
+	many := concurrentUps * small
+	// cmp returns a comparison's cells: acestash, the baseline named base,
+	// the median ratio with its range, the goal and whether it is met.
+	cmp := func(show func(secs float64) string, base string, baseSecs, aceSecs func(*results) float64, goal float64) []string {
+		ratios := make([]float64, len(rounds))
+		for i := range rounds {
+			ratios[i] = baseSecs(&rounds[i]) / aceSecs(&rounds[i])
+		}
+		m := math.Round(median(ratios)*100) / 100 // as shown, and judged
+		ratio := fmt.Sprintf("%.2f×", m)
+		if len(rounds) > 1 {
+			ratio += fmt.Sprintf(" (%.2f–%.2f)", slices.Min(ratios), slices.Max(ratios))
+		}
+		return []string{show(medianOf(rounds, aceSecs)), base + ": " + show(medianOf(rounds, baseSecs)),
+			ratio, fmt.Sprintf("≥ %.2f×", goal), verdict(m >= goal)}
+	}
+	rate := func(n int64) func(float64) string { return func(secs float64) string { return speed(n, secs) } }
+	reqs := func(secs float64) string { return fmt.Sprintf("%.0f req/s", rawRequests/secs) }
+	perGiB := func(d time.Duration) float64 { return d.Seconds() / (float64(big) / (1 << 30)) }
+	cpu := func(f func(*results) time.Duration) float64 {
+		return medianOf(rounds, func(r *results) float64 { return perGiB(f(r)) })
+	}
+	var rss3, rssN int64
+	for _, r := range rounds {
+		rss3, rssN = max(rss3, r.rss3), max(rssN, r.rssN)
+	}
+	aceCPU := cpu(func(r *results) time.Duration { return r.cpuAce1 })
+
+	rows := [][]string{
+		{"#", "figure", "acestash", "baseline", "ratio", "goal", "met"},
+		append([]string{"1", fmtSize(big) + " chunked upload → 3 mirrors"},
+			cmp(rate(big), "3 PutObject at once", func(r *results) float64 { return r.put3 }, func(r *results) float64 { return r.ace3 }, 0.85)...),
+		append([]string{"2", fmtSize(big) + " chunked upload → 1 mirror"},
+			cmp(rate(big), "PutObject", func(r *results) float64 { return r.put1 }, func(r *results) float64 { return r.ace1 }, 0.92)...),
+		append([]string{"3", fmtSize(big) + " upload → 1 mirror, against tusd"},
+			cmp(rate(big), "tusd, 1 PATCH", func(r *results) float64 { return r.tus1 }, func(r *results) float64 { return r.ace1 }, 1.0)...),
+		append([]string{"4", fmt.Sprintf("%d × %s chunked uploads at once → 3 mirrors", concurrentUps, fmtSize(small))},
+			cmp(rate(many), fmt.Sprintf("%d PutObject at once", 3*concurrentUps), func(r *results) float64 { return r.putN }, func(r *results) float64 { return r.aceN }, 0.9)...),
+		append([]string{"5", fmtSize(big) + " download, /m/<slug>/download"},
+			cmp(rate(big), "GetObject", func(r *results) float64 { return r.get }, func(r *results) float64 { return r.down }, 0.9)...),
+		append([]string{"6", fmt.Sprintf("%d × %s POST /upload, %d at a time → 1 mirror", rawRequests, fmtSize(rawSize), rawWorkers)},
+			cmp(reqs, "PutObject", func(r *results) float64 { return r.rawPut }, func(r *results) float64 { return r.raw }, 0.7)...),
+		{"7", "acestash peak RSS during figure 1", fmtSize(rss3), "", "", "≤ 64 MiB", verdict(rss3 <= 64<<20)},
+		{"7", "acestash peak RSS during figure 4", fmtSize(rssN), "", "", "≤ 256 MiB", verdict(rssN <= 256<<20)},
+		{"8", "CPU per GiB uploaded (figures 2, 3): acestash", fmt.Sprintf("%.2f s", aceCPU),
+			fmt.Sprintf("tusd: %.2f s", cpu(func(r *results) time.Duration { return r.cpuTus1 })),
+			"", "≤ 2.0 s", verdict(aceCPU <= 2.0)},
+		{"8", "CPU per GiB uploaded (figures 2, 3): the MinIO written to",
+			fmt.Sprintf("%.2f s", cpu(func(r *results) time.Duration { return r.cpuMinioAce1 })),
+			fmt.Sprintf("PutObject: %.2f s; tusd: %.2f s",
+				cpu(func(r *results) time.Duration { return r.cpuMinioPut1 }), cpu(func(r *results) time.Duration { return r.cpuMinioTus1 })),
+			"", "", ""},
+	}
+	return fmt.Sprintf("acestash against baselines measured in the same run, median of %d rounds (peak RSS: the highest);\n"+
+		"ratio = baseline time / acestash time, higher is better, its range over the rounds in parentheses\n%s\n\n%s",
+		len(rounds), e.about, markdown(rows))
+}
+
+// medianOf returns the median of f over the rounds.
+func medianOf(rounds []results, f func(*results) float64) float64 {
+	v := make([]float64, len(rounds))
+	for i := range rounds {
+		v[i] = f(&rounds[i])
+	}
+	return median(v)
+}
+
+// median returns the median of v, which it sorts.
+func median(v []float64) float64 {
+	slices.Sort(v)
+	n := len(v)
+	if n%2 == 1 {
+		return v[n/2]
+	}
+	return (v[n/2-1] + v[n/2]) / 2
+}
+
+func verdict(ok bool) string {
+	if ok {
+		return "yes"
+	}
+	return "no"
+}
+
+// speed formats the time n bytes took and the rate.
+func speed(n int64, secs float64) string {
+	prec := 1
+	if secs < 10 {
+		prec = 2
+	}
+	return fmt.Sprintf("%.*f s, %.0f MiB/s", prec, secs, float64(n)/secs/(1<<20))
+}
+
+// fmtSize formats a byte count in the largest binary unit that divides it,
+// or in MiB with a fraction.
+func fmtSize(n int64) string {
+	switch {
+	case n >= 1<<30 && n%(1<<30) == 0:
+		return fmt.Sprintf("%d GiB", n>>30)
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%d MiB", n>>20)
+	case n >= 1<<10 && n%(1<<10) == 0 && n < 1<<20:
+		return fmt.Sprintf("%d KiB", n>>10)
+	}
+	return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+}
+
+// markdown renders rows, the first being the header, as a Markdown table
+// with aligned columns.
+func markdown(rows [][]string) string {
+	width := make([]int, len(rows[0]))
+	for _, r := range rows {
+		for i, c := range r {
+			width[i] = max(width[i], utf8.RuneCountInString(c), 3)
+		}
+	}
+	var sb strings.Builder
+	line := func(cells []string) {
+		for i, c := range cells {
+			fmt.Fprintf(&sb, "| %s%s ", c, strings.Repeat(" ", width[i]-utf8.RuneCountInString(c)))
+		}
+		sb.WriteString("|\n")
+	}
+	line(rows[0])
+	sep := make([]string, len(width))
+	for i, w := range width {
+		sep[i] = strings.Repeat("-", w)
+	}
+	line(sep)
+	for _, r := range rows[1:] {
+		line(r)
+	}
+	return sb.String()
 }
