@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"sync"
+	"syscall"
 	"time"
 
 	"golang.org/x/sync/semaphore"
@@ -67,6 +69,7 @@ const (
 type Service struct {
 	cfg    Config
 	pieces *pool
+	firsts sync.Pool // of *[]byte of firstRead bytes
 }
 
 // New returns a Service; it creates SpoolDir if needed.
@@ -168,15 +171,20 @@ func (s *Service) Issue(ctx context.Context, a store.Account) (store.Session, er
 
 // pool lends pieces: a request reserves two at once, so that it can read
 // one while the other is written, and the memory for pieces is bounded per
-// node, not per request. Returned buffers are kept for reuse.
+// node, not per request. Pieces live outside the Go heap (anonymous memory
+// maps), so the garbage collector's headroom never doubles them, and only a
+// few are kept for reuse: memory comes back once uploads end.
 type pool struct {
 	size  int
 	sem   *semaphore.Weighted
 	spare chan []byte
 }
 
+// spares is how many returned pieces a pool keeps mapped for reuse.
+const spares = 4
+
 func newPool(size, max int) *pool {
-	return &pool{size: size, sem: semaphore.NewWeighted(int64(max)), spare: make(chan []byte, max)}
+	return &pool{size: size, sem: semaphore.NewWeighted(int64(max)), spare: make(chan []byte, spares)}
 }
 
 // reserve waits until two pieces are free and returns them; give them
@@ -185,22 +193,42 @@ func (p *pool) reserve(ctx context.Context) ([2][]byte, error) {
 	if err := p.sem.Acquire(ctx, 2); err != nil {
 		return [2][]byte{}, unavailable("the upload was cut off while waiting for memory", err)
 	}
-	return [2][]byte{p.buffer(), p.buffer()}, nil
+	var bufs [2][]byte
+	for i := range bufs {
+		b, err := p.buffer()
+		if err != nil {
+			p.release(bufs)
+			return [2][]byte{}, unavailable("cannot get memory for the upload", err)
+		}
+		bufs[i] = b
+	}
+	return bufs, nil
 }
 
-func (p *pool) buffer() []byte {
+func (p *pool) buffer() ([]byte, error) {
 	select {
 	case b := <-p.spare:
-		return b
+		return b, nil
 	default:
-		return make([]byte, p.size)
 	}
+	b, err := syscall.Mmap(-1, 0, p.size, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_ANON|syscall.MAP_PRIVATE)
+	if err != nil {
+		return nil, fmt.Errorf("map a piece: %w", err)
+	}
+	return b, nil
 }
 
 // release returns the pieces from reserve.
 func (p *pool) release(bufs [2][]byte) {
 	for _, b := range bufs {
-		p.spare <- b[:p.size]
+		if b == nil {
+			continue
+		}
+		select {
+		case p.spare <- b[:p.size]:
+		default:
+			syscall.Munmap(b[:p.size])
+		}
 	}
 	p.sem.Release(2)
 }

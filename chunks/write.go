@@ -55,7 +55,13 @@ func (s *Service) newWrite(sess *store.Session, prev map[string]mirrors.Part, h 
 // copy writes everything body yields, at most limit bytes; one more is
 // errOver, and nothing past the limit reaches a mirror.
 func (w *write) copy(ctx context.Context, body io.Reader, limit int64) error {
-	first := make([]byte, min(firstRead, limit+1))
+	fb, _ := w.s.firsts.Get().(*[]byte)
+	if fb == nil {
+		b := make([]byte, firstRead)
+		fb = &b
+	}
+	defer w.s.firsts.Put(fb)
+	first := (*fb)[:min(firstRead, limit+1)]
 	k, err := w.read(body, first, limit)
 	if err != nil {
 		return err

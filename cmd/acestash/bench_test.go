@@ -46,7 +46,8 @@ var benchTable string
 // its own, sending a file of random bytes from disk. Each figure is
 // measured in several rounds and the table shows the medians.
 // ACESTASH_BENCH_SIZE (bytes) shrinks the 1 GiB file for a quick run,
-// ACESTASH_BENCH_ROUNDS sets the number of rounds.
+// ACESTASH_BENCH_ROUNDS sets the number of rounds, and
+// ACESTASH_BENCH_PROFILE names a file for a CPU profile of acestash.
 func BenchmarkVsBaselines(b *testing.B) {
 	e := newBench(b)
 	n := benchRounds(b)
@@ -147,7 +148,12 @@ func newBench(b *testing.B) *bench {
 		b.Fatal(err)
 	}
 	e.aceURL, e.aceBucket = cfg.PublicURL, cfg.Mirrors[0].Bucket
-	e.ace = startDaemon(b, "acestash", exec.Command(aceBin, "serve", "--config", cfgPath), e.aceURL+"/")
+	args := []string{"serve", "--config", cfgPath}
+	if prof := os.Getenv("ACESTASH_BENCH_PROFILE"); prof != "" {
+		// A CPU profile of acestash over the whole run, for go tool pprof.
+		args = append(args, "--cpuprofile", prof)
+	}
+	e.ace = startDaemon(b, "acestash", exec.Command(aceBin, args...), e.aceURL+"/")
 
 	ctx := context.Background()
 	for _, m := range c.minio {
