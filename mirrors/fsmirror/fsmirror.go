@@ -12,6 +12,7 @@
 package fsmirror
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -182,6 +183,16 @@ func appendAt(ctx context.Context, f *os.File, off int64, r io.Reader, size int6
 
 // writeChunk copies exactly size bytes from r to f and syncs f.
 func writeChunk(ctx context.Context, f *os.File, r io.Reader, size int64) error {
+	if br, ok := r.(*bytes.Reader); ok && int64(br.Len()) == size {
+		// Bytes in memory go to the file in one write.
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if _, err := br.WriteTo(f); err != nil {
+			return err
+		}
+		return f.Sync()
+	}
 	w, err := io.CopyN(f, ctxReader{ctx, r}, size)
 	if err == io.EOF {
 		return fmt.Errorf("read %d of %d bytes: %w", w, size, io.ErrUnexpectedEOF)
