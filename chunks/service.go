@@ -39,8 +39,8 @@ type Config struct {
 	// in; at least 5 MiB, S3's smallest part. Default 8 MiB.
 	PieceSize int
 	// Pieces is how many pieces this node holds in memory at most, across
-	// all requests; a request that streams more than one piece holds two,
-	// one read while the other is written. Default 24.
+	// all requests; a request that streams more than one piece holds three,
+	// one read while two are written. Default 24.
 	Pieces int
 	// LeaseWait is how long a request waits for another request's lease
 	// on the same upload before it is told to retry; default 5 s.
@@ -110,8 +110,8 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Pieces == 0 {
 		cfg.Pieces = DefaultPieces
 	}
-	if cfg.Pieces < 2 {
-		return nil, fmt.Errorf("chunks: %d pieces in memory; at least 2 are needed", cfg.Pieces)
+	if cfg.Pieces < perRequest {
+		return nil, fmt.Errorf("chunks: %d pieces in memory; at least %d are needed", cfg.Pieces, perRequest)
 	}
 	if cfg.SpoolDir == "" {
 		cfg.SpoolDir = os.TempDir()
@@ -169,8 +169,8 @@ func (s *Service) Issue(ctx context.Context, a store.Account) (store.Session, er
 	return store.Session{}, errors.New("chunks: could not find a free upload key")
 }
 
-// pool lends pieces: a request reserves two at once, so that it can read
-// one while the other is written, and the memory for pieces is bounded per
+// pool lends pieces: a request reserves all it needs at once, so that it
+// can read one while others are written, and the memory for pieces is bounded per
 // node, not per request. Pieces live outside the Go heap (anonymous memory
 // maps), so the garbage collector's headroom never doubles them, and only a
 // few are kept for reuse: memory comes back once uploads end.
@@ -187,18 +187,22 @@ func newPool(size, max int) *pool {
 	return &pool{size: size, sem: semaphore.NewWeighted(int64(max)), spare: make(chan []byte, spares)}
 }
 
-// reserve waits until two pieces are free and returns them; give them
-// back with release.
-func (p *pool) reserve(ctx context.Context) ([2][]byte, error) {
-	if err := p.sem.Acquire(ctx, 2); err != nil {
-		return [2][]byte{}, unavailable("the upload was cut off while waiting for memory", err)
+// perRequest is how many pieces a streaming request holds: one being read
+// and inFlight being written.
+const perRequest = 1 + inFlight
+
+// reserve waits until a request's pieces are free and returns them; give
+// them back with release.
+func (p *pool) reserve(ctx context.Context) ([][]byte, error) {
+	if err := p.sem.Acquire(ctx, perRequest); err != nil {
+		return nil, unavailable("the upload was cut off while waiting for memory", err)
 	}
-	var bufs [2][]byte
+	bufs := make([][]byte, perRequest)
 	for i := range bufs {
 		b, err := p.buffer()
 		if err != nil {
 			p.release(bufs)
-			return [2][]byte{}, unavailable("cannot get memory for the upload", err)
+			return nil, unavailable("cannot get memory for the upload", err)
 		}
 		bufs[i] = b
 	}
@@ -219,7 +223,7 @@ func (p *pool) buffer() ([]byte, error) {
 }
 
 // release returns the pieces from reserve.
-func (p *pool) release(bufs [2][]byte) {
+func (p *pool) release(bufs [][]byte) {
 	for _, b := range bufs {
 		if b == nil {
 			continue
@@ -230,5 +234,5 @@ func (p *pool) release(bufs [2][]byte) {
 			syscall.Munmap(b[:p.size])
 		}
 	}
-	p.sem.Release(2)
+	p.sem.Release(perRequest)
 }

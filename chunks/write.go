@@ -8,7 +8,6 @@ import (
 	"hash"
 	"io"
 	"maps"
-	"sync"
 
 	"github.com/acestash/acestash/mirrors"
 	"github.com/acestash/acestash/store"
@@ -76,34 +75,31 @@ func (w *write) copy(ctx context.Context, body io.Reader, limit int64) error {
 	defer w.s.pieces.release(bufs)
 	buf := bufs[0]
 	copy(buf, first)
+	free := make(chan []byte, len(bufs)) // pieces every mirror is done with
+	for _, b := range bufs[1:] {
+		free <- b
+	}
 
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	full := make(chan []byte)    // read pieces, to be written
-	free := make(chan []byte, 2) // written pieces, to be read into again; the writer never waits on it
-	free <- bufs[1]
-	done := make(chan error, 1)
-	go func() {
-		var err error
-		for p := range full {
-			if err == nil {
-				if err = w.piece(ctx, p); err != nil {
-					cancel() // the reader stops at its next piece
-				}
-			}
-			free <- p
-		}
-		done <- err
-	}()
+	var f *fanout
 	stop := func(err error) error {
-		close(full)
-		if werr := <-done; werr != nil {
-			return werr // a mirror failure explains more than the reader's
+		if f == nil {
+			return err
+		}
+		if ferr := f.close(); ferr != nil {
+			return ferr // a mirror failure explains more than the reader's
 		}
 		return err
 	}
-
-	fill, firstPiece := k, true
+	send := func(p []byte) error {
+		if f == nil {
+			var err error
+			if f, err = w.newFanout(ctx); err != nil {
+				return err
+			}
+		}
+		return f.send(p, buf, free)
+	}
+	fill := k
 	for {
 		room := int(min(int64(len(buf)), limit+1-w.n+int64(fill)))
 		k, err := w.read(body, buf[fill:room], limit)
@@ -112,30 +108,24 @@ func (w *write) copy(ctx context.Context, body io.Reader, limit int64) error {
 		}
 		fill += k
 		if fill < room { // the body has ended
-			if firstPiece && w.whole {
-				if err := stop(nil); err != nil {
-					return err
-				}
+			if f == nil && w.whole {
 				return w.last(ctx, buf[:fill])
 			}
 			if fill > 0 {
-				select {
-				case full <- buf[:fill]:
-				case <-ctx.Done():
+				if err := send(buf[:fill]); err != nil {
+					return stop(err)
 				}
 			}
 			return stop(nil)
 		}
-		select {
-		case full <- buf[:fill]:
-		case <-ctx.Done():
-			return stop(ctx.Err())
+		if err := send(buf[:fill]); err != nil {
+			return stop(err)
 		}
-		firstPiece, fill = false, 0
+		fill = 0
 		select {
 		case buf = <-free:
-		case <-ctx.Done():
-			return stop(ctx.Err())
+		case <-f.ctx.Done():
+			return stop(f.ctx.Err())
 		}
 	}
 }
@@ -169,38 +159,18 @@ func (w *write) last(ctx context.Context, p []byte) error {
 	return w.piece(ctx, p)
 }
 
-// piece writes p after each live mirror's Part, beginning the uploads on
-// the first call. A mirror that fails twice is dropped.
+// piece writes p, a request's only piece, after each live mirror's Part.
 func (w *write) piece(ctx context.Context, p []byte) error {
-	if w.sess.Uploads == nil {
-		if err := w.s.begin(ctx, w.sess); err != nil {
-			return err
-		}
+	f, err := w.newFanout(ctx)
+	if err != nil {
+		return err
 	}
-	var mu sync.Mutex
-	written := map[string]mirrors.Part{}
-	failures := w.s.each(ctx, w.sess, func(ctx context.Context, id string, m mirrors.Mirror) error {
-		var err error
-		for range 2 {
-			var part mirrors.Part
-			part, err = m.PutPart(ctx, w.sess.Uploads[id], w.parts[id], bytes.NewReader(p), int64(len(p)))
-			if err == nil {
-				mu.Lock()
-				written[id] = part
-				mu.Unlock()
-				return nil
-			}
-			if ctx.Err() != nil {
-				break
-			}
-		}
-		return fmt.Errorf("write piece: %w", err)
-	})
-	maps.Copy(w.parts, written)
-	for id := range failures {
-		delete(w.parts, id)
+	free := make(chan []byte, 1)
+	if err := f.send(p, p, free); err != nil {
+		f.close()
+		return err
 	}
-	return w.s.drop(w.sess, failures)
+	return f.close()
 }
 
 // putAll stores p as the whole object on every live mirror.

@@ -72,6 +72,20 @@ type Mirror interface {
 	Delete(ctx context.Context, key string) error
 }
 
+// Concurrent is implemented by mirrors that can store several chunks of
+// one upload at the same time, so that a writer need not wait for a chunk
+// before it sends the next.
+type Concurrent interface {
+	// Next returns the Part to pass as prev for the chunk after a chunk of
+	// size bytes that is being stored after prev, and false when that
+	// chunk must be stored before the next can start.
+	Next(prev Part, size int64) (Part, bool)
+	// Settle returns the Part of the last of parts: the results of PutPart
+	// calls for successive chunks, in order, each made after the Part
+	// Next gave for the one before.
+	Settle(parts []Part) Part
+}
+
 // Pinger is implemented by mirrors that can report their health cheaply.
 type Pinger interface {
 	Ping(ctx context.Context) error

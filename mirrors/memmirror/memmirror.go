@@ -16,12 +16,19 @@ import (
 	"github.com/acestash/acestash/mirrors"
 )
 
-// Mirror keeps objects and uploads in maps. It is safe for concurrent use.
+// Mirror keeps objects and uploads in maps. It is safe for concurrent use,
+// and stores the chunks of one upload concurrently, as S3 stores parts.
 type Mirror struct {
 	mu      sync.Mutex
 	objects map[string]object
-	uploads map[string][]byte // by upload id: the bytes held so far
-	calls   map[string]int    // by method name
+	uploads map[string]map[int]chunk // by upload id, then chunk number
+	calls   map[string]int           // by method name
+}
+
+// chunk is a chunk of an upload and where in the object it goes.
+type chunk struct {
+	off  int64
+	data []byte
 }
 
 type object struct {
@@ -29,11 +36,14 @@ type object struct {
 	modified time.Time
 }
 
-var _ mirrors.Mirror = (*Mirror)(nil)
+var (
+	_ mirrors.Mirror     = (*Mirror)(nil)
+	_ mirrors.Concurrent = (*Mirror)(nil)
+)
 
 // New returns an empty mirror.
 func New() *Mirror {
-	return &Mirror{objects: map[string]object{}, uploads: map[string][]byte{}, calls: map[string]int{}}
+	return &Mirror{objects: map[string]object{}, uploads: map[string]map[int]chunk{}, calls: map[string]int{}}
 }
 
 // Calls returns how many times the method (for example "Put") was called.
@@ -106,7 +116,7 @@ func (m *Mirror) Begin(ctx context.Context, key string) (mirrors.Upload, error) 
 	up := mirrors.Upload{Key: key, ID: uuid.NewString()}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.uploads[up.ID] = []byte{}
+	m.uploads[up.ID] = map[int]chunk{}
 	return up, nil
 }
 
@@ -118,17 +128,26 @@ func (m *Mirror) PutPart(ctx context.Context, up mirrors.Upload, prev mirrors.Pa
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	held, ok := m.uploads[up.ID]
+	chunks, ok := m.uploads[up.ID]
 	if !ok {
 		return mirrors.Part{}, fmt.Errorf("memmirror: upload %s: %w", up.ID, mirrors.ErrNotFound)
 	}
-	if int64(len(held)) < prev.Size {
-		return mirrors.Part{}, fmt.Errorf("memmirror: upload %s holds %d bytes, fewer than the %d before this chunk", up.ID, len(held), prev.Size)
+	if prev.N < 0 || prev.Size < 0 {
+		return mirrors.Part{}, fmt.Errorf("memmirror: upload %s: bad Part %+v", up.ID, prev)
 	}
-	m.uploads[up.ID] = append(held[:prev.Size:prev.Size], data...)
+	chunks[prev.N+1] = chunk{prev.Size, data}
 	return mirrors.Part{N: prev.N + 1, Size: prev.Size + size}, nil
 }
 
+// Next always knows the Part a chunk will leave.
+func (m *Mirror) Next(prev mirrors.Part, size int64) (mirrors.Part, bool) {
+	return mirrors.Part{N: prev.N + 1, Size: prev.Size + size}, true
+}
+
+// Settle returns the last Part; a memmirror Part holds nothing more.
+func (m *Mirror) Settle(parts []mirrors.Part) mirrors.Part { return parts[len(parts)-1] }
+
+// Complete joins chunks 1..last.N, which must follow one another.
 func (m *Mirror) Complete(ctx context.Context, up mirrors.Upload, last mirrors.Part) error {
 	m.count("Complete")
 	if err := ctx.Err(); err != nil {
@@ -136,14 +155,22 @@ func (m *Mirror) Complete(ctx context.Context, up mirrors.Upload, last mirrors.P
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	held, ok := m.uploads[up.ID]
+	chunks, ok := m.uploads[up.ID]
 	if !ok {
 		return fmt.Errorf("memmirror: upload %s: %w", up.ID, mirrors.ErrNotFound)
 	}
-	if int64(len(held)) < last.Size {
-		return fmt.Errorf("memmirror: upload %s holds %d bytes, want %d", up.ID, len(held), last.Size)
+	var data []byte
+	for n := 1; n <= last.N; n++ {
+		c, ok := chunks[n]
+		if !ok || c.off != int64(len(data)) {
+			return fmt.Errorf("memmirror: upload %s: chunk %d missing or out of place", up.ID, n)
+		}
+		data = append(data, c.data...)
 	}
-	m.objects[up.Key] = object{held[:last.Size], time.Now()}
+	if int64(len(data)) != last.Size {
+		return fmt.Errorf("memmirror: upload %s holds %d bytes, want %d", up.ID, len(data), last.Size)
+	}
+	m.objects[up.Key] = object{data, time.Now()}
 	delete(m.uploads, up.ID)
 	return nil
 }

@@ -21,7 +21,10 @@ type Faulty struct {
 	calls map[string]int
 }
 
-var _ mirrors.Pinger = (*Faulty)(nil)
+var (
+	_ mirrors.Pinger     = (*Faulty)(nil)
+	_ mirrors.Concurrent = (*Faulty)(nil)
+)
 
 func (f *Faulty) fault(method string) error {
 	f.mu.Lock()
@@ -104,4 +107,21 @@ func (f *Faulty) Ping(ctx context.Context) error {
 		return p.Ping(ctx)
 	}
 	return nil
+}
+
+// Next is the wrapped mirror's, where it has one; otherwise chunks are
+// stored one after another.
+func (f *Faulty) Next(prev mirrors.Part, size int64) (mirrors.Part, bool) {
+	if c, ok := f.Mirror.(mirrors.Concurrent); ok {
+		return c.Next(prev, size)
+	}
+	return mirrors.Part{}, false
+}
+
+// Settle is the wrapped mirror's, where it has one.
+func (f *Faulty) Settle(parts []mirrors.Part) mirrors.Part {
+	if c, ok := f.Mirror.(mirrors.Concurrent); ok {
+		return c.Settle(parts)
+	}
+	return parts[len(parts)-1]
 }

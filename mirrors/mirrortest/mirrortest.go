@@ -61,6 +61,7 @@ func Run(t *testing.T, newMirror func(t *testing.T) mirrors.Mirror) {
 		{"Ping", testPing},
 		{"Put", testPut},
 		{"PutShortReader", testPutShortReader},
+		{"ConcurrentChunks", testConcurrentChunks},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -659,5 +660,91 @@ func testPutShortReader(t *testing.T, m mirrors.Mirror) {
 			t.Fatalf("Put(size %d) with a reader failing after %d bytes: no error", size, size/2)
 		}
 		checkObject(t, m, k, old)
+	}
+}
+
+// PutConcurrently stores chunks after prev as a writer would that uses
+// mirrors.Concurrent: each chunk that Next allows starts before the one
+// before it is stored. It returns the settled Part after the last chunk.
+func PutConcurrently(ctx context.Context, m mirrors.Mirror, up mirrors.Upload, prev mirrors.Part, chunks ...[]byte) (mirrors.Part, error) {
+	c, ok := m.(mirrors.Concurrent)
+	var (
+		wg      sync.WaitGroup
+		results = make([]mirrors.Part, len(chunks))
+		errs    = make([]error, len(chunks))
+		from    = 0 // first chunk since everything before was stored
+	)
+	for i, b := range chunks {
+		if ok {
+			if next, fits := c.Next(prev, int64(len(b))); fits {
+				after := prev
+				wg.Go(func() {
+					results[i], errs[i] = m.PutPart(ctx, up, after, bytes.NewReader(b), int64(len(b)))
+				})
+				prev = next
+				continue
+			}
+		}
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			return mirrors.Part{}, err
+		}
+		if ok && i > from {
+			prev = c.Settle(results[from:i])
+		}
+		p, err := m.PutPart(ctx, up, prev, bytes.NewReader(b), int64(len(b)))
+		if err != nil {
+			return mirrors.Part{}, err
+		}
+		results[i], prev, from = p, p, i
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return mirrors.Part{}, err
+	}
+	if ok && len(chunks) > from {
+		return c.Settle(results[from:]), nil
+	}
+	return prev, nil
+}
+
+func testConcurrentChunks(t *testing.T, m mirrors.Mirror) {
+	if _, ok := m.(mirrors.Concurrent); !ok {
+		t.Skip("the mirror stores chunks one at a time")
+	}
+	ctx := t.Context()
+	for ci, sizes := range [][]int{
+		{6 * mib, 6 * mib, 5 * mib, 6 * mib},
+		{1000, 6 * mib, 6 * mib, 10, 6 * mib, 5 * mib, 0},
+		{6 * mib, 5*mib - 1, 6 * mib, 6 * mib},
+	} {
+		k := key(fmt.Sprintf("concurrent-%d", ci))
+		up, err := m.Begin(ctx, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var chunks [][]byte
+		var want []byte
+		for i, s := range sizes {
+			b := randBytes(uint64(900+10*ci+i), s)
+			chunks, want = append(chunks, b), append(want, b...)
+		}
+		// The first two chunks in one go, then the rest after them, as
+		// two requests of one upload would.
+		mid, err := PutConcurrently(ctx, m, up, mirrors.Part{}, chunks[:2]...)
+		if err != nil {
+			t.Fatalf("sizes %v: %v", sizes, err)
+		}
+		last, err := PutConcurrently(ctx, m, up, mid, chunks[2:]...)
+		if err != nil {
+			t.Fatalf("sizes %v: %v", sizes, err)
+		}
+		if last.N != len(sizes) || last.Size != int64(len(want)) {
+			t.Fatalf("sizes %v: last Part %+v", sizes, last)
+		}
+		if err := m.Complete(ctx, up, last); err != nil {
+			t.Fatalf("sizes %v: Complete: %v", sizes, err)
+		}
+		checkObject(t, m, k, want)
 	}
 }

@@ -62,8 +62,9 @@ type Mirror struct {
 }
 
 var (
-	_ mirrors.Mirror = (*Mirror)(nil)
-	_ mirrors.Pinger = (*Mirror)(nil)
+	_ mirrors.Mirror     = (*Mirror)(nil)
+	_ mirrors.Pinger     = (*Mirror)(nil)
+	_ mirrors.Concurrent = (*Mirror)(nil)
 )
 
 // New connects to the bucket, creating it if it does not exist.
@@ -196,6 +197,40 @@ func (m *Mirror) PutPart(ctx context.Context, up mirrors.Upload, prev mirrors.Pa
 	return mirrors.Part{N: n, Size: prev.Size + size, Token: next.encode()}, nil
 }
 
+// Next says which Part a chunk will leave when it becomes an S3 part of its
+// own: nothing is staged before it and it holds at least 5 MiB. Its ETag
+// is not known yet; Settle fills it in.
+func (m *Mirror) Next(prev mirrors.Part, size int64) (mirrors.Part, bool) {
+	tok, err := decodeToken(prev)
+	if err != nil || len(tok.Sizes) > 0 || size < minPartSize || size > maxPartSize {
+		return mirrors.Part{}, false
+	}
+	tok.ETags = append(tok.ETags[:len(tok.ETags):len(tok.ETags)], "")
+	return mirrors.Part{N: prev.N + 1, Size: prev.Size + size, Token: tok.encode()}, true
+}
+
+// Settle gives the last Part the ETags that each of parts learned.
+func (m *Mirror) Settle(parts []mirrors.Part) mirrors.Part {
+	last := parts[len(parts)-1]
+	tok, err := decodeToken(last)
+	if err != nil {
+		return last // PutPart made it; it decodes
+	}
+	for _, p := range parts {
+		t, err := decodeToken(p)
+		if err != nil {
+			continue
+		}
+		for i, etag := range t.ETags {
+			if etag != "" && i < len(tok.ETags) && tok.ETags[i] == "" {
+				tok.ETags[i] = etag
+			}
+		}
+	}
+	last.Token = tok.encode()
+	return last
+}
+
 // putPart uploads body as S3 part number pn and returns its ETag.
 func (m *Mirror) putPart(ctx context.Context, up mirrors.Upload, pn int, body io.Reader, size int64) (string, error) {
 	p, err := m.core.PutObjectPart(ctx, m.bucket, up.Key, up.ID, pn, body, size, minio.PutObjectPartOptions{DisableContentSha256: true})
@@ -257,6 +292,9 @@ func (m *Mirror) Complete(ctx context.Context, up mirrors.Upload, last mirrors.P
 	}
 	parts := make([]minio.CompletePart, len(tok.ETags), len(tok.ETags)+1)
 	for i, etag := range tok.ETags {
+		if etag == "" {
+			return fmt.Errorf("s3mirror: upload %s of %q: complete: part %d has no ETag; the Part was not settled", up.ID, up.Key, i+1)
+		}
 		parts[i] = minio.CompletePart{PartNumber: i + 1, ETag: etag}
 	}
 	if staged > 0 {

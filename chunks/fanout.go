@@ -1,0 +1,235 @@
+package chunks
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/acestash/acestash/mirrors"
+)
+
+// inFlight is how many pieces of one request a mirror may be storing at
+// once, where it can (mirrors.Concurrent): a single stream rarely keeps a
+// storage server's cores busy.
+const inFlight = 2
+
+// A fanout hands the pieces of one request to every live mirror of its
+// session. Each mirror has a lane that stores the pieces in order, several
+// at a time where the mirror allows, so a fast mirror is not held back by
+// a slow one by more than the pieces in memory. A mirror that fails is
+// dropped; when too few are left for the quorum, the fanout cancels ctx.
+type fanout struct {
+	w      *write
+	ctx    context.Context
+	cancel context.CancelFunc
+	lanes  []*lane
+	need   int // lanes the quorum needs
+
+	mu       sync.Mutex
+	failures map[string]error
+	lost     int // lanes that failed
+}
+
+// piece is a buffer of bytes handed to every lane; the last lane done with
+// it gives the buffer back.
+type piece struct {
+	b    []byte
+	buf  []byte // all of the buffer b is in
+	left atomic.Int32
+	free chan<- []byte
+}
+
+func (p *piece) done() {
+	if p.left.Add(-1) == 0 {
+		p.free <- p.buf
+	}
+}
+
+// lane stores one mirror's pieces in order.
+type lane struct {
+	id      string
+	m       mirrors.Mirror
+	conc    mirrors.Concurrent // nil: one piece at a time
+	up      mirrors.Upload
+	timeout time.Duration // for each PutPart
+	in      chan *piece
+	done    chan struct{}
+
+	prev mirrors.Part // after the last piece handed to the mirror
+
+	mu      sync.Mutex
+	settled []mirrors.Part // results of the pieces since prev was last certain
+	err     error
+}
+
+// newFanout begins the session's uploads where they have not begun, and
+// starts a lane for every live mirror.
+func (w *write) newFanout(ctx context.Context) (*fanout, error) {
+	if w.sess.Uploads == nil {
+		if err := w.s.begin(ctx, w.sess); err != nil {
+			return nil, err
+		}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	f := &fanout{w: w, ctx: ctx, cancel: cancel, failures: map[string]error{}, need: w.s.quorum(len(w.sess.Mirrors))}
+	for _, id := range live(w.sess) {
+		e, ok := w.s.cfg.Mirrors.Get(id)
+		if !ok {
+			f.failures[id] = fmt.Errorf("mirror %s is no longer configured", id)
+			f.need--
+			continue
+		}
+		l := &lane{id: id, m: e.Mirror, up: w.sess.Uploads[id], timeout: w.s.cfg.MirrorTimeout,
+			in: make(chan *piece, inFlight), done: make(chan struct{}), prev: w.parts[id]}
+		l.conc, _ = e.Mirror.(mirrors.Concurrent)
+		f.lanes = append(f.lanes, l)
+		go l.run(f)
+	}
+	return f, nil
+}
+
+// send hands p to every lane, waiting while a lane has its fill.
+func (f *fanout) send(b, buf []byte, free chan<- []byte) error {
+	p := &piece{b: b, buf: buf, free: free}
+	p.left.Store(int32(len(f.lanes)))
+	for _, l := range f.lanes {
+		select {
+		case l.in <- p:
+		case <-f.ctx.Done():
+			return f.ctx.Err() // the buffer goes back with the reservation
+		}
+	}
+	return nil
+}
+
+// close waits for every lane to store what it was given, records each
+// mirror's last Part or failure, and reports whether the quorum holds.
+func (f *fanout) close() error {
+	for _, l := range f.lanes {
+		close(l.in)
+	}
+	for _, l := range f.lanes {
+		<-l.done
+		if l.err != nil {
+			f.failures[l.id] = l.err
+			delete(f.w.parts, l.id)
+		} else {
+			f.w.parts[l.id] = l.prev
+		}
+	}
+	f.cancel()
+	return f.w.s.drop(f.w.sess, f.failures)
+}
+
+// fail records a lane's failure and stops the fanout when the quorum can
+// no longer be met.
+func (f *fanout) fail(l *lane, err error) {
+	l.mu.Lock()
+	first := l.err == nil
+	if first {
+		l.err = fmt.Errorf("write piece: %w", err)
+	}
+	l.mu.Unlock()
+	if !first {
+		return
+	}
+	f.mu.Lock()
+	f.lost++
+	lost := len(f.lanes)-f.lost < f.need
+	f.mu.Unlock()
+	if lost {
+		f.cancel()
+	}
+}
+
+func (l *lane) failed() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.err != nil
+}
+
+// run stores the lane's pieces until its channel closes.
+func (l *lane) run(f *fanout) {
+	defer close(l.done)
+	var wg sync.WaitGroup
+	slots := make(chan struct{}, inFlight)
+	for p := range l.in {
+		if l.failed() {
+			p.done()
+			continue
+		}
+		size := int64(len(p.b))
+		if l.conc != nil {
+			if next, ok := l.conc.Next(l.prev, size); ok {
+				slots <- struct{}{}
+				after := l.prev
+				l.mu.Lock()
+				i := len(l.settled)
+				l.settled = append(l.settled, mirrors.Part{})
+				l.mu.Unlock()
+				wg.Go(func() {
+					defer func() { <-slots; p.done() }()
+					part, err := l.put(f.ctx, after, p.b)
+					if err == nil && (part.N != next.N || part.Size != next.Size) {
+						err = fmt.Errorf("stored Part %+v, expected %+v", part, next)
+					}
+					if err != nil {
+						f.fail(l, err)
+						return
+					}
+					l.mu.Lock()
+					l.settled[i] = part
+					l.mu.Unlock()
+				})
+				l.prev = next
+				continue
+			}
+		}
+		wg.Wait()
+		l.settle()
+		if l.failed() {
+			p.done()
+			continue
+		}
+		part, err := l.put(f.ctx, l.prev, p.b)
+		p.done()
+		if err != nil {
+			f.fail(l, err)
+			continue
+		}
+		l.prev = part
+	}
+	wg.Wait()
+	l.settle()
+}
+
+// settle makes prev certain once every piece before it is stored.
+func (l *lane) settle() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.settled) > 0 && l.err == nil {
+		l.prev = l.conc.Settle(l.settled)
+	}
+	l.settled = nil
+}
+
+// put stores b after prev, trying twice.
+func (l *lane) put(ctx context.Context, prev mirrors.Part, b []byte) (mirrors.Part, error) {
+	var err error
+	for range 2 {
+		var part mirrors.Part
+		ctx, cancel := context.WithTimeout(ctx, l.timeout)
+		part, err = l.m.PutPart(ctx, l.up, prev, bytes.NewReader(b), int64(len(b)))
+		cancel()
+		if err == nil {
+			return part, nil
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return mirrors.Part{}, err
+}
