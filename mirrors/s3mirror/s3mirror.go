@@ -23,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"strconv"
 	"strings"
 
@@ -72,10 +73,23 @@ func New(ctx context.Context, cfg Config) (*Mirror, error) {
 	if cfg.Endpoint == "" || cfg.Bucket == "" {
 		return nil, errors.New("s3mirror: endpoint and bucket are required")
 	}
+	tr, err := minio.DefaultTransport(cfg.Secure)
+	if err != nil {
+		return nil, fmt.Errorf("s3mirror: %w", err)
+	}
+	dial := tr.DialContext
+	tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return bodyConn{c}, nil
+	}
 	c, err := minio.New(cfg.Endpoint, &minio.Options{
-		Creds:  credentials.NewStaticV4(cfg.AccessKey, cfg.SecretKey, ""),
-		Secure: cfg.Secure,
-		Region: cfg.Region,
+		Creds:     credentials.NewStaticV4(cfg.AccessKey, cfg.SecretKey, ""),
+		Secure:    cfg.Secure,
+		Region:    cfg.Region,
+		Transport: tr,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("s3mirror: %w", err)
@@ -85,6 +99,52 @@ func New(ctx context.Context, cfg Config) (*Mirror, error) {
 		return nil, err
 	}
 	return m, nil
+}
+
+// bodyConn is a connection to S3 that lets a request body write itself
+// (bytes in memory do so with one write). net/http hands a body to the
+// connection's ReadFrom wrapped in an io.LimitedReader, which the standard
+// connection copies through a 32 KiB buffer: a copy of every byte and a
+// system call per 32 KiB on the hottest path.
+type bodyConn struct{ net.Conn }
+
+func (c bodyConn) ReadFrom(r io.Reader) (int64, error) {
+	if lr, ok := r.(*io.LimitedReader); ok {
+		if wt, ok := lr.R.(io.WriterTo); ok {
+			n, err := wt.WriteTo(&limitWriter{w: c.Conn, left: lr.N})
+			lr.N -= n
+			if errors.Is(err, errLimit) {
+				err = nil
+			}
+			return n, err
+		}
+	}
+	if rf, ok := c.Conn.(io.ReaderFrom); ok {
+		return rf.ReadFrom(r)
+	}
+	return io.Copy(c.Conn, r)
+}
+
+// errLimit stops a body at the length its request declared.
+var errLimit = errors.New("s3mirror: body longer than declared")
+
+// limitWriter writes at most left bytes to w.
+type limitWriter struct {
+	w    io.Writer
+	left int64
+}
+
+func (l *limitWriter) Write(p []byte) (int, error) {
+	over := int64(len(p)) > l.left
+	if over {
+		p = p[:l.left]
+	}
+	n, err := l.w.Write(p)
+	l.left -= int64(n)
+	if err == nil && over {
+		err = errLimit
+	}
+	return n, err
 }
 
 // ensureBucket creates the bucket unless it exists, tolerating another
