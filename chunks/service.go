@@ -180,8 +180,9 @@ type pool struct {
 	spare chan []byte
 }
 
-// spares is how many returned pieces a pool keeps mapped for reuse.
-const spares = 4
+// spares is how many returned pieces a pool keeps mapped for reuse: those
+// of one request, which the next one takes again.
+const spares = perRequest
 
 func newPool(size, max int) *pool {
 	return &pool{size: size, sem: semaphore.NewWeighted(int64(max)), spare: make(chan []byte, spares)}

@@ -70,17 +70,38 @@ func (s *Service) Chunk(ctx context.Context, req ChunkRequest) (Result, error) {
 // advance writes the request's chunk under the lease sess holds and
 // commits it; every path commits or releases the lease.
 func (s *Service) advance(ctx context.Context, sess store.Session, req ChunkRequest) (Result, error) {
+	next, st, w, err := s.receive(ctx, sess, req)
+	if err != nil {
+		s.release(ctx, sess, true)
+		return Result{}, err
+	}
+	if w.n == 0 && st.total != 0 && sess.Chunks > 0 {
+		s.release(ctx, sess, true) // an empty chunk in the middle changes nothing
+		return Result{Name: sess.Name, Total: sess.Total}, nil
+	}
+	if err := s.apply(&next, sess, st, w); err != nil {
+		s.undo(ctx, &next, w, sess.Uploads == nil)
+		s.release(ctx, sess, true)
+		return Result{}, err
+	}
+	if w.put {
+		return s.publishWhole(ctx, next, w)
+	}
+	return s.commit(ctx, sess, next, w)
+}
+
+// receive decides which chunk the request carries and streams it to the
+// mirrors. On error nothing it wrote is left for a record to point to.
+func (s *Service) receive(ctx context.Context, sess store.Session, req ChunkRequest) (store.Session, step, *write, error) {
 	next := sess
 	if !sess.Started {
 		if err := s.start(&next, req.Account, req.Name, req.Mirrors, req.Password); err != nil {
-			s.release(ctx, sess, true)
-			return Result{}, err
+			return next, step{}, nil, err
 		}
 	}
 	st, err := s.classify(next, req.Range, req.Account)
 	if err != nil {
-		s.release(ctx, sess, true)
-		return Result{}, err
+		return next, st, nil, err
 	}
 	state, prev := sess.Hash, sess.Last
 	if st.retry {
@@ -88,8 +109,7 @@ func (s *Service) advance(ctx context.Context, sess store.Session, req ChunkRequ
 	}
 	h, err := restoreHash(state)
 	if err != nil {
-		s.release(ctx, sess, true)
-		return Result{}, err
+		return next, st, nil, err
 	}
 	limit := st.limit
 	if st.total >= 0 {
@@ -103,41 +123,43 @@ func (s *Service) advance(ctx context.Context, sess store.Session, req ChunkRequ
 	}
 	if err != nil {
 		s.undo(ctx, &next, w, sess.Uploads == nil)
-		s.release(ctx, sess, true)
 		switch {
 		case errors.Is(err, errOver) && limit < st.limit:
-			return Result{}, Errorf(Invalid, "chunk goes past the Content-Range total of %d bytes (%d held before it)", st.total, st.base)
+			err = Errorf(Invalid, "chunk goes past the Content-Range total of %d bytes (%d held before it)", st.total, st.base)
 		case errors.Is(err, errOver):
-			return Result{}, Errorf(TooLarge, "chunk is over its limit of %d bytes", limit)
+			err = Errorf(TooLarge, "chunk is over its limit of %d bytes", limit)
 		}
-		return Result{}, err
+		return next, st, nil, err
 	}
-	if w.n == 0 && st.total != 0 && sess.Chunks > 0 {
-		s.release(ctx, sess, true) // an empty chunk in the middle changes nothing
-		return Result{Name: sess.Name, Total: sess.Total}, nil
-	}
+	return next, st, w, nil
+}
+
+// apply records in next, the session after sess, the chunk w wrote.
+func (s *Service) apply(next *store.Session, sess store.Session, st step, w *write) error {
 	if st.total < 0 { // the whole file in one request
 		st.total = st.base + w.n
 	}
 	if st.base == 0 && w.n > 0 {
 		next.Type = w.sniff()
 	}
-	if next.Hash, err = saveHash(h); err != nil {
-		s.undo(ctx, &next, w, sess.Uploads == nil)
-		s.release(ctx, sess, true)
-		return Result{}, err
+	sum, err := saveHash(w.h)
+	if err != nil {
+		return err
 	}
 	if !st.retry {
 		next.PrevHeld, next.PrevHash, next.Prev = sess.Held, sess.Hash, sess.Last
 		next.Chunks++
 	}
-	next.Held, next.Last = st.base+w.n, w.parts
+	next.Held, next.Hash, next.Last = st.base+w.n, sum, w.parts
 	next.LastStart, next.LastEnd, next.Total = st.start, st.end, st.total
 	next.Started = true
 	next.Updated = s.cfg.Clock().UTC()
-	if w.put {
-		return s.publishWhole(ctx, next, w)
-	}
+	return nil
+}
+
+// commit stores the session after a chunk; once it holds every byte, the
+// file is published.
+func (s *Service) commit(ctx context.Context, sess, next store.Session, w *write) (Result, error) {
 	if next.Held < next.Total {
 		// Done with the mirrors: the commit ends the lease. The last
 		// chunk keeps it until the file is published.
