@@ -73,7 +73,7 @@ func readForm(r *http.Request, spoolDir string, fileFields []string, fileLimit i
 	}
 	// The multipart reader reads 4 KiB at a time; a larger buffer under it
 	// makes that a copy rather than a system call.
-	f.mr = multipart.NewReader(bufio.NewReaderSize(r.Body, 256<<10), params["boundary"])
+	f.mr = multipart.NewReader(bufio.NewReaderSize(r.Body, 64<<10), params["boundary"])
 	file, err := f.fields()
 	if err != nil {
 		f.Close()

@@ -61,7 +61,7 @@ func (r *reader) Close() error { return r.rest.Close() }
 
 // copyBuffer is the buffer WriteTo copies through when neither side can
 // copy by itself: large, so a download costs few system calls.
-const copyBuffer = 512 << 10
+const copyBuffer = 256 << 10
 
 // WriteTo writes the rest of the bytes to w, letting the mirror's reader do
 // the copy where it can (a file sent with sendfile, for one).

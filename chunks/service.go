@@ -170,22 +170,18 @@ func (s *Service) Issue(ctx context.Context, a store.Account) (store.Session, er
 }
 
 // pool lends pieces: a request reserves all it needs at once, so that it
-// can read one while others are written, and the memory for pieces is bounded per
-// node, not per request. Pieces live outside the Go heap (anonymous memory
-// maps), so the garbage collector's headroom never doubles them, and only a
-// few are kept for reuse: memory comes back once uploads end.
+// can read one while others are written, and the memory for pieces is
+// bounded per node, not per request. Pieces are anonymous memory maps,
+// outside the Go heap, so the garbage collector's headroom never doubles
+// them, and each is unmapped when its request ends: memory comes back as
+// soon as uploads end.
 type pool struct {
-	size  int
-	sem   *semaphore.Weighted
-	spare chan []byte
+	size int
+	sem  *semaphore.Weighted
 }
 
-// spares is how many returned pieces a pool keeps mapped for reuse: those
-// of one request, which the next one takes again.
-const spares = perRequest
-
 func newPool(size, max int) *pool {
-	return &pool{size: size, sem: semaphore.NewWeighted(int64(max)), spare: make(chan []byte, spares)}
+	return &pool{size: size, sem: semaphore.NewWeighted(int64(max))}
 }
 
 // perRequest is how many pieces a streaming request holds: one being read
@@ -211,11 +207,6 @@ func (p *pool) reserve(ctx context.Context) ([][]byte, error) {
 }
 
 func (p *pool) buffer() ([]byte, error) {
-	select {
-	case b := <-p.spare:
-		return b, nil
-	default:
-	}
 	b, err := syscall.Mmap(-1, 0, p.size, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_ANON|syscall.MAP_PRIVATE)
 	if err != nil {
 		return nil, fmt.Errorf("map a piece: %w", err)
@@ -226,12 +217,7 @@ func (p *pool) buffer() ([]byte, error) {
 // release returns the pieces from reserve.
 func (p *pool) release(bufs [][]byte) {
 	for _, b := range bufs {
-		if b == nil {
-			continue
-		}
-		select {
-		case p.spare <- b[:p.size]:
-		default:
+		if b != nil {
 			syscall.Munmap(b[:p.size])
 		}
 	}

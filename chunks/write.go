@@ -15,7 +15,7 @@ import (
 
 // firstRead is how much of a request is read before pieces are reserved:
 // a file that fits needs no piece buffers and goes out with one Put.
-const firstRead = 256 << 10
+const firstRead = 128 << 10
 
 // errOver is a body of more than its limit.
 var errOver = errors.New("over the limit")

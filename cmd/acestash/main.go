@@ -16,6 +16,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"runtime/pprof"
 	"strings"
 	"syscall"
@@ -63,6 +64,9 @@ func newLogger(w io.Writer, level string) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
 }
 
+// heapLimit is the Go runtime's soft memory limit unless GOMEMLIMIT sets one.
+const heapLimit = 32 << 20
+
 func serveCmd(args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	cfgPath := configFlag(fs)
@@ -86,6 +90,12 @@ func serveCmd(args []string, stderr io.Writer) error {
 		return err
 	}
 	log := newLogger(stderr, cfg.LogLevel)
+	if os.Getenv("GOMEMLIMIT") == "" {
+		// Upload pieces live outside the Go heap (chunks' pool bounds
+		// them); what is left is small, and a soft limit makes the runtime
+		// hand memory back promptly after a burst instead of keeping it.
+		debug.SetMemoryLimit(heapLimit)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	a, err := newApp(ctx, cfg, log, time.Now)
