@@ -3,6 +3,7 @@ package chunks
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -79,7 +80,6 @@ func (w *write) newFanout(ctx context.Context) (*fanout, error) {
 		e, ok := w.s.cfg.Mirrors.Get(id)
 		if !ok {
 			f.failures[id] = fmt.Errorf("mirror %s is no longer configured", id)
-			f.need--
 			continue
 		}
 		l := &lane{id: id, m: e.Mirror, up: w.sess.Uploads[id], timeout: w.s.cfg.MirrorTimeout,
@@ -87,6 +87,13 @@ func (w *write) newFanout(ctx context.Context) (*fanout, error) {
 		l.conc, _ = e.Mirror.(mirrors.Concurrent)
 		f.lanes = append(f.lanes, l)
 		go l.run(f)
+	}
+	if len(f.lanes) == 0 {
+		cancel()
+		if err := w.s.drop(w.sess, f.failures); err != nil {
+			return nil, err
+		}
+		return nil, errors.New("chunks: no mirror left to write to")
 	}
 	return f, nil
 }
