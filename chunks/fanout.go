@@ -1,10 +1,10 @@
 package chunks
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -228,8 +228,10 @@ func (l *lane) put(ctx context.Context, prev mirrors.Part, b []byte) (mirrors.Pa
 	var err error
 	for range 2 {
 		var part mirrors.Part
-		ctx, cancel := context.WithTimeout(ctx, l.timeout)
-		part, err = l.m.PutPart(ctx, l.up, prev, bytes.NewReader(b), int64(len(b)))
+		actx, cancel := context.WithTimeout(ctx, l.timeout)
+		r := newPieceReader(b)
+		part, err = l.m.PutPart(actx, l.up, prev, r, int64(len(b)))
+		r.revoke()
 		cancel()
 		if err == nil {
 			return part, nil
@@ -239,4 +241,77 @@ func (l *lane) put(ctx context.Context, prev mirrors.Part, b []byte) (mirrors.Pa
 		}
 	}
 	return mirrors.Part{}, err
+}
+
+// pieceReader reads a piece for one mirror call. An HTTP client may go on
+// reading a request body after the call has returned, and a piece's memory
+// is unmapped once its request ends, so the piece is lent only until
+// revoke: it waits for a read in progress and makes every later one fail.
+type pieceReader struct {
+	mu      sync.Mutex
+	b       []byte
+	off     int
+	revoked bool
+}
+
+func newPieceReader(b []byte) *pieceReader { return &pieceReader{b: b} }
+
+// errRevoked is a read of a piece whose call has returned.
+var errRevoked = errors.New("chunks: the piece was read after its call returned")
+
+func (r *pieceReader) Read(p []byte) (int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.revoked {
+		return 0, errRevoked
+	}
+	if r.off >= len(r.b) {
+		return 0, io.EOF
+	}
+	n := copy(p, r.b[r.off:])
+	r.off += n
+	return n, nil
+}
+
+// WriteTo writes the rest of the piece with one call of w.Write.
+func (r *pieceReader) WriteTo(w io.Writer) (int64, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.revoked {
+		return 0, errRevoked
+	}
+	n, err := w.Write(r.b[r.off:])
+	r.off += n
+	return int64(n), err
+}
+
+// Seek lets a client retry the call from the start.
+func (r *pieceReader) Seek(offset int64, whence int) (int64, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	pos := offset
+	switch whence {
+	case io.SeekCurrent:
+		pos += int64(r.off)
+	case io.SeekEnd:
+		pos += int64(len(r.b))
+	}
+	if pos < 0 || pos > int64(len(r.b)) {
+		return 0, fmt.Errorf("chunks: seek to %d in a piece of %d bytes", pos, len(r.b))
+	}
+	r.off = int(pos)
+	return pos, nil
+}
+
+// Len returns the bytes not yet read.
+func (r *pieceReader) Len() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.b) - r.off
+}
+
+func (r *pieceReader) revoke() {
+	r.mu.Lock()
+	r.revoked = true
+	r.mu.Unlock()
 }

@@ -383,3 +383,20 @@ func TestRepeatOfFinishedUpload(t *testing.T) {
 	}
 	e.holds(t, res.File, b, "1")
 }
+
+func TestOneFailedWriteIsRetried(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, 2, nil)
+	e.faulty[1].Fail = func(method string, n int) error {
+		if method == "PutPart" && n == 2 {
+			return errors.New("mirror 2 drops one connection")
+		}
+		return nil
+	}
+	b := data(20*mib, 12)
+	res := e.upload(t, b, 12*mib)
+	e.holds(t, res.File, b, "1", "2")
+	if len(res.File.Missing) != 0 {
+		t.Fatalf("a mirror that failed once is missing from the record: %v", res.File.Missing)
+	}
+}

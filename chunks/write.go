@@ -1,7 +1,6 @@
 package chunks
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -179,7 +178,10 @@ func (w *write) putAll(ctx context.Context, p []byte) error {
 		if err := w.s.healthy(id); err != nil {
 			return err
 		}
-		if err := m.Put(ctx, w.sess.ObjectKey, bytes.NewReader(p), int64(len(p))); err != nil {
+		r := newPieceReader(p)
+		err := m.Put(ctx, w.sess.ObjectKey, r, int64(len(p)))
+		r.revoke()
+		if err != nil {
 			return fmt.Errorf("put object: %w", err)
 		}
 		return nil

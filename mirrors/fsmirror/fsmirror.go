@@ -12,7 +12,6 @@
 package fsmirror
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -183,12 +182,15 @@ func appendAt(ctx context.Context, f *os.File, off int64, r io.Reader, size int6
 
 // writeChunk copies exactly size bytes from r to f and syncs f.
 func writeChunk(ctx context.Context, f *os.File, r io.Reader, size int64) error {
-	if br, ok := r.(*bytes.Reader); ok && int64(br.Len()) == size {
+	if m, ok := r.(interface {
+		io.WriterTo
+		Len() int
+	}); ok && int64(m.Len()) == size {
 		// Bytes in memory go to the file in one write.
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if _, err := br.WriteTo(f); err != nil {
+		if _, err := m.WriteTo(f); err != nil {
 			return err
 		}
 		return f.Sync()

@@ -1,7 +1,6 @@
 package s3mirror
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -11,15 +10,23 @@ import (
 	"github.com/acestash/acestash/mirrors"
 )
 
+// inMemory is a reader of bytes held in memory (a *bytes.Reader, a piece
+// of chunks), which can say how many are left and write them at once.
+type inMemory interface {
+	io.Reader
+	io.WriterTo
+	Len() int
+}
+
 // exactly returns a reader of the next size bytes of r that fails with
 // io.ErrUnexpectedEOF if r ends sooner and never reads past them. If r can
 // seek, so can the result, within those bytes, which lets minio-go retry a
 // request.
 func exactly(r io.Reader, size int64) io.Reader {
-	if br, ok := r.(*bytes.Reader); ok && int64(br.Len()) == size {
+	if m, ok := r.(inMemory); ok && int64(m.Len()) == size {
 		// Already exact, and the HTTP client writes it to the connection
 		// in one call rather than through a 32 KiB copy buffer.
-		return br
+		return m
 	}
 	e := &exactReader{r: r, size: size, left: size}
 	if s, ok := r.(io.Seeker); ok {

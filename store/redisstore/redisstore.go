@@ -31,6 +31,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"slices"
 	"strconv"
@@ -371,22 +372,29 @@ func leaseArgs(sess store.Session) (l, ls, ln string) {
 	return sess.Lease, strconv.FormatInt(sess.LeaseUntil.Unix(), 10), strconv.Itoa(sess.LeaseUntil.Nanosecond())
 }
 
-// runPipelined runs script with keys and args together with what more
-// queues, in one round trip, and returns the script's command. A script
-// Redis has not cached yet is sent again whole.
+// runPipelined runs script with keys and args together with the index
+// updates more queues, in one round trip, and returns the script's
+// command. Only the script's outcome counts: a failed index update is
+// repaired by the next scan, and failing the call for it would make the
+// caller undo what the script saved. A script Redis has not cached yet is
+// sent again whole.
 func (s *Store) runPipelined(ctx context.Context, script *redis.Script, keys []string, args []any, more func(redis.Pipeliner)) (*redis.Cmd, error) {
 	var cmd *redis.Cmd
-	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+	cmds, _ := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		cmd = script.EvalSha(ctx, p, keys, args...)
 		more(p)
 		return nil
 	})
 	if redis.HasErrorPrefix(cmd.Err(), "NOSCRIPT") {
 		cmd = script.Eval(ctx, s.rdb, keys, args...)
-		err = cmd.Err()
 	}
-	if err != nil && !errors.Is(err, redis.Nil) {
+	if err := cmd.Err(); err != nil && !errors.Is(err, redis.Nil) {
 		return cmd, err
+	}
+	for _, c := range cmds[1:] {
+		if err := c.Err(); err != nil {
+			slog.Default().Warn("redis store: index not updated", "keys", keys, "err", err)
+		}
 	}
 	return cmd, nil
 }
