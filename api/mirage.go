@@ -16,8 +16,9 @@ import (
 	"github.com/acestash/acestash/store"
 )
 
-// Mirage's storage service (SPEC section 2): the raw body of POST /upload is
-// the file, the answer is its URL as plain text, and /uploads/<id> serves it.
+// Mirage's storage service (README, "Chat servers"): the raw body of POST
+// /upload is the file, the answer is its URL as plain text, and
+// /uploads/<id> serves it.
 // Mirage reads any non-2xx status as a failure and shows nothing of the
 // body, so errors are short plain text for the operator's logs.
 

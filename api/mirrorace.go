@@ -16,9 +16,9 @@ import (
 	"github.com/acestash/acestash/store"
 )
 
-// MirrorAce API v1 (SPEC section 1). Every answer is the {"status","result"}
-// envelope; a request error is HTTP 200 with status "error", because the PHP
-// and .NET clients read the body of a 200 only.
+// MirrorAce API v1 (README, "Walkthrough with curl"). Every answer is the
+// {"status","result"} envelope; a request error is HTTP 200 with status
+// "error", because the PHP and .NET clients read the body of a 200 only.
 
 // maxInfoSlugs is the most slugs file/info answers for at once.
 const maxInfoSlugs = 50

@@ -18,8 +18,8 @@ import (
 	"github.com/acestash/acestash/store"
 )
 
-// Rocket.Chat's rooms.upload (SPEC section 3): a file posted to a room is
-// answered with the message object that carries it. The file gets a
+// Rocket.Chat's rooms.upload (README, "Chat servers"): a file posted to a
+// room is answered with the message object that carries it. The file gets a
 // 17-character id (the file record's alias) for /file-upload/<id>/<name>.
 
 // rocketTime is Rocket.Chat's timestamp format, always UTC.

@@ -7,8 +7,9 @@ import (
 	"testing"
 )
 
-// The three public MirrorAce clients, as SPEC section 1 describes their
-// requests. Each uploads data and returns the result of its last request.
+// The three public MirrorAce clients, each emulated from how it writes its
+// requests (the range dialects are in README, "How chunked uploads are
+// understood"). Each uploads data and returns the result of its last request.
 
 // client is a MirrorAce API client emulation.
 type client struct {
