@@ -164,14 +164,7 @@ func (m *Mirror) PutPart(ctx context.Context, up mirrors.Upload, prev mirrors.Pa
 // appendAt cuts f to off bytes, which it must hold, and writes exactly size
 // bytes of r after them.
 func appendAt(ctx context.Context, f *os.File, off int64, r io.Reader, size int64) error {
-	fi, err := f.Stat()
-	if err != nil {
-		return err
-	}
-	if fi.Size() < off {
-		return fmt.Errorf("the upload holds %d bytes, fewer than the %d before this chunk", fi.Size(), off)
-	}
-	if err := f.Truncate(off); err != nil {
+	if err := cut(f, off); err != nil {
 		return err
 	}
 	if _, err := f.Seek(off, io.SeekStart); err != nil {
@@ -233,6 +226,19 @@ func (m *Mirror) Complete(ctx context.Context, up mirrors.Upload, last mirrors.P
 	return nil
 }
 
+// cut cuts f to n bytes, which it must hold: what lies past them is an
+// earlier try of a chunk that was replaced or never recorded.
+func cut(f *os.File, n int64) error {
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if fi.Size() < n {
+		return fmt.Errorf("the upload holds %d bytes, fewer than the %d it should", fi.Size(), n)
+	}
+	return f.Truncate(n)
+}
+
 // settle cuts the file at name to size bytes, which it must hold, and
 // syncs it.
 func settle(name string, size int64) error {
@@ -241,14 +247,7 @@ func settle(name string, size int64) error {
 		return err
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return err
-	}
-	if fi.Size() < size {
-		return fmt.Errorf("the upload holds %d bytes, want %d", fi.Size(), size)
-	}
-	if err := f.Truncate(size); err != nil {
+	if err := cut(f, size); err != nil {
 		return err
 	}
 	if err := f.Sync(); err != nil {
