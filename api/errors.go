@@ -38,11 +38,6 @@ func (p *problem) Unwrap() error { return p.err }
 // fail is a problem with a status and words.
 func fail(status int, msg string) *problem { return &problem{status: status, msg: msg} }
 
-// failf is fail with a formatted message.
-func failf(status int, format string, args ...any) *problem {
-	return fail(status, fmt.Sprintf(format, args...))
-}
-
 // badRequest is a request the client must change.
 func badRequest(msg string) *problem { return fail(http.StatusBadRequest, msg) }
 
