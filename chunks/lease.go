@@ -42,22 +42,30 @@ func (s *Service) take(ctx context.Context, uploadKey, ctracker string, a store.
 		}
 	}
 	held = err == nil
-	switch {
-	case errors.Is(err, store.ErrLeased):
-	case errors.Is(err, store.ErrNotFound):
-		return sess, false, Errorf(Invalid, "upload_key not found or expired; ask file/upload for a new one")
-	case err != nil:
-		return sess, false, unavailable("cannot read the upload session", err)
+	if errors.Is(err, store.ErrLeased) {
+		err = nil // the session was read; only the lease is another's
 	}
-	if sess.APIKey != a.APIKey {
+	if err := belongs(sess, err, a, ctracker); err != nil {
 		s.release(ctx, sess, held)
-		return sess, false, Errorf(Invalid, "upload_key belongs to another api_key")
-	}
-	if sess.CTracker != ctracker {
-		s.release(ctx, sess, held)
-		return sess, false, Errorf(Invalid, "cTracker does not match the upload_key")
+		return sess, false, err
 	}
 	return sess, held, nil
+}
+
+// belongs checks what reading a request's session gave: that it exists,
+// belongs to the account and goes with the request's cTracker.
+func belongs(sess store.Session, err error, a store.Account, ctracker string) error {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return Errorf(Invalid, "upload_key not found or expired; ask file/upload for a new one")
+	case err != nil:
+		return unavailable("cannot read the upload session", err)
+	case sess.APIKey != a.APIKey:
+		return Errorf(Invalid, "upload_key belongs to another api_key")
+	case sess.CTracker != ctracker:
+		return Errorf(Invalid, "cTracker does not match the upload_key")
+	}
+	return nil
 }
 
 // finished reports whether a session holds every byte of its file.

@@ -202,15 +202,8 @@ func (s *Service) late(sess *store.Session, started bool, late func() (string, [
 // so a caller can refuse a request before fetching what it names.
 func (s *Service) Check(ctx context.Context, req ChunkRequest) error {
 	sess, err := s.cfg.Store.Session(ctx, req.UploadKey)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return Errorf(Invalid, "upload_key not found or expired; ask file/upload for a new one")
-	case err != nil:
-		return unavailable("cannot read the upload session", err)
-	case sess.APIKey != req.Account.APIKey:
-		return Errorf(Invalid, "upload_key belongs to another api_key")
-	case sess.CTracker != req.CTracker:
-		return Errorf(Invalid, "cTracker does not match the upload_key")
+	if err := belongs(sess, err, req.Account, req.CTracker); err != nil {
+		return err
 	}
 	if err := unused(sess); err != nil {
 		return err

@@ -21,9 +21,9 @@ var errOver = errors.New("over the limit")
 
 // A write streams the bytes of one request to the live mirrors of a
 // session, in pieces of PieceSize bytes, and hashes them on the way. While
-// one piece is written to every mirror the next is read, so receiving and
-// sending overlap and memory stays at two pieces, whatever the size of the
-// chunk or the file.
+// earlier pieces are written (a fanout), the next is read, so receiving and
+// sending overlap and memory stays at perRequest pieces, whatever the size
+// of the chunk or the file.
 type write struct {
 	s     *Service
 	sess  *store.Session          // its Uploads and Failed change as mirrors begin and fail
@@ -164,12 +164,11 @@ func (w *write) piece(ctx context.Context, p []byte) error {
 	if err != nil {
 		return err
 	}
-	free := make(chan []byte, 1)
-	if err := f.send(p, p, free); err != nil {
-		f.close()
-		return err
+	err = f.send(p, p, make(chan []byte, 1))
+	if cerr := f.close(); cerr != nil {
+		return cerr // a mirror failure explains more than the send's
 	}
-	return f.close()
+	return err
 }
 
 // putAll stores p as the whole object on every live mirror.
