@@ -4,6 +4,7 @@
 package api
 
 import (
+	"context"
 	"log/slog"
 	"net/http"
 	"time"
@@ -34,6 +35,15 @@ type Config struct {
 	Remote *remote.Fetcher
 	// RemoteSlots is how many remote fetches this node runs at once.
 	RemoteSlots int
+	// Metrics is told about every request; nil: no one is.
+	Metrics Observer
+	// MetricsHandler serves GET /metrics; nil leaves the route out.
+	// MetricsToken, when set, is the bearer token it demands.
+	MetricsHandler http.Handler
+	MetricsToken   string
+	// Ready says why the node cannot take uploads now, or nil; GET /readyz
+	// asks it.
+	Ready func(ctx context.Context) error
 }
 
 // Raw configures Mirage's storage service: POST /upload, GET /uploads/<id>.
@@ -63,6 +73,7 @@ func New(cfg Config) http.Handler {
 	s.rocketChat(s.group(e, "/api/v1/rooms.upload", rocket), e)
 	s.downloads(s.group(e, "/m", plain))
 	s.mirage(e)
+	s.ops(e)
 	return e
 }
 
@@ -71,8 +82,8 @@ func (s *Server) echo() *echo.Echo {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError
+	e.Use(s.observe)
 	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{DisableStackAll: true, LogErrorFunc: s.logPanic}))
-	e.Use(s.logRequests)
 	return e
 }
 
@@ -89,17 +100,6 @@ const homePage = `<!doctype html>
 `
 
 func (s *Server) logPanic(c echo.Context, err error, stack []byte) error {
-	s.cfg.Log.Error("panic", "path", c.Request().URL.Path, "err", err, "stack", string(stack))
+	s.cfg.Log.ErrorContext(c.Request().Context(), "panic", "path", c.Request().URL.Path, "err", err, "stack", string(stack))
 	return err
-}
-
-func (s *Server) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		if err := next(c); err != nil {
-			c.Error(err)
-		}
-		r := c.Request()
-		s.cfg.Log.Debug("request", "method", r.Method, "path", r.URL.Path, "status", c.Response().Status, "bytes", c.Response().Size)
-		return nil
-	}
 }

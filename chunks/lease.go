@@ -80,7 +80,7 @@ func (s *Service) release(ctx context.Context, sess store.Session, held bool) {
 	}
 	sess.Lease, sess.LeaseUntil = "", time.Time{}
 	if _, err := s.cfg.Store.UpdateSession(context.WithoutCancel(ctx), sess); err != nil {
-		s.cfg.Log.Warn("release upload lease", "upload_key", sess.UploadKey, "err", err)
+		s.cfg.Log.WarnContext(ctx, "release upload lease", "upload_key", sess.UploadKey, "err", err)
 	}
 }
 

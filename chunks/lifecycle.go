@@ -31,13 +31,13 @@ func (s *Service) Reap(ctx context.Context, idle time.Duration) (int, error) {
 // and forgets it.
 func (s *Service) discard(ctx context.Context, sess store.Session) {
 	if _, ok, err := s.published(ctx, sess); err != nil {
-		s.cfg.Log.Warn("reap session", "upload_key", sess.UploadKey, "err", err)
+		s.cfg.Log.WarnContext(ctx, "reap session", "upload_key", sess.UploadKey, "err", err)
 		return
 	} else if !ok && !sess.Done {
 		s.abortAll(ctx, sess.Uploads)
 	}
 	if err := s.cfg.Store.DeleteSession(ctx, sess.UploadKey); err != nil {
-		s.cfg.Log.Warn("delete session", "upload_key", sess.UploadKey, "err", err)
+		s.cfg.Log.WarnContext(ctx, "delete session", "upload_key", sess.UploadKey, "err", err)
 	}
 }
 
@@ -105,7 +105,7 @@ func (s *Service) Expire(ctx context.Context) (int, error) {
 	n := 0
 	for _, f := range old {
 		if err := s.Remove(ctx, f); err != nil {
-			s.cfg.Log.Warn("remove expired file", "slug", f.Slug, "err", err)
+			s.cfg.Log.WarnContext(ctx, "remove expired file", "slug", f.Slug, "err", err)
 			continue
 		}
 		n++

@@ -188,6 +188,9 @@ type Store interface {
 	// ExpiredFiles returns up to limit active files whose Expires is before t.
 	ExpiredFiles(ctx context.Context, t time.Time, limit int) ([]File, error)
 
+	// Ping reports whether the store answers; readiness probes call it.
+	Ping(ctx context.Context) error
+
 	// Close releases the store's resources.
 	Close() error
 }

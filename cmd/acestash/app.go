@@ -17,9 +17,11 @@ import (
 	"github.com/acestash/acestash/api"
 	"github.com/acestash/acestash/api/remote"
 	"github.com/acestash/acestash/chunks"
+	"github.com/acestash/acestash/metrics"
 	"github.com/acestash/acestash/mirrors"
 	"github.com/acestash/acestash/mirrors/fsmirror"
 	"github.com/acestash/acestash/mirrors/s3mirror"
+	"github.com/acestash/acestash/reqid"
 	"github.com/acestash/acestash/slug"
 	"github.com/acestash/acestash/store"
 	"github.com/acestash/acestash/store/boltstore"
@@ -35,6 +37,7 @@ type app struct {
 	mirrors *mirrors.Set
 	health  *mirrors.Health
 	chunks  *chunks.Service
+	metrics *metrics.Metrics
 	handler http.Handler
 }
 
@@ -49,8 +52,8 @@ func openStore(ctx context.Context, cfg Config, clock store.Clock) (store.Store,
 	return boltstore.Open(filepath.Join(cfg.DataDir, "acestash.db"), clock)
 }
 
-// openMirrors connects to every configured mirror.
-func openMirrors(ctx context.Context, cfg Config) (*mirrors.Set, error) {
+// openMirrors connects to every configured mirror, each timed by met.
+func openMirrors(ctx context.Context, cfg Config, met *metrics.Metrics) (*mirrors.Set, error) {
 	var entries []mirrors.Entry
 	for _, mc := range cfg.Mirrors {
 		var m mirrors.Mirror
@@ -67,29 +70,35 @@ func openMirrors(ctx context.Context, cfg Config) (*mirrors.Set, error) {
 		if err != nil {
 			return nil, fmt.Errorf("mirror %s: %w", mc.ID, err)
 		}
-		entries = append(entries, mirrors.Entry{ID: mc.ID, Name: mc.Name, Mirror: m})
+		entries = append(entries, mirrors.Entry{ID: mc.ID, Name: mc.Name, Mirror: met.Mirror(mc.ID, m)})
 	}
 	return mirrors.NewSet(entries...)
 }
 
 // newApp opens everything a node needs; close it with app.Close.
 func newApp(ctx context.Context, cfg Config, log *slog.Logger, clock store.Clock) (_ *app, err error) {
+	log = slog.New(reqid.Handler(log.Handler())) // lines name the request that caused them
+	met := metrics.New()
 	st, err := openStore(ctx, cfg, clock)
 	if err != nil {
 		return nil, err
 	}
+	st = met.Store(st)
 	defer func() {
 		if err != nil {
 			st.Close()
 		}
 	}()
-	set, err := openMirrors(ctx, cfg)
+	set, err := openMirrors(ctx, cfg, met)
 	if err != nil {
 		return nil, err
 	}
 	spool := filepath.Join(cfg.DataDir, "spool")
-	a := &app{cfg: cfg, log: log, clock: clock, store: st, mirrors: set}
+	a := &app{cfg: cfg, log: log, clock: clock, store: st, mirrors: set, metrics: met}
 	a.health = mirrors.NewHealth(set, 5*time.Second, log)
+	for _, e := range set.All() {
+		met.MirrorUp(e.ID, func() bool { return a.health.Err(e.ID) == nil })
+	}
 	a.chunks, err = chunks.New(chunks.Config{
 		Store: st, Mirrors: set, Clock: clock, Log: log,
 		SpoolDir:      spool,
@@ -121,8 +130,12 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, clock store.Clock
 			MaxSize: cfg.Raw.MaxSize, RequireKey: cfg.Raw.RequireKey,
 			Anonymous: anon, TTL: cfg.Raw.TTL,
 		},
-		Remote:      fetcher(cfg.Remote),
-		RemoteSlots: cfg.Remote.MaxConcurrent,
+		Remote:         fetcher(cfg.Remote),
+		RemoteSlots:    cfg.Remote.MaxConcurrent,
+		Metrics:        met,
+		MetricsHandler: met.Handler(),
+		MetricsToken:   cfg.MetricsToken,
+		Ready:          a.ready,
 	})
 	return a, nil
 }
@@ -254,18 +267,24 @@ func completeIdentity(a *store.Account) error {
 	return nil
 }
 
-// serve answers HTTP on ln until ctx ends, then shuts down gracefully.
+// serve answers HTTP on ln until ctx ends, then shuts down gracefully: it
+// stops accepting connections and lets the requests in flight finish for
+// up to shutdown_grace; their contexts are cancelled only after that.
 func (a *app) serve(ctx context.Context, ln net.Listener) error {
-	ctx, cancel := context.WithCancel(ctx)
+	bg, cancel := context.WithCancel(ctx)
 	defer cancel()
-	go a.health.Run(ctx, a.cfg.HealthInterval)
-	go a.reapLoop(ctx)
+	go a.health.Run(bg, a.cfg.HealthInterval)
+	go a.reapLoop(bg)
+	// Requests live in their own context: the signal that ends ctx must
+	// not cut off a chunk that is still arriving.
+	reqs, cancelReqs := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelReqs()
 	srv := &http.Server{
 		Handler:           a.handler,
 		ReadHeaderTimeout: 30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
-		BaseContext:       func(net.Listener) context.Context { return ctx },
+		BaseContext:       func(net.Listener) context.Context { return reqs },
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -276,11 +295,15 @@ func (a *app) serve(ctx context.Context, ln net.Listener) error {
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
-	shut, done := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	a.log.Info("shutting down: no new connections, waiting for requests in flight", "grace", a.cfg.ShutdownGrace)
+	shut, done := context.WithTimeout(context.WithoutCancel(ctx), a.cfg.ShutdownGrace)
 	defer done()
 	if err := srv.Shutdown(shut); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
+		cancelReqs()
+		srv.Close()
+		return fmt.Errorf("shutdown: requests still running after %v: %w", a.cfg.ShutdownGrace, err)
 	}
+	a.log.Info("stopped")
 	return nil
 }
 
@@ -302,6 +325,7 @@ func (a *app) reapLoop(ctx context.Context) {
 		case <-t.C:
 		}
 		n, err := a.chunks.Reap(ctx, a.cfg.Limits.SessionIdle)
+		a.metrics.Reaped(n)
 		if err != nil {
 			a.log.Warn("reap idle uploads", "err", err)
 		} else if n > 0 {

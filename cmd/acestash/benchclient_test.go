@@ -40,6 +40,7 @@ func TestMain(m *testing.M) {
 		os.Exit(clientMain(spec, os.Stdout, os.Stderr))
 	}
 	code := m.Run()
+	built.remove()
 	if benchTable != "" {
 		fmt.Print("\n" + benchTable)
 	}

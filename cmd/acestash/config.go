@@ -31,6 +31,10 @@ type Config struct {
 	MirrorTimeout  time.Duration `yaml:"mirror_timeout"`
 	HealthInterval time.Duration `yaml:"health_interval"`
 	LogLevel       string        `yaml:"log_level"`
+	// MetricsToken, when set, is the bearer token GET /metrics demands.
+	MetricsToken string `yaml:"metrics_token"`
+	// ShutdownGrace is how long requests in flight may run after SIGTERM.
+	ShutdownGrace time.Duration `yaml:"shutdown_grace"`
 
 	Mirrors  []MirrorConfig  `yaml:"mirrors"`
 	Accounts []AccountConfig `yaml:"accounts"`
@@ -180,6 +184,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.HealthInterval == 0 {
 		c.HealthInterval = 15 * time.Second
+	}
+	if c.ShutdownGrace == 0 {
+		c.ShutdownGrace = 30 * time.Second
 	}
 	if c.Limits.MaxFileSize == 0 {
 		c.Limits.MaxFileSize = chunks.DefaultMaxFileSize

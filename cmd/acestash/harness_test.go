@@ -74,6 +74,12 @@ type testServer struct {
 // start runs a node with cfg until the test ends (or Stop).
 func start(t *testing.T, cfg Config, clock *storetest.Clock) *testServer {
 	t.Helper()
+	return startLogged(t, cfg, clock, slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})))
+}
+
+// startLogged is start with the node logging to log.
+func startLogged(t *testing.T, cfg Config, clock *storetest.Clock, log *slog.Logger) *testServer {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -88,7 +94,6 @@ func start(t *testing.T, cfg Config, clock *storetest.Clock) *testServer {
 	if clock == nil {
 		clock = storetest.NewClock(time.Now().UTC())
 	}
-	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	ctx, cancel := context.WithCancel(context.Background())
 	a, err := newApp(ctx, cfg, log, clock.Now)
 	if err != nil {

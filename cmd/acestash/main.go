@@ -21,6 +21,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/acestash/acestash/reqid"
 )
 
 func main() {
@@ -90,6 +92,7 @@ func serveCmd(args []string, stderr io.Writer) error {
 		return err
 	}
 	log := newLogger(stderr, cfg.LogLevel)
+	slog.SetDefault(slog.New(reqid.Handler(log.Handler()))) // for the few lines logged outside a component
 	if os.Getenv("GOMEMLIMIT") == "" {
 		// Upload pieces live outside the Go heap (chunks' pool bounds
 		// them); what is left is small, and a soft limit makes the runtime

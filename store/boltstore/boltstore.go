@@ -79,6 +79,15 @@ func Open(path string, clock store.Clock) (*Store, error) {
 }
 
 // Close closes the file.
+// Ping opens and ends a read transaction: it fails once the store is
+// closed.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.db.View(func(*bolt.Tx) error { return nil }); err != nil {
+		return fmt.Errorf("store: ping: %w", err)
+	}
+	return nil
+}
+
 func (s *Store) Close() error {
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("close store: %w", err)

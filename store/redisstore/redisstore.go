@@ -231,6 +231,14 @@ func redactURL(u string) string {
 }
 
 // Close closes the connections.
+// Ping sends PING to Redis.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.rdb.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("redis store: ping: %w", err)
+	}
+	return nil
+}
+
 func (s *Store) Close() error {
 	if err := s.rdb.Close(); err != nil {
 		return fmt.Errorf("close redis store: %w", err)
@@ -414,7 +422,7 @@ func (s *Store) runPipelined(ctx context.Context, script *redis.Script, keys []s
 	}
 	for _, c := range cmds[1:] {
 		if err := c.Err(); err != nil {
-			slog.Default().Warn("redis store: index not updated", "keys", keys, "err", err)
+			slog.Default().WarnContext(ctx, "redis store: index not updated", "keys", keys, "err", err)
 		}
 	}
 	return cmd, nil
@@ -901,7 +909,7 @@ func (s *Store) OwnerFiles(ctx context.Context, owner string, offset, limit int)
 		if !ok || f.Owner != owner {
 			total--
 			if err := s.rdb.ZRem(ctx, ownerKey(owner), slug).Err(); err != nil {
-				slog.Default().Warn("redis store: owner index not repaired", "slug", slug, "err", err)
+				slog.Default().WarnContext(ctx, "redis store: owner index not repaired", "slug", slug, "err", err)
 			}
 			continue
 		}

@@ -49,6 +49,7 @@ func Run(t *testing.T, open func(t *testing.T, clock store.Clock) store.Store) {
 		{"FileDelete", testFileDelete},
 		{"OwnerFiles", testOwnerFiles},
 		{"ExpiredFiles", testExpiredFiles},
+		{"Ping", testPing},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
