@@ -3,6 +3,7 @@
 //
 //	acestash serve [--config FILE]
 //	acestash account create --name NAME [--config FILE]
+//	acestash probe [URL]
 package main
 
 import (
@@ -35,6 +36,7 @@ func main() {
 const usage = `usage:
   acestash serve [--config FILE]
   acestash account create --name NAME [--config FILE]
+  acestash probe [URL]     exit 0 if URL (default http://127.0.0.1:8080/readyz) answers 200
 
 The configuration file may also be named by ACESTASH_CONFIG.`
 
@@ -47,6 +49,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return serveCmd(args[1:], stderr)
 	case len(args) >= 2 && args[0] == "account" && args[1] == "create":
 		return accountCreateCmd(args[2:], stdout, stderr)
+	case args[0] == "probe":
+		return probeCmd(args[1:], stdout)
 	case args[0] == "help" || args[0] == "-h" || args[0] == "--help":
 		fmt.Fprintln(stdout, usage)
 		return nil
