@@ -34,6 +34,8 @@ func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
 			r.Body = body
 		}
 		c.SetRequest(r)
+		out := &countingWriter{ResponseWriter: c.Response().Writer}
+		c.Response().Writer = out
 		c.Response().Header().Set(echo.HeaderXRequestID, id)
 		start := time.Now()
 		s.observer().Begin(routeKind(c.Path()))
@@ -45,14 +47,14 @@ func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
 		if route == "" {
 			route = "unmatched"
 		}
-		status, out := c.Response().Status, c.Response().Size
+		status := c.Response().Status
 		s.cfg.Log.LogAttrs(ctx, slog.LevelInfo, "request",
 			slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.String("route", route),
-			slog.Int("status", status), slog.Int64("bytes_in", body.n.Load()), slog.Int64("bytes_out", out),
+			slog.Int("status", status), slog.Int64("bytes_in", body.n.Load()), slog.Int64("bytes_out", out.n),
 			slog.Duration("duration", took), slog.String("remote", c.RealIP()))
 		s.observer().End(Request{
 			Dialect: dialectOf(route), Route: route, Kind: routeKind(c.Path()), Method: r.Method, Status: status,
-			In: body.n.Load(), Out: out, Took: took,
+			In: body.n.Load(), Out: out.n, Took: took,
 		})
 		return nil
 	}
@@ -69,6 +71,28 @@ func (b *countingBody) Read(p []byte) (int, error) {
 	b.n.Add(int64(n))
 	return n, err
 }
+
+// countingWriter counts the body bytes written, also those a download
+// hands to the connection with sendfile (io.ReaderFrom).
+type countingWriter struct {
+	http.ResponseWriter
+	n int64
+}
+
+func (w *countingWriter) Write(p []byte) (int, error) {
+	n, err := w.ResponseWriter.Write(p)
+	w.n += int64(n)
+	return n, err
+}
+
+func (w *countingWriter) ReadFrom(r io.Reader) (int64, error) {
+	n, err := io.Copy(w.ResponseWriter, r) // the server's writer does sendfile
+	w.n += n
+	return n, err
+}
+
+// Unwrap lets http.ResponseController reach the server's writer.
+func (w *countingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // Request is what a finished request did, as the metrics see it: no slugs
 // or keys, only bounded labels.

@@ -324,18 +324,23 @@ func (a *app) reapLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		n, err := a.chunks.Reap(ctx, a.cfg.Limits.SessionIdle)
-		a.metrics.Reaped(n)
-		if err != nil {
-			a.log.Warn("reap idle uploads", "err", err)
-		} else if n > 0 {
-			a.log.Info("abandoned idle uploads", "count", n)
-		}
-		n, err = a.chunks.Expire(ctx)
-		if err != nil {
-			a.log.Warn("remove expired files", "err", err)
-		} else if n > 0 {
-			a.log.Info("removed expired files", "count", n)
-		}
+		a.reap(ctx)
+	}
+}
+
+// reap abandons idle uploads and removes expired files once.
+func (a *app) reap(ctx context.Context) {
+	n, err := a.chunks.Reap(ctx, a.cfg.Limits.SessionIdle)
+	a.metrics.Reaped(n)
+	if err != nil {
+		a.log.Warn("reap idle uploads", "err", err)
+	} else if n > 0 {
+		a.log.Info("abandoned idle uploads", "count", n)
+	}
+	n, err = a.chunks.Expire(ctx)
+	if err != nil {
+		a.log.Warn("remove expired files", "err", err)
+	} else if n > 0 {
+		a.log.Info("removed expired files", "count", n)
 	}
 }
