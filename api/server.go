@@ -44,6 +44,9 @@ type Config struct {
 	// Ready says why the node cannot take uploads now, or nil; GET /readyz
 	// asks it.
 	Ready func(ctx context.Context) error
+	// AdminToken turns on the admin API under /api/admin/ and is the
+	// bearer token it demands; empty leaves it off.
+	AdminToken string
 }
 
 // Raw configures Mirage's storage service: POST /upload, GET /uploads/<id>.
@@ -74,6 +77,7 @@ func New(cfg Config) http.Handler {
 	s.downloads(s.group(e, "/m", plain))
 	s.mirage(e)
 	s.ops(e)
+	s.admin(s.group(e, "/api/admin", adminDialect))
 	return e
 }
 

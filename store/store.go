@@ -43,6 +43,8 @@ type Account struct {
 	MaxMirrors     int      `json:"max_mirrors,omitempty"`     // 0 means no account limit
 	MaxFileSize    int64    `json:"max_file_size,omitempty"`   // 0 means the server limit
 	Rooms          []string `json:"rooms,omitempty"`           // Rocket.Chat rooms; empty allows all
+	QuotaBytes     int64    `json:"quota_bytes,omitempty"`     // most bytes of files stored; 0 means no limit
+	QuotaFiles     int64    `json:"quota_files,omitempty"`     // most files stored; 0 means no limit
 }
 
 // HashToken returns the form in which an API token is stored. Tokens are

@@ -10,8 +10,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"regexp"
-	"strings"
 	"time"
 
 	"github.com/acestash/acestash/api"
@@ -22,7 +20,6 @@ import (
 	"github.com/acestash/acestash/mirrors/fsmirror"
 	"github.com/acestash/acestash/mirrors/s3mirror"
 	"github.com/acestash/acestash/reqid"
-	"github.com/acestash/acestash/slug"
 	"github.com/acestash/acestash/store"
 	"github.com/acestash/acestash/store/boltstore"
 	"github.com/acestash/acestash/store/redisstore"
@@ -136,6 +133,7 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, clock store.Clock
 		MetricsHandler: met.Handler(),
 		MetricsToken:   cfg.MetricsToken,
 		Ready:          a.ready,
+		AdminToken:     cfg.AdminToken,
 	})
 	return a, nil
 }
@@ -151,6 +149,7 @@ func (a *app) seedAccounts(ctx context.Context) error {
 			UserID: ac.UserID, Username: ac.Username, DisplayName: ac.DisplayName,
 			Mirrors: ac.Mirrors, DefaultMirrors: ac.DefaultMirrors,
 			MaxMirrors: ac.MaxMirrors, MaxFileSize: ac.MaxFileSize, Rooms: ac.Rooms,
+			QuotaBytes: ac.QuotaBytes, QuotaFiles: ac.QuotaFiles,
 		}
 		old, err := a.store.Account(ctx, ac.APIKey)
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
@@ -159,7 +158,7 @@ func (a *app) seedAccounts(ctx context.Context) error {
 		if acct.UserID == "" {
 			acct.UserID = old.UserID // generated once, then kept
 		}
-		if err := completeIdentity(&acct); err != nil {
+		if err := acct.CompleteIdentity(); err != nil {
 			return err
 		}
 		if err := a.store.PutAccount(ctx, acct); err != nil {
@@ -226,45 +225,14 @@ func (a *app) anonymous(ctx context.Context) (string, error) {
 // createAccount makes an account with fresh credentials and returns it and
 // its token (which the store keeps only hashed).
 func createAccount(ctx context.Context, st store.Store, name string) (store.Account, string, error) {
-	key, err := slug.Hex(16)
+	acct, token, err := store.NewAccount(name)
 	if err != nil {
-		return store.Account{}, "", err
-	}
-	token, err := slug.Hex(16)
-	if err != nil {
-		return store.Account{}, "", err
-	}
-	acct := store.Account{Name: name, APIKey: key, TokenHash: store.HashToken(token)}
-	if err := completeIdentity(&acct); err != nil {
 		return store.Account{}, "", err
 	}
 	if err := st.PutAccount(ctx, acct); err != nil {
 		return store.Account{}, "", fmt.Errorf("create account: %w", err)
 	}
 	return acct, token, nil
-}
-
-var notUsername = regexp.MustCompile(`[^a-z0-9._-]+`)
-
-// completeIdentity fills in the chat identity an account lacks.
-func completeIdentity(a *store.Account) error {
-	if a.UserID == "" {
-		id, err := slug.ID()
-		if err != nil {
-			return err
-		}
-		a.UserID = id
-	}
-	if a.Username == "" {
-		a.Username = strings.Trim(notUsername.ReplaceAllString(strings.ToLower(a.Name), "-"), "-")
-		if a.Username == "" {
-			a.Username = "user"
-		}
-	}
-	if a.DisplayName == "" {
-		a.DisplayName = a.Name
-	}
-	return nil
 }
 
 // serve answers HTTP on ln until ctx ends, then shuts down gracefully: it

@@ -31,6 +31,8 @@ type Config struct {
 	MirrorTimeout  time.Duration `yaml:"mirror_timeout"`
 	HealthInterval time.Duration `yaml:"health_interval"`
 	LogLevel       string        `yaml:"log_level"`
+	// AdminToken turns the admin API on; it is the bearer token it demands.
+	AdminToken string `yaml:"admin_token"`
 	// MetricsToken, when set, is the bearer token GET /metrics demands.
 	MetricsToken string `yaml:"metrics_token"`
 	// ShutdownGrace is how long requests in flight may run after SIGTERM.
@@ -92,6 +94,8 @@ type AccountConfig struct {
 	MaxMirrors     int      `yaml:"max_mirrors"`
 	MaxFileSize    int64    `yaml:"max_file_size"`
 	Rooms          []string `yaml:"rooms"`
+	QuotaBytes     int64    `yaml:"quota_bytes"`
+	QuotaFiles     int64    `yaml:"quota_files"`
 }
 
 // Limits bound what clients may send.
@@ -128,10 +132,11 @@ func loadConfig(path string) (Config, error) {
 		}
 	}
 	for env, dst := range map[string]*string{
-		"ACESTASH_LISTEN":     &cfg.Listen,
-		"ACESTASH_PUBLIC_URL": &cfg.PublicURL,
-		"ACESTASH_DATA_DIR":   &cfg.DataDir,
-		"ACESTASH_REDIS_URL":  &cfg.RedisURL,
+		"ACESTASH_LISTEN":      &cfg.Listen,
+		"ACESTASH_PUBLIC_URL":  &cfg.PublicURL,
+		"ACESTASH_DATA_DIR":    &cfg.DataDir,
+		"ACESTASH_REDIS_URL":   &cfg.RedisURL,
+		"ACESTASH_ADMIN_TOKEN": &cfg.AdminToken,
 	} {
 		if v, ok := os.LookupEnv(env); ok {
 			*dst = v
@@ -244,6 +249,11 @@ func (c *Config) setDefaults() error {
 	for _, cidr := range c.Remote.AllowCIDRs {
 		if _, err := netip.ParsePrefix(cidr); err != nil {
 			return fmt.Errorf("config: remote.allow_cidrs: %w", err)
+		}
+	}
+	for i, a := range c.Accounts {
+		if a.QuotaBytes < 0 || a.QuotaFiles < 0 {
+			return fmt.Errorf("config: accounts[%d] (%s): quota_bytes and quota_files may not be negative", i, a.Name)
 		}
 	}
 	if c.Raw.MaxSize < 0 || c.Raw.TTL < 0 {

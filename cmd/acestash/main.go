@@ -4,6 +4,7 @@
 //	acestash serve [--config FILE]
 //	acestash account create --name NAME [--config FILE]
 //	acestash probe [URL]
+//	acestash files ls|info|rm …, acestash accounts ls|create|set|rotate-token|rm …
 package main
 
 import (
@@ -38,7 +39,9 @@ const usage = `usage:
   acestash account create --name NAME [--config FILE]
   acestash probe [URL]     exit 0 if URL (default http://127.0.0.1:8080/readyz) answers 200
 
-The configuration file may also be named by ACESTASH_CONFIG.`
+The configuration file may also be named by ACESTASH_CONFIG.
+
+` + adminUsage
 
 func run(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
@@ -49,6 +52,10 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return serveCmd(args[1:], stderr)
 	case len(args) >= 2 && args[0] == "account" && args[1] == "create":
 		return accountCreateCmd(args[2:], stdout, stderr)
+	case args[0] == "files":
+		return filesCmd(args[1:], stdout)
+	case args[0] == "accounts":
+		return accountsCmd(args[1:], stdout)
 	case args[0] == "probe":
 		return probeCmd(args[1:], stdout)
 	case args[0] == "help" || args[0] == "-h" || args[0] == "--help":
