@@ -128,3 +128,8 @@ func (s *timedStore) Ping(ctx context.Context) (err error) {
 }
 
 func (s *timedStore) Close() error { return s.st.Close() }
+
+func (s *timedStore) Usage(ctx context.Context, owner string) (_ store.Usage, err error) {
+	defer func(t time.Time) { s.observe("usage", t, err) }(time.Now())
+	return s.st.Usage(ctx, owner)
+}

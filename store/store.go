@@ -130,6 +130,12 @@ type File struct {
 	Expires      time.Time `json:"expires,omitzero"` // zero keeps the file forever
 }
 
+// Usage is what an account's active files take.
+type Usage struct {
+	Bytes int64 `json:"bytes"`
+	Files int64 `json:"files"`
+}
+
 // Store is safe for concurrent use by many goroutines and, for shared
 // backends, by many processes. Reads of a missing record return an error
 // wrapping ErrNotFound.
@@ -187,6 +193,10 @@ type Store interface {
 	// after skipping offset of them, and how many the owner has in all.
 	// Removed files are included with their status; DeleteFile drops one.
 	OwnerFiles(ctx context.Context, owner string, offset, limit int) ([]File, int, error)
+	// Usage returns what the owner's active files take. The counters move
+	// with CreateFile, UpdateFile and DeleteFile: a file counts while its
+	// status is active.
+	Usage(ctx context.Context, owner string) (Usage, error)
 	// ExpiredFiles returns up to limit active files whose Expires is before t.
 	ExpiredFiles(ctx context.Context, t time.Time, limit int) ([]File, error)
 

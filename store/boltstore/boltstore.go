@@ -28,6 +28,7 @@ const (
 	bucketAliases  = "aliases"  // alias -> slug
 	bucketExpiry   = "expiry"   // timeKey(Expires) + slug, active files with an Expires
 	bucketOwners   = "owners"   // one bucket per owner: timeKey(Created) + slug
+	bucketUsage    = "usage"    // ownerName(owner) -> store.Usage JSON of its active files
 )
 
 // purgeBatch is how many lapsed sessions CreateSession removes at most.
@@ -53,23 +54,32 @@ func Open(path string, clock store.Clock) (*Store, error) {
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
 		indexed := tx.Bucket([]byte(bucketOwners)) != nil
+		counted := tx.Bucket([]byte(bucketUsage)) != nil
 		for _, name := range []string{bucketAccounts, bucketUsers, bucketSessions, bucketIdle,
-			bucketLapses, bucketFiles, bucketAliases, bucketExpiry, bucketOwners} {
+			bucketLapses, bucketFiles, bucketAliases, bucketExpiry, bucketOwners, bucketUsage} {
 			if _, err := tx.CreateBucketIfNotExists([]byte(name)); err != nil {
 				return fmt.Errorf("bucket %s: %w", name, err)
 			}
 		}
-		if !indexed {
-			// A store written before the owner index existed.
-			return bucket(tx, bucketFiles).ForEach(func(k, v []byte) error {
-				f, err := get[store.File](bucket(tx, bucketFiles), string(k), "file")
-				if err != nil {
+		if indexed && counted {
+			return nil
+		}
+		// A store written before the owner index or the usage counters.
+		return bucket(tx, bucketFiles).ForEach(func(k, v []byte) error {
+			f, err := get[store.File](bucket(tx, bucketFiles), string(k), "file")
+			if err != nil {
+				return err
+			}
+			if !indexed {
+				if err := indexOwner(tx, f); err != nil {
 					return err
 				}
-				return indexOwner(tx, f)
-			})
-		}
-		return nil
+			}
+			if !counted {
+				return count(tx, f, 1)
+			}
+			return nil
+		})
 	})
 	if err != nil {
 		db.Close()
@@ -78,7 +88,6 @@ func Open(path string, clock store.Clock) (*Store, error) {
 	return &Store{db: db, clock: clock}, nil
 }
 
-// Close closes the file.
 // Ping opens and ends a read transaction: it fails once the store is
 // closed.
 func (s *Store) Ping(ctx context.Context) error {
@@ -88,6 +97,7 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
+// Close closes the file.
 func (s *Store) Close() error {
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("close store: %w", err)
@@ -470,6 +480,9 @@ func (s *Store) CreateFile(ctx context.Context, f store.File) (store.File, error
 		if err := indexOwner(tx, f); err != nil {
 			return fmt.Errorf("create file: %w", err)
 		}
+		if err := count(tx, f, 1); err != nil {
+			return fmt.Errorf("create file: %w", err)
+		}
 		if expiring(f) {
 			if err := bucket(tx, bucketExpiry).Put(timeKey(f.Expires, f.Slug), nil); err != nil {
 				return fmt.Errorf("create file: %w", err)
@@ -567,6 +580,12 @@ func (s *Store) UpdateFile(ctx context.Context, f store.File) error {
 				return fmt.Errorf("update file: %w", err)
 			}
 		}
+		if err := count(tx, old, -1); err != nil {
+			return fmt.Errorf("update file: %w", err)
+		}
+		if err := count(tx, f, 1); err != nil {
+			return fmt.Errorf("update file: %w", err)
+		}
 		if expiring(f) {
 			if err := expiry.Put(timeKey(f.Expires, f.Slug), nil); err != nil {
 				return fmt.Errorf("update file: %w", err)
@@ -603,11 +622,46 @@ func (s *Store) DeleteFile(ctx context.Context, slug string) error {
 		if err := unindexOwner(tx, old); err != nil {
 			return fmt.Errorf("delete file: %w", err)
 		}
+		if err := count(tx, old, -1); err != nil {
+			return fmt.Errorf("delete file: %w", err)
+		}
 		if err := files.Delete([]byte(slug)); err != nil {
 			return fmt.Errorf("delete file: %w", err)
 		}
 		return nil
 	})
+}
+
+// count adds an active file to its owner's usage (sign 1) or takes it
+// away (sign -1); other files are not counted.
+func count(tx *bolt.Tx, f store.File, sign int64) error {
+	if f.Status != store.StatusActive {
+		return nil
+	}
+	b, key := bucket(tx, bucketUsage), string(ownerName(f.Owner))
+	u, err := get[store.Usage](b, key, "usage")
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	u.Bytes += sign * f.Size
+	u.Files += sign
+	if u.Files <= 0 {
+		return b.Delete([]byte(key))
+	}
+	return put(b, key, u)
+}
+
+// Usage returns what the owner's active files take.
+func (s *Store) Usage(ctx context.Context, owner string) (store.Usage, error) {
+	var u store.Usage
+	err := s.view(ctx, func(tx *bolt.Tx) (err error) {
+		u, err = get[store.Usage](bucket(tx, bucketUsage), string(ownerName(owner)), "usage")
+		if errors.Is(err, store.ErrNotFound) {
+			u, err = store.Usage{}, nil
+		}
+		return err
+	})
+	return u, err
 }
 
 // ownerName names an owner's index bucket; bolt refuses an empty name.

@@ -56,8 +56,33 @@ func fileKey(slug string) string         { return "acestash:{f:" + slug + "}:fil
 func aliasKey(alias string) string       { return "acestash:{a:" + alias + "}:alias" }
 func ownerKey(owner string) string       { return "acestash:{o:" + owner + "}:files" }
 
+// usageKeys are an owner's usage counters (a hash of bytes and files) and
+// the sizes of the files they count (a hash of slug to size), which makes
+// counting a file twice, or taking it away twice, impossible.
+func usageKeys(owner string) []string {
+	return []string{"acestash:{o:" + owner + "}:counted", "acestash:{o:" + owner + "}:usage"}
+}
+
 // Scripts. Each touches the keys of one hash slot.
 var (
+	// countScript counts the file ARGV[1] of ARGV[2] bytes in its owner's
+	// usage, unless it is counted already.
+	countScript = redis.NewScript(`
+if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 1 then
+  redis.call('HINCRBY', KEYS[2], 'bytes', ARGV[2])
+  redis.call('HINCRBY', KEYS[2], 'files', 1)
+end
+return 0`)
+	// uncountScript takes the file ARGV[1] out of its owner's usage, if
+	// it is counted.
+	uncountScript = redis.NewScript(`
+local size = redis.call('HGET', KEYS[1], ARGV[1])
+if size then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+  redis.call('HINCRBY', KEYS[2], 'bytes', -tonumber(size))
+  redis.call('HINCRBY', KEYS[2], 'files', -1)
+end
+return 0`)
 	// putAccount: KEYS accounts, users; ARGV api key, user id, JSON.
 	putAccountScript = redis.NewScript(`
 local old = redis.call('HGET', KEYS[1], ARGV[1])
@@ -714,7 +739,8 @@ func (s *Store) CreateFile(ctx context.Context, f store.File) (store.File, error
 		return fail(fmt.Errorf("create file %q: %w", f.Slug, err))
 	}
 	var set *redis.BoolCmd
-	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+	var cnt *redis.Cmd
+	s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		set = p.SetNX(ctx, fileKey(f.Slug), data, 0)
 		// Harmless if the slug is taken: OwnerFiles checks the record.
 		p.ZAdd(ctx, ownerKey(f.Owner), redis.Z{Score: score(f.Created), Member: f.Slug})
@@ -723,15 +749,78 @@ func (s *Store) CreateFile(ctx context.Context, f store.File) (store.File, error
 			// record and repairs the entry.
 			p.ZAdd(ctx, keyExpiry, redis.Z{Score: score(f.Expires), Member: f.Slug})
 		}
+		if f.Status == store.StatusActive {
+			// Undone below if the slug is taken.
+			cnt = countScript.EvalSha(ctx, p, usageKeys(f.Owner), f.Slug, f.Size)
+		}
 		return nil
 	})
-	if err != nil {
+	if err := set.Err(); err != nil {
 		return fail(fmt.Errorf("create file %q: %w", f.Slug, err))
 	}
 	if !set.Val() {
+		if cnt != nil && cnt.Err() == nil {
+			s.uncountTaken(ctx, f)
+		}
 		return fail(fmt.Errorf("file %q: %w", f.Slug, store.ErrExists))
 	}
+	if cnt != nil && cnt.Err() != nil {
+		// Not cached yet (NOSCRIPT), or the count failed: count again.
+		if err := countScript.Run(ctx, s.rdb, usageKeys(f.Owner), f.Slug, f.Size).Err(); err != nil {
+			slog.Default().WarnContext(ctx, "redis store: usage not counted", "slug", f.Slug, "owner", f.Owner, "err", err)
+		}
+	}
 	return f, nil
+}
+
+// uncountTaken undoes the count of f, whose slug turned out to be taken,
+// unless the file holding the slug is f's owner's active file (which its
+// own create counted).
+func (s *Store) uncountTaken(ctx context.Context, f store.File) {
+	ctx = context.WithoutCancel(ctx)
+	if other, err := s.File(ctx, f.Slug); err == nil && other.Owner == f.Owner && other.Status == store.StatusActive {
+		return
+	}
+	if err := uncountScript.Run(ctx, s.rdb, usageKeys(f.Owner), f.Slug).Err(); err != nil {
+		slog.Default().WarnContext(ctx, "redis store: usage not corrected", "slug", f.Slug, "owner", f.Owner, "err", err)
+	}
+}
+
+// recount moves a file's count from how old was to how f is: counted
+// while active, by owner and size.
+func (s *Store) recount(ctx context.Context, old, f store.File) error {
+	same := old.Owner == f.Owner && old.Size == f.Size && old.Status == f.Status
+	if same {
+		return nil
+	}
+	if old.Status == store.StatusActive {
+		if err := uncountScript.Run(ctx, s.rdb, usageKeys(old.Owner), old.Slug).Err(); err != nil {
+			return fmt.Errorf("usage of %q: %w", old.Owner, err)
+		}
+	}
+	if f.Status == store.StatusActive {
+		if err := countScript.Run(ctx, s.rdb, usageKeys(f.Owner), f.Slug, f.Size).Err(); err != nil {
+			return fmt.Errorf("usage of %q: %w", f.Owner, err)
+		}
+	}
+	return nil
+}
+
+// Usage returns what the owner's active files take.
+func (s *Store) Usage(ctx context.Context, owner string) (store.Usage, error) {
+	vals, err := s.rdb.HMGet(ctx, usageKeys(owner)[1], "bytes", "files").Result()
+	if err != nil {
+		return store.Usage{}, fmt.Errorf("usage of %q: %w", owner, err)
+	}
+	var u store.Usage
+	for i, dst := range []*int64{&u.Bytes, &u.Files} {
+		if v, ok := vals[i].(string); ok {
+			if *dst, err = strconv.ParseInt(v, 10, 64); err != nil {
+				return store.Usage{}, fmt.Errorf("usage of %q: %w", owner, err)
+			}
+		}
+	}
+	return u, nil
 }
 
 // File returns the file with the slug.
@@ -836,6 +925,9 @@ func (s *Store) UpdateFile(ctx context.Context, f store.File) error {
 			return err
 		}
 	}
+	if err := s.recount(ctx, old, f); err != nil {
+		return fmt.Errorf("update file %q: %w", f.Slug, err)
+	}
 	if old.Owner != f.Owner || !old.Created.Equal(f.Created) {
 		_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 			p.ZRem(ctx, ownerKey(old.Owner), f.Slug)
@@ -866,10 +958,9 @@ func (s *Store) DeleteFile(ctx context.Context, slug string) error {
 			return err
 		}
 	}
-	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+	_, err = s.runPipelined(ctx, uncountScript, usageKeys(old.Owner), []any{slug}, func(p redis.Pipeliner) {
 		p.ZRem(ctx, keyExpiry, slug)
 		p.ZRem(ctx, ownerKey(old.Owner), slug)
-		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("unindex file %q: %w", slug, err)

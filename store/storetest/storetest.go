@@ -50,6 +50,8 @@ func Run(t *testing.T, open func(t *testing.T, clock store.Clock) store.Store) {
 		{"OwnerFiles", testOwnerFiles},
 		{"ExpiredFiles", testExpiredFiles},
 		{"Ping", testPing},
+		{"Usage", testUsage},
+		{"UsageConcurrent", testUsageConcurrent},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
