@@ -138,6 +138,9 @@ func (s *Service) MaxFileSize(a store.Account) int64 {
 // will have is drawn now, so publishing needs no further write to the
 // session.
 func (s *Service) Issue(ctx context.Context, a store.Account) (store.Session, error) {
+	if _, err := s.room(ctx, a); err != nil {
+		return store.Session{}, err
+	}
 	for range 3 {
 		key, err := slug.Hex(16)
 		if err != nil {
