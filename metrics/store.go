@@ -133,3 +133,23 @@ func (s *timedStore) Usage(ctx context.Context, owner string) (_ store.Usage, er
 	defer func(t time.Time) { s.observe("usage", t, err) }(time.Now())
 	return s.st.Usage(ctx, owner)
 }
+
+func (s *timedStore) AddDeliveries(ctx context.Context, ds []store.Delivery) (err error) {
+	defer func(t time.Time) { s.observe("add_deliveries", t, err) }(time.Now())
+	return s.st.AddDeliveries(ctx, ds)
+}
+
+func (s *timedStore) ClaimDeliveries(ctx context.Context, now, until time.Time, limit int) (_ []store.Delivery, err error) {
+	defer func(t time.Time) { s.observe("claim_deliveries", t, err) }(time.Now())
+	return s.st.ClaimDeliveries(ctx, now, until, limit)
+}
+
+func (s *timedStore) PutDelivery(ctx context.Context, d store.Delivery) (err error) {
+	defer func(t time.Time) { s.observe("put_delivery", t, err) }(time.Now())
+	return s.st.PutDelivery(ctx, d)
+}
+
+func (s *timedStore) DeleteDelivery(ctx context.Context, id string) (err error) {
+	defer func(t time.Time) { s.observe("delete_delivery", t, err) }(time.Now())
+	return s.st.DeleteDelivery(ctx, id)
+}

@@ -136,6 +136,17 @@ type Usage struct {
 	Files int64 `json:"files"`
 }
 
+// Delivery is one webhook event on its way to one receiver.
+type Delivery struct {
+	ID        string    `json:"id"` // unique key in the queue
+	URL       string    `json:"url"`
+	Event     string    `json:"event"` // the event's type
+	Body      []byte    `json:"body"`  // the event as JSON, signed when sent
+	Attempts  int       `json:"attempts"`
+	Due       time.Time `json:"due"` // when to try next
+	LastError string    `json:"last_error,omitempty"`
+}
+
 // Store is safe for concurrent use by many goroutines and, for shared
 // backends, by many processes. Reads of a missing record return an error
 // wrapping ErrNotFound.
@@ -199,6 +210,19 @@ type Store interface {
 	Usage(ctx context.Context, owner string) (Usage, error)
 	// ExpiredFiles returns up to limit active files whose Expires is before t.
 	ExpiredFiles(ctx context.Context, t time.Time, limit int) ([]File, error)
+
+	// AddDeliveries queues webhook deliveries under their IDs.
+	AddDeliveries(ctx context.Context, ds []Delivery) error
+	// ClaimDeliveries returns up to limit deliveries due at or before now,
+	// oldest first, and moves their Due to until, so that no caller, on
+	// any node, claims them again before then; the returned ones carry
+	// Due = until.
+	ClaimDeliveries(ctx context.Context, now, until time.Time, limit int) ([]Delivery, error)
+	// PutDelivery replaces the queued delivery with d.ID (an attempt and
+	// its next Due); ErrNotFound if it is gone.
+	PutDelivery(ctx context.Context, d Delivery) error
+	// DeleteDelivery removes a delivery; a missing one is not an error.
+	DeleteDelivery(ctx context.Context, id string) error
 
 	// Ping reports whether the store answers; readiness probes call it.
 	Ping(ctx context.Context) error

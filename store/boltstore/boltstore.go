@@ -19,16 +19,18 @@ import (
 // Bucket names. Index buckets hold keys only; their keys start with a
 // timeKey so that a cursor walks them in time order.
 const (
-	bucketAccounts = "accounts" // api key -> Account JSON
-	bucketUsers    = "users"    // user id -> api key
-	bucketSessions = "sessions" // upload key -> Session JSON
-	bucketIdle     = "idle"     // timeKey(Updated) + upload key, started sessions only
-	bucketLapses   = "lapses"   // timeKey(Expires) + upload key, unstarted sessions only
-	bucketFiles    = "files"    // slug -> File JSON; its sequence numbers file IDs
-	bucketAliases  = "aliases"  // alias -> slug
-	bucketExpiry   = "expiry"   // timeKey(Expires) + slug, active files with an Expires
-	bucketOwners   = "owners"   // one bucket per owner: timeKey(Created) + slug
-	bucketUsage    = "usage"    // ownerName(owner) -> store.Usage JSON of its active files
+	bucketAccounts = "accounts"  // api key -> Account JSON
+	bucketUsers    = "users"     // user id -> api key
+	bucketSessions = "sessions"  // upload key -> Session JSON
+	bucketIdle     = "idle"      // timeKey(Updated) + upload key, started sessions only
+	bucketLapses   = "lapses"    // timeKey(Expires) + upload key, unstarted sessions only
+	bucketFiles    = "files"     // slug -> File JSON; its sequence numbers file IDs
+	bucketAliases  = "aliases"   // alias -> slug
+	bucketExpiry   = "expiry"    // timeKey(Expires) + slug, active files with an Expires
+	bucketOwners   = "owners"    // one bucket per owner: timeKey(Created) + slug
+	bucketUsage    = "usage"     // ownerName(owner) -> store.Usage JSON of its active files
+	bucketHooks    = "hooks"     // delivery id -> store.Delivery JSON
+	bucketHooksDue = "hooks-due" // timeKey(Due) + delivery id
 )
 
 // purgeBatch is how many lapsed sessions CreateSession removes at most.
@@ -56,7 +58,7 @@ func Open(path string, clock store.Clock) (*Store, error) {
 		indexed := tx.Bucket([]byte(bucketOwners)) != nil
 		counted := tx.Bucket([]byte(bucketUsage)) != nil
 		for _, name := range []string{bucketAccounts, bucketUsers, bucketSessions, bucketIdle,
-			bucketLapses, bucketFiles, bucketAliases, bucketExpiry, bucketOwners, bucketUsage} {
+			bucketLapses, bucketFiles, bucketAliases, bucketExpiry, bucketOwners, bucketUsage, bucketHooks, bucketHooksDue} {
 			if _, err := tx.CreateBucketIfNotExists([]byte(name)); err != nil {
 				return fmt.Errorf("bucket %s: %w", name, err)
 			}

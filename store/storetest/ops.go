@@ -2,8 +2,10 @@ package storetest
 
 import (
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/acestash/acestash/store"
 )
@@ -84,4 +86,95 @@ func testUsageConcurrent(t *testing.T, e *env) {
 		must(t, fmt.Sprintf("CreateFile %d", i), err)
 	}
 	e.wantUsage(t, "after concurrent creates", "carol", n*(n+1)/2, n)
+}
+
+// delivery is a queued webhook delivery due at due.
+func delivery(id string, due time.Time) store.Delivery {
+	return store.Delivery{ID: id, URL: "http://receiver.example/hook", Event: "file.completed",
+		Body: []byte(`{"id":"` + id + `"}`), Due: due}
+}
+
+func ids(ds []store.Delivery) []string {
+	var out []string
+	for _, d := range ds {
+		out = append(out, d.ID)
+	}
+	return out
+}
+
+// testDeliveries: deliveries are claimed once they are due, oldest first,
+// not again until the claim runs out, and are gone once deleted; a put
+// records an attempt.
+func testDeliveries(t *testing.T, e *env) {
+	t0 := e.clock.Now()
+	must(t, "AddDeliveries", e.s.AddDeliveries(e.ctx, []store.Delivery{
+		delivery("d2", t0.Add(time.Minute)), delivery("d1", t0), delivery("d3", t0.Add(2*time.Minute)),
+	}))
+	got, err := e.s.ClaimDeliveries(e.ctx, t0.Add(time.Minute), t0.Add(10*time.Minute), 10)
+	must(t, "ClaimDeliveries", err)
+	if !slices.Equal(ids(got), []string{"d1", "d2"}) {
+		t.Fatalf("claimed %v, want d1 and d2", ids(got))
+	}
+	if string(got[0].Body) != `{"id":"d1"}` || got[0].URL != "http://receiver.example/hook" || !got[0].Due.Equal(t0.Add(10*time.Minute)) {
+		t.Fatalf("claimed delivery %+v", got[0])
+	}
+	got, err = e.s.ClaimDeliveries(e.ctx, t0.Add(5*time.Minute), t0.Add(20*time.Minute), 10)
+	must(t, "ClaimDeliveries", err)
+	if !slices.Equal(ids(got), []string{"d3"}) {
+		t.Fatalf("claimed %v while d1 and d2 are claimed, want d3", ids(got))
+	}
+	d1 := delivery("d1", t0.Add(30*time.Minute))
+	d1.Attempts, d1.LastError = 1, "503 Service Unavailable"
+	must(t, "PutDelivery", e.s.PutDelivery(e.ctx, d1))
+	must(t, "DeleteDelivery", e.s.DeleteDelivery(e.ctx, "d2"))
+	must(t, "DeleteDelivery again", e.s.DeleteDelivery(e.ctx, "d2"))
+	wantErr(t, "PutDelivery of a deleted one", e.s.PutDelivery(e.ctx, delivery("d2", t0)), store.ErrNotFound)
+	got, err = e.s.ClaimDeliveries(e.ctx, t0.Add(25*time.Minute), t0.Add(40*time.Minute), 10)
+	must(t, "ClaimDeliveries", err)
+	if !slices.Equal(ids(got), []string{"d3"}) {
+		t.Fatalf("claimed %v at +25m, want d3 only", ids(got))
+	}
+	got, err = e.s.ClaimDeliveries(e.ctx, t0.Add(time.Hour), t0.Add(2*time.Hour), 1)
+	must(t, "ClaimDeliveries", err)
+	if !slices.Equal(ids(got), []string{"d1"}) || got[0].Attempts != 1 || got[0].LastError != "503 Service Unavailable" {
+		t.Fatalf("claimed %+v with limit 1, want d1 with its attempt", got)
+	}
+}
+
+// testDeliveriesClaimedOnce: callers claiming at once never get the same
+// delivery.
+func testDeliveriesClaimedOnce(t *testing.T, e *env) {
+	t0 := e.clock.Now()
+	var ds []store.Delivery
+	for i := range 30 {
+		ds = append(ds, delivery(fmt.Sprintf("q%02d", i), t0))
+	}
+	must(t, "AddDeliveries", e.s.AddDeliveries(e.ctx, ds))
+	var mu sync.Mutex
+	seen := map[string]int{}
+	var wg sync.WaitGroup
+	for range 6 {
+		wg.Go(func() {
+			for {
+				got, err := e.s.ClaimDeliveries(e.ctx, t0, t0.Add(time.Hour), 4)
+				if err != nil || len(got) == 0 {
+					return
+				}
+				mu.Lock()
+				for _, d := range got {
+					seen[d.ID]++
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if len(seen) != 30 {
+		t.Fatalf("%d of 30 deliveries claimed", len(seen))
+	}
+	for id, n := range seen {
+		if n != 1 {
+			t.Fatalf("delivery %s claimed %d times", id, n)
+		}
+	}
 }

@@ -52,6 +52,8 @@ func Run(t *testing.T, open func(t *testing.T, clock store.Clock) store.Store) {
 		{"Ping", testPing},
 		{"Usage", testUsage},
 		{"UsageConcurrent", testUsageConcurrent},
+		{"Deliveries", testDeliveries},
+		{"DeliveriesClaimedOnce", testDeliveriesClaimedOnce},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
