@@ -241,12 +241,18 @@ func (s *Server) fileInfo(c echo.Context) error {
 			out[sl] = map[string]string{"id": "null", "name": "null", "slug": "null", "size": "null", "url": "null", "status": "not found"}
 			continue
 		}
-		out[sl] = map[string]string{
-			"id": itoa(file.ID), "name": file.Name, "slug": file.Slug,
-			"size": itoa(file.Size), "url": s.fileURL(file.Slug), "status": file.Status,
-		}
+		out[sl] = FileInfo(s.cfg.PublicURL, file)
 	}
 	return success(c, out)
+}
+
+// FileInfo is a file as file/info shows it (and webhook events carry it):
+// every value a string.
+func FileInfo(publicURL string, f store.File) map[string]string {
+	return map[string]string{
+		"id": itoa(f.ID), "name": f.Name, "slug": f.Slug,
+		"size": itoa(f.Size), "url": publicURL + "/m/" + f.Slug, "status": f.Status,
+	}
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }

@@ -73,6 +73,7 @@ func (s *Service) Withdraw(ctx context.Context, slug, status string) (store.File
 	if err := s.cfg.Store.UpdateFile(ctx, f); err != nil {
 		return store.File{}, fmt.Errorf("chunks: withdraw %s: %w", slug, err)
 	}
+	s.notify(ctx, EventRemoved, f)
 	return f, s.deleteObjects(ctx, f, held)
 }
 

@@ -128,6 +128,7 @@ func (s *Service) publish(ctx context.Context, sess *store.Session, file store.F
 		}
 		created, err := s.cfg.Store.CreateFile(ctx, file)
 		if err == nil {
+			s.notify(ctx, EventCompleted, created)
 			return created, nil
 		}
 		if !errors.Is(err, store.ErrExists) {

@@ -23,6 +23,7 @@ import (
 	"github.com/acestash/acestash/store"
 	"github.com/acestash/acestash/store/boltstore"
 	"github.com/acestash/acestash/store/redisstore"
+	"github.com/acestash/acestash/webhooks"
 )
 
 // app is one acestash node: its store, mirrors and handlers.
@@ -35,6 +36,7 @@ type app struct {
 	health  *mirrors.Health
 	chunks  *chunks.Service
 	metrics *metrics.Metrics
+	hooks   *webhooks.Dispatcher // nil without webhooks
 	handler http.Handler
 }
 
@@ -96,6 +98,18 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, clock store.Clock
 	for _, e := range set.All() {
 		met.MirrorUp(e.ID, func() bool { return a.health.Err(e.ID) == nil })
 	}
+	var notify func(context.Context, string, store.File)
+	if len(cfg.Webhooks) > 0 {
+		var hooks []webhooks.Hook
+		for _, w := range cfg.Webhooks {
+			hooks = append(hooks, webhooks.Hook{URL: w.URL, Secret: w.Secret, Events: w.Events})
+		}
+		a.hooks = webhooks.New(webhooks.Config{
+			Hooks: hooks, Store: st, Log: log,
+			View: func(f store.File) any { return api.FileInfo(cfg.PublicURL, f) },
+		})
+		notify = a.hooks.Notify
+	}
 	a.chunks, err = chunks.New(chunks.Config{
 		Store: st, Mirrors: set, Clock: clock, Log: log,
 		SpoolDir:      spool,
@@ -108,6 +122,7 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, clock store.Clock
 		MirrorTimeout: cfg.MirrorTimeout,
 		Health:        a.health.Err,
 		Sniff:         api.Sniff,
+		Notify:        notify,
 	})
 	if err != nil {
 		return nil, err
@@ -243,6 +258,15 @@ func (a *app) serve(ctx context.Context, ln net.Listener) error {
 	defer cancel()
 	go a.health.Run(bg, a.cfg.HealthInterval)
 	go a.reapLoop(bg)
+	hooksDone := make(chan struct{})
+	go func() {
+		defer close(hooksDone)
+		if a.hooks != nil {
+			a.hooks.Run(bg)
+		}
+	}()
+	// Deliveries in progress record their outcome before the store closes.
+	defer func() { cancel(); <-hooksDone }()
 	// Requests live in their own context: the signal that ends ctx must
 	// not cut off a chunk that is still arriving.
 	reqs, cancelReqs := context.WithCancel(context.WithoutCancel(ctx))

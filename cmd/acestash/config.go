@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -38,11 +39,19 @@ type Config struct {
 	// ShutdownGrace is how long requests in flight may run after SIGTERM.
 	ShutdownGrace time.Duration `yaml:"shutdown_grace"`
 
+	Webhooks []WebhookConfig `yaml:"webhooks"`
 	Mirrors  []MirrorConfig  `yaml:"mirrors"`
 	Accounts []AccountConfig `yaml:"accounts"`
 	Limits   Limits          `yaml:"limits"`
 	Raw      RawConfig       `yaml:"raw"`
 	Remote   RemoteConfig    `yaml:"remote"`
+}
+
+// WebhookConfig is a receiver of events.
+type WebhookConfig struct {
+	URL    string   `yaml:"url"`
+	Secret string   `yaml:"secret"`
+	Events []string `yaml:"events"` // file.completed, file.removed; empty: both
 }
 
 // RawConfig is Mirage's storage service: POST /upload, GET /uploads/<id>.
@@ -258,6 +267,19 @@ func (c *Config) setDefaults() error {
 	}
 	if c.Raw.MaxSize < 0 || c.Raw.TTL < 0 {
 		return fmt.Errorf("config: raw.max_size and raw.ttl may not be negative")
+	}
+	for i, w := range c.Webhooks {
+		if u, err := url.Parse(w.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("config: webhooks[%d]: url %q is not an http or https URL", i, w.URL)
+		}
+		if w.Secret == "" {
+			return fmt.Errorf("config: webhooks[%d]: a secret is required (it signs every event)", i)
+		}
+		for _, e := range w.Events {
+			if e != chunks.EventCompleted && e != chunks.EventRemoved {
+				return fmt.Errorf("config: webhooks[%d]: event %q is not %s or %s", i, e, chunks.EventCompleted, chunks.EventRemoved)
+			}
+		}
 	}
 	if c.WriteQuorum < 0 {
 		return fmt.Errorf("config: write_quorum %d is negative", c.WriteQuorum)
