@@ -38,10 +38,10 @@ func waitReadyz(t *testing.T, base string, code int, want string) string {
 	}
 }
 
-// probe runs `acestash probe URL` and returns its error and output.
-func probe(t *testing.T, u string) (error, string) {
+// probe runs `acestash probe URL` and returns its output and error.
+func probe(t *testing.T, u string) (string, error) {
 	out, err := exec.Command(binary(t), "probe", u).CombinedOutput()
-	return err, string(out)
+	return string(out), err
 }
 
 // TestProbes runs acestash on Redis and three MinIO (write_quorum 2) as
@@ -55,13 +55,13 @@ func TestProbes(t *testing.T) {
 	}
 	p := startProc(t, cfg)
 	waitReadyz(t, p.URL, 200, "ready")
-	if err, out := probe(t, p.URL+"/readyz"); err != nil {
+	if out, err := probe(t, p.URL+"/readyz"); err != nil {
 		t.Fatalf("probe of a ready node: %v %s", err, out)
 	}
 
 	c.redis.Stop()
 	body := waitReadyz(t, p.URL, 503, "the store does not answer")
-	if err, out := probe(t, p.URL+"/readyz"); err == nil || !strings.Contains(out, "503") {
+	if out, err := probe(t, p.URL+"/readyz"); err == nil || !strings.Contains(out, "503") {
 		t.Fatalf("probe while Redis is down: %v %q", err, out)
 	}
 	if resp, err := http.Get(p.URL + "/healthz"); err != nil || resp.StatusCode != 200 {

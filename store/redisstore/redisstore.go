@@ -806,21 +806,63 @@ func (s *Store) recount(ctx context.Context, old, f store.File) error {
 	return nil
 }
 
-// Usage returns what the owner's active files take.
+// Usage returns what the owner's active files take. The first call for an
+// owner also counts files an older acestash stored before there were
+// counters (see countOld).
 func (s *Store) Usage(ctx context.Context, owner string) (store.Usage, error) {
-	vals, err := s.rdb.HMGet(ctx, usageKeys(owner)[1], "bytes", "files").Result()
-	if err != nil {
-		return store.Usage{}, fmt.Errorf("usage of %q: %w", owner, err)
+	for range 2 {
+		vals, err := s.rdb.HMGet(ctx, usageKeys(owner)[1], "bytes", "files", "complete").Result()
+		if err != nil {
+			return store.Usage{}, fmt.Errorf("usage of %q: %w", owner, err)
+		}
+		if vals[2] == nil {
+			if err := s.countOld(ctx, owner); err != nil {
+				return store.Usage{}, err
+			}
+			continue
+		}
+		var u store.Usage
+		for i, dst := range []*int64{&u.Bytes, &u.Files} {
+			if v, ok := vals[i].(string); ok {
+				if *dst, err = strconv.ParseInt(v, 10, 64); err != nil {
+					return store.Usage{}, fmt.Errorf("usage of %q: %w", owner, err)
+				}
+			}
+		}
+		return u, nil
 	}
-	var u store.Usage
-	for i, dst := range []*int64{&u.Bytes, &u.Files} {
-		if v, ok := vals[i].(string); ok {
-			if *dst, err = strconv.ParseInt(v, 10, 64); err != nil {
-				return store.Usage{}, fmt.Errorf("usage of %q: %w", owner, err)
+	return store.Usage{}, fmt.Errorf("usage of %q: not counted", owner)
+}
+
+// countOld counts every active file in the owner's index, then marks the
+// counters complete. countScript skips files counted already, so this is
+// safe to repeat and to run beside new writes; only a file deleted while
+// it runs may stay counted.
+func (s *Store) countOld(ctx context.Context, owner string) error {
+	slugs, err := s.rdb.ZRange(ctx, ownerKey(owner), 0, -1).Result()
+	if err != nil {
+		return fmt.Errorf("usage of %q: %w", owner, err)
+	}
+	for len(slugs) > 0 {
+		n := min(len(slugs), 500)
+		files, err := s.Files(ctx, slugs[:n])
+		if err != nil {
+			return fmt.Errorf("usage of %q: %w", owner, err)
+		}
+		slugs = slugs[n:]
+		for _, f := range files {
+			if f.Owner != owner || f.Status != store.StatusActive {
+				continue
+			}
+			if err := countScript.Run(ctx, s.rdb, usageKeys(owner), f.Slug, f.Size).Err(); err != nil {
+				return fmt.Errorf("usage of %q: %w", owner, err)
 			}
 		}
 	}
-	return u, nil
+	if err := s.rdb.HSet(ctx, usageKeys(owner)[1], "complete", 1).Err(); err != nil {
+		return fmt.Errorf("usage of %q: %w", owner, err)
+	}
+	return nil
 }
 
 // File returns the file with the slug.
