@@ -51,9 +51,9 @@ func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
 		s.cfg.Log.LogAttrs(ctx, slog.LevelInfo, "request",
 			slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.String("route", route),
 			slog.Int("status", status), slog.Int64("bytes_in", body.n.Load()), slog.Int64("bytes_out", out.n),
-			slog.Duration("duration", took), slog.String("remote", c.RealIP()))
+			slog.Duration("duration", took), slog.String("remote", r.RemoteAddr))
 		s.observer().End(Request{
-			Dialect: dialectOf(route), Route: route, Kind: routeKind(c.Path()), Method: r.Method, Status: status,
+			Dialect: dialectOf(route), Route: route, Kind: routeKind(c.Path()), Method: methodLabel(r.Method), Status: status,
 			In: body.n.Load(), Out: out.n, Took: took,
 		})
 		return nil
@@ -100,7 +100,7 @@ type Request struct {
 	Dialect string // mirrorace, rocketchat, mirage, pages, admin, ops, none
 	Route   string // the Echo route pattern
 	Kind    string // upload, download or "" for anything else
-	Method  string
+	Method  string // an HTTP method, or "other"
 	Status  int
 	In, Out int64 // body bytes read and written
 	Took    time.Duration
@@ -113,6 +113,17 @@ type Observer interface {
 	Begin(kind string)
 	End(r Request)
 	Fetched(result string)
+}
+
+// methodLabel is the method, or "other" for one HTTP does not define, so
+// that clients cannot grow the metrics' labels.
+func methodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return m
+	}
+	return "other"
 }
 
 // dialectOf names the dialect of a route pattern.

@@ -132,6 +132,7 @@ func TestGracefulStop(t *testing.T) {
 
 	ct, body := multipartBody(t, u.fields, "files[]", "f.bin", data[1<<20:])
 	pr, pw := io.Pipe()
+	t.Cleanup(func() { pw.CloseWithError(io.ErrUnexpectedEOF) }) // never leave the client waiting
 	req, _ := http.NewRequest(http.MethodPost, p.URL+"/api/v1/upload", pr)
 	req.ContentLength = int64(len(body))
 	req.Header.Set("Content-Type", ct)
@@ -193,4 +194,48 @@ func TestGracefulStop(t *testing.T) {
 		t.Fatalf("download after restart: %s, %d bytes, equal %v", resp.Status, len(got), bytes.Equal(got, data))
 	}
 	p.stop()
+}
+
+// TestGraceRunsOut: a request still running when shutdown_grace ends is
+// cut off, and the process exits saying so.
+func TestGraceRunsOut(t *testing.T) {
+	cfg := testConfig(t, embedded)
+	cfg.ShutdownGrace = time.Second
+	p := startProc(t, cfg)
+	u := newUpload(t, &testServer{URL: p.URL, cfg: cfg}, "1")
+	ct, body := multipartBody(t, u.fields, "files[]", "f.bin", testData(1000, 1))
+	pr, pw := io.Pipe()
+	t.Cleanup(func() { pw.CloseWithError(io.ErrUnexpectedEOF) }) // never leave the client waiting
+	req, _ := http.NewRequest(http.MethodPost, p.URL+"/api/v1/upload", pr)
+	req.ContentLength = int64(len(body))
+	req.Header.Set("Content-Type", ct)
+	done := make(chan error, 1)
+	go func() {
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		done <- err
+	}()
+	if _, err := pw.Write(body[:len(body)/2]); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for scrapeMetrics(t, p.URL, "").value("acestash_uploads_in_progress") != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the upload never showed as in progress")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	start := time.Now()
+	p.signal(syscall.SIGTERM)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	err := p.wait(ctx)
+	if took := time.Since(start); err == nil || took < time.Second || took > 10*time.Second {
+		t.Fatalf("exit %v after %v, want a failure after the 1s grace", err, took)
+	}
+	p.waitLine("requests still running after 1s")
+	pw.CloseWithError(io.ErrUnexpectedEOF) // the client gives up too
+	<-done
 }
