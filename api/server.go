@@ -34,6 +34,9 @@ type Config struct {
 	Remote *remote.Fetcher
 	// RemoteSlots is how many remote fetches this node runs at once.
 	RemoteSlots int
+	// Tus answers tus requests under /files/ (see package tus); nil turns
+	// the endpoint off.
+	Tus http.Handler
 }
 
 // Raw configures Mirage's storage service: POST /upload, GET /uploads/<id>.
@@ -63,6 +66,12 @@ func New(cfg Config) http.Handler {
 	s.rocketChat(s.group(e, "/api/v1/rooms.upload", rocket), e)
 	s.downloads(s.group(e, "/m", plain))
 	s.mirage(e)
+	if cfg.Tus != nil {
+		// tusd's handler writes its own errors, CORS headers and all.
+		h := echo.WrapHandler(cfg.Tus)
+		e.Any("/files", h)
+		e.Any("/files/*", h)
+	}
 	return e
 }
 

@@ -94,6 +94,15 @@ type Session struct {
 	Slug    string                    `json:"slug,omitempty"`    // reserved when publishing starts
 	Done    bool                      `json:"done,omitempty"`    // the file is published
 
+	// Meta is what the client said about a file sent as one stream (tus's
+	// Upload-Metadata), kept to be told back.
+	Meta map[string]string `json:"meta,omitempty"`
+	// Partial marks a stream upload that is to be joined into another
+	// file and is never published by itself; Joined lists, in order, the
+	// upload keys of the partial uploads a file was joined from.
+	Partial bool     `json:"partial,omitempty"`
+	Joined  []string `json:"joined,omitempty"`
+
 	// Lease names the request writing to the mirrors until LeaseUntil; no
 	// other request writes while it holds. Lease sets both.
 	Lease      string    `json:"lease,omitempty"`
