@@ -85,6 +85,9 @@ func New(cfg Config) (http.Handler, error) {
 		DisableDownload:         true, // files are read at /m/<slug>
 		Cors:                    &cors,
 		RespectForwardedHeaders: true,
+		// A request cut off still stores what it received; this bounds
+		// how long that may take.
+		GracefulRequestCompletionTimeout: time.Minute,
 		Logger:                  tusdLog(cfg.Log),
 	})
 	if err != nil {
@@ -221,6 +224,10 @@ func (w *writer) WriteHeader(code int) {
 		w.wrote = true
 		if code < 300 {
 			w.c.headers(w.Header())
+		}
+		// Upload-Expires is acestash's; tusd does not list it.
+		if ext := w.Header().Get("Tus-Extension"); ext != "" {
+			w.Header().Set("Tus-Extension", ext+",expiration")
 		}
 	}
 	w.ResponseWriter.WriteHeader(code)

@@ -421,7 +421,8 @@ func TestRefusals(t *testing.T) {
 	// Preflight from an allowed origin is answered; another origin is not.
 	resp, _ = e.do(0, http.MethodOptions, "/files/", map[string]string{"Origin": "https://app.example", "Authorization": ""}, nil)
 	if resp.StatusCode != 200 || resp.Header.Get("Access-Control-Allow-Origin") != "https://app.example" ||
-		!strings.Contains(resp.Header.Get("Access-Control-Allow-Headers"), "Authorization") {
+		!strings.Contains(resp.Header.Get("Access-Control-Allow-Headers"), "Authorization") ||
+		resp.Header.Get("Tus-Extension") != "creation,creation-with-upload,termination,concatenation,creation-defer-length,expiration" {
 		t.Fatalf("preflight: %s %v", resp.Status, resp.Header)
 	}
 	resp, _ = e.do(0, http.MethodOptions, "/files/", map[string]string{"Origin": "https://evil.example", "Authorization": ""}, nil)
