@@ -88,7 +88,7 @@ func New(cfg Config) (http.Handler, error) {
 		// A request cut off still stores what it received; this bounds
 		// how long that may take.
 		GracefulRequestCompletionTimeout: time.Minute,
-		Logger:                  tusdLog(cfg.Log),
+		Logger:                           tusdLog(cfg.Log),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("tus: %w", err)
