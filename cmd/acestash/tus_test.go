@@ -227,3 +227,46 @@ func incompleteUploads(t *testing.T, m MirrorConfig) int {
 	}
 	return n
 }
+
+// TestTusCORSConfig reads tus.cors_origins from a config file: listed
+// origins get CORS answers, others a 403; no key allows any origin.
+func TestTusCORSConfig(t *testing.T) {
+	preflight := func(srv *testServer, origin string) *http.Response {
+		req, _ := http.NewRequest(http.MethodOptions, srv.URL+"/files/", nil)
+		req.Header.Set("Origin", origin)
+		req.Header.Set("Access-Control-Request-Method", "POST")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	for _, c := range []struct {
+		yaml    string
+		origin  string
+		allowed bool
+	}{
+		{"tus:\n  cors_origins: [\"https://app.example.org\"]\n", "https://app.example.org", true},
+		{"tus:\n  cors_origins: [\"https://app.example.org\"]\n", "https://other.example.org", false},
+		{"tus:\n  cors_origins: []\n", "https://app.example.org", false},
+		{"{}\n", "https://any.example.org", true},
+	} {
+		path := filepath.Join(t.TempDir(), "acestash.yml")
+		if err := os.WriteFile(path, []byte(c.yaml), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		file, err := loadConfig(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := testConfig(t, embedded)
+		cfg.Tus = file.Tus
+		resp := preflight(start(t, cfg, nil), c.origin)
+		got := resp.StatusCode == http.StatusOK && resp.Header.Get("Access-Control-Allow-Origin") == c.origin
+		if got != c.allowed || !c.allowed && resp.StatusCode != http.StatusForbidden {
+			t.Errorf("%q, Origin %s: %s, Access-Control-Allow-Origin %q; want allowed %v",
+				c.yaml, c.origin, resp.Status, resp.Header.Get("Access-Control-Allow-Origin"), c.allowed)
+		}
+	}
+}
