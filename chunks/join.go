@@ -74,7 +74,7 @@ func (s *Service) Join(ctx context.Context, a store.Account, key, holder string,
 	}
 	for _, k := range parts {
 		if p, err := s.cfg.Store.Session(ctx, k); err == nil {
-			s.deleteObjects(context.WithoutCancel(ctx), p)
+			s.dropObjects(context.WithoutCancel(ctx), p)
 			if err := s.cfg.Store.DeleteSession(context.WithoutCancel(ctx), k); err != nil {
 				s.cfg.Log.Warn("delete joined partial upload", "upload_key", k, "err", err)
 			}

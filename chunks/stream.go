@@ -7,7 +7,6 @@ import (
 	"io"
 	"time"
 
-	"github.com/acestash/acestash/mirrors"
 	"github.com/acestash/acestash/slug"
 	"github.com/acestash/acestash/store"
 )
@@ -320,7 +319,7 @@ func (s *Service) Cancel(ctx context.Context, a store.Account, key, holder strin
 	ctx = context.WithoutCancel(ctx)
 	s.abortAll(ctx, sess.Uploads)
 	if sess.Done || sess.Uploads == nil && sess.Held > 0 {
-		s.deleteObjects(ctx, sess)
+		s.dropObjects(ctx, sess)
 	}
 	if err := s.cfg.Store.DeleteSession(ctx, key); err != nil {
 		return unavailable("cannot remove the upload", err)
@@ -328,13 +327,11 @@ func (s *Service) Cancel(ctx context.Context, a store.Account, key, holder strin
 	return nil
 }
 
-// deleteObjects removes the object of a session from its mirrors.
-func (s *Service) deleteObjects(ctx context.Context, sess store.Session) {
-	for _, id := range sess.Mirrors {
-		if e, ok := s.cfg.Mirrors.Get(id); ok {
-			if err := e.Mirror.Delete(ctx, sess.ObjectKey); err != nil && !errors.Is(err, mirrors.ErrNotFound) {
-				s.cfg.Log.Warn("delete unpublished object", "mirror", id, "key", sess.ObjectKey, "err", err)
-			}
-		}
+// dropObjects removes the object of an unpublished session from its
+// mirrors, logging what fails.
+func (s *Service) dropObjects(ctx context.Context, sess store.Session) {
+	f := store.File{Slug: sess.UploadKey, ObjectKey: sess.ObjectKey}
+	if err := s.deleteObjects(ctx, f, sess.Mirrors); err != nil {
+		s.cfg.Log.Warn("delete unpublished object", "upload_key", sess.UploadKey, "err", err)
 	}
 }
