@@ -123,7 +123,12 @@ func (u *upload) WriteChunk(ctx context.Context, offset int64, src io.Reader) (i
 	if !ok {
 		return 0, errUnavailable("the upload is not locked by this request; retry")
 	}
-	sess, err := u.d.cfg.Chunks.Append(ctx, u.a, u.sess.UploadKey, holder, offset, src)
+	var sess store.Session
+	err := u.call.keep(func() error {
+		var err error
+		sess, err = u.d.cfg.Chunks.Append(ctx, u.a, u.sess.UploadKey, holder, offset, src)
+		return err
+	})
 	n := max(sess.Held-offset, 0)
 	u.set(sess)
 	return n, tusError(u.d.cfg.Log, err)
@@ -140,7 +145,12 @@ func (u *upload) FinishUpload(ctx context.Context) error {
 		return nil
 	}
 	return u.d.locks.with(ctx, u.sess.UploadKey, func(holder string) error {
-		sess, err := u.d.cfg.Chunks.Finish(ctx, u.a, u.sess.UploadKey, holder)
+		var sess store.Session
+		err := u.call.keep(func() error {
+			var err error
+			sess, err = u.d.cfg.Chunks.Finish(ctx, u.a, u.sess.UploadKey, holder)
+			return err
+		})
 		u.set(sess)
 		return tusError(u.d.cfg.Log, err)
 	})
@@ -168,7 +178,12 @@ func (u *upload) ConcatUploads(ctx context.Context, partials []handler.Upload) e
 		keys[i] = p.(*upload).sess.UploadKey
 	}
 	return u.d.locks.with(ctx, u.sess.UploadKey, func(holder string) error {
-		sess, err := u.d.cfg.Chunks.Join(ctx, u.a, u.sess.UploadKey, holder, keys)
+		var sess store.Session
+		err := u.call.keep(func() error {
+			var err error
+			sess, err = u.d.cfg.Chunks.Join(ctx, u.a, u.sess.UploadKey, holder, keys)
+			return err
+		})
 		u.set(sess)
 		return tusError(u.d.cfg.Log, err)
 	})

@@ -160,6 +160,7 @@ func refuse(w http.ResponseWriter, r *http.Request, e handler.Error, allow strin
 type call struct {
 	account store.Account
 	public  string
+	res     *http.ResponseController
 
 	mu      sync.Mutex
 	slug    string    // set once the upload is a published file
@@ -189,6 +190,30 @@ func (c *call) saw(sess store.Session, idle time.Duration) {
 	}
 }
 
+// keep runs fn, which may outlast the write deadline tusd set when the
+// request began (publishing a large file, joining partial uploads), and
+// moves the deadline on while it runs so the answer can still be sent.
+func (c *call) keep(fn func() error) error {
+	if c.res == nil {
+		return fn()
+	}
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(30 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				c.res.SetWriteDeadline(time.Now().Add(2 * time.Minute))
+			}
+		}
+	}()
+	defer close(done)
+	return fn()
+}
+
 // headers adds acestash's headers to a response.
 func (c *call) headers(h http.Header) {
 	c.mu.Lock()
@@ -206,9 +231,11 @@ func (c *call) headers(h http.Header) {
 // response starts.
 func (t *endpoint) begin(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c := &call{public: t.cfg.PublicURL}
+		ww := &writer{ResponseWriter: w}
+		c := &call{public: t.cfg.PublicURL, res: http.NewResponseController(ww)}
+		ww.c = c
 		r = r.WithContext(context.WithValue(r.Context(), callKey{}, c))
-		next.ServeHTTP(&writer{ResponseWriter: w, c: c}, r)
+		next.ServeHTTP(ww, r)
 	})
 }
 
