@@ -210,8 +210,10 @@ func TestUploadAcrossNodes(t *testing.T) {
 	data := testBytes(13*mib+17, 1)
 	path := e.create(0, map[string]string{"Upload-Length": strconv.Itoa(len(data)),
 		"Upload-Metadata": meta("filename", "film.bin", "filetype", "video/mp4", "mirrors", "1, 2", "password", "secret")})
+	before := time.Now().Truncate(time.Second)
 	resp, _ := e.do(1, http.MethodHead, path, nil, nil)
-	if resp.Header.Get("Upload-Expires") == "" || resp.Header.Get(SlugHeader) != "" {
+	exp, err := http.ParseTime(resp.Header.Get("Upload-Expires"))
+	if err != nil || exp.Before(before.Add(time.Hour-time.Minute)) || exp.After(before.Add(time.Hour+time.Minute)) || resp.Header.Get(SlugHeader) != "" {
 		t.Fatalf("HEAD of an unfinished upload: Upload-Expires %q, %s %q", resp.Header.Get("Upload-Expires"), SlugHeader, resp.Header.Get(SlugHeader))
 	}
 	if m := resp.Header.Get("Upload-Metadata"); strings.Contains(m, "password") || !strings.Contains(m, "filename") {
