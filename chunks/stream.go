@@ -100,12 +100,43 @@ func owned(sess store.Session, err error, a store.Account) error {
 }
 
 // Hold gives the upload's lease to holder until the time until, or renews
-// it; while another holder's lease runs it fails with an error wrapping
-// store.ErrLeased, and on an upload that does not exist with one wrapping
-// store.ErrNotFound.
-func (s *Service) Hold(ctx context.Context, key, holder string, until time.Time) error {
-	_, err := s.cfg.Store.Lease(ctx, key, holder, until)
-	return err
+// it, and returns the session; while another holder's lease runs it fails
+// with an error wrapping store.ErrLeased, and on an upload that does not
+// exist with one wrapping store.ErrNotFound.
+func (s *Service) Hold(ctx context.Context, key, holder string, until time.Time) (store.Session, error) {
+	return s.cfg.Store.Lease(ctx, key, holder, until)
+}
+
+// Lease returns who holds the upload's lease and its LeaseWants.
+func (s *Service) Lease(ctx context.Context, key string) (holder string, wants int, err error) {
+	sess, err := s.cfg.Store.Session(ctx, key)
+	if err != nil {
+		return "", 0, err
+	}
+	if !s.cfg.Clock().Before(sess.LeaseUntil) {
+		return "", sess.LeaseWants, nil
+	}
+	return sess.Lease, sess.LeaseWants, nil
+}
+
+// Want asks whoever holds the upload's lease to let go, by counting one
+// more in its LeaseWants.
+func (s *Service) Want(ctx context.Context, key string) error {
+	for range 5 {
+		sess, err := s.cfg.Store.Session(ctx, key)
+		if err != nil {
+			return fmt.Errorf("chunks: want upload %s: %w", key, err)
+		}
+		if sess.Lease == "" {
+			return nil
+		}
+		sess.LeaseWants++
+		_, err = s.cfg.Store.UpdateSession(ctx, sess)
+		if !errors.Is(err, store.ErrConflict) {
+			return err
+		}
+	}
+	return fmt.Errorf("chunks: want upload %s: %w", key, store.ErrConflict)
 }
 
 // Release ends holder's lease on the upload, if holder still has it.
@@ -283,8 +314,8 @@ func (s *Service) complete(ctx context.Context, sess store.Session, holder strin
 }
 
 // saveHeld stores next, written under holder's lease over base. The
-// holder renewing its lease meanwhile is no conflict: the save is tried
-// again over the renewed session.
+// holder renewing its lease, or another request asking for it, is no
+// conflict: the save is tried again over the session as it is now.
 func (s *Service) saveHeld(ctx context.Context, base, next store.Session, holder string) (store.Session, error) {
 	for range 5 {
 		saved, err := s.cfg.Store.UpdateSession(ctx, next)
@@ -301,7 +332,7 @@ func (s *Service) saveHeld(ctx context.Context, base, next store.Session, holder
 		if cur.Lease != holder || cur.Held != base.Held || cur.Total != base.Total || cur.Done != base.Done {
 			return base, busy(store.ErrConflict)
 		}
-		next.Version, next.Lease, next.LeaseUntil = cur.Version, cur.Lease, cur.LeaseUntil
+		next.Version, next.Lease, next.LeaseUntil, next.LeaseWants = cur.Version, cur.Lease, cur.LeaseUntil, cur.LeaseWants
 	}
 	return base, busy(store.ErrConflict)
 }

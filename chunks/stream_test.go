@@ -29,7 +29,7 @@ func TestStreamQuorum(t *testing.T) {
 		t.Fatal(err)
 	}
 	const holder = "h1"
-	if err := e.svc.Hold(t.Context(), sess.UploadKey, holder, time.Now().Add(time.Minute)); err != nil {
+	if _, err := e.svc.Hold(t.Context(), sess.UploadKey, holder, time.Now().Add(time.Minute)); err != nil {
 		t.Fatal(err)
 	}
 	// Another holder may not write meanwhile.
@@ -81,7 +81,7 @@ func TestStreamReapPartial(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := e.svc.Hold(t.Context(), sess.UploadKey, "h", time.Now().Add(time.Minute)); err != nil {
+	if _, err := e.svc.Hold(t.Context(), sess.UploadKey, "h", time.Now().Add(time.Minute)); err != nil {
 		t.Fatal(err)
 	}
 	if sess, err = e.svc.Append(t.Context(), e.acct, sess.UploadKey, "h", 0, bytes.NewReader(body)); err != nil || !sess.Done {

@@ -107,6 +107,9 @@ type Session struct {
 	// other request writes while it holds. Lease sets both.
 	Lease      string    `json:"lease,omitempty"`
 	LeaseUntil time.Time `json:"lease_until,omitzero"`
+	// LeaseWants counts the requests that asked the lease's holders to let
+	// go; a holder that sees it grow ends its request.
+	LeaseWants int `json:"lease_wants,omitempty"`
 }
 
 // Status values of a File.

@@ -18,9 +18,9 @@ import (
 // upload's session, so a request on one node and a request on another
 // never write to one upload at once. A lock lasts ttl unless renewed, and
 // is renewed while its request runs; a node that dies holding one frees it
-// when it runs out. A request that wants a lock held on the same node asks
-// the holder to let go, as tusd's own lockers do; one held on another node
-// is waited for.
+// when it runs out. A request that wants a lock held elsewhere asks the
+// holder to let go, as tusd's own lockers do: on the same node directly,
+// on another through the store, where the holder looks every second.
 type locker struct {
 	chunks *chunks.Service
 	clock  store.Clock
@@ -68,21 +68,26 @@ type lock struct {
 	id      string
 	holder  string
 	release func() // asks the request holding the lock to end
+	wants   int    // the lease's LeaseWants when this lock last looked
 	stop    chan struct{}
 	done    chan struct{}
 }
 
-// Lock waits until the upload's lease is this lock's or ctx ends.
+// Lock waits until the upload's lease is this lock's or ctx ends. While it
+// waits it asks the holder to let go: through the locker on this node,
+// through the store (LeaseWants) on another.
 func (k *lock) Lock(ctx context.Context, requestRelease func()) error {
+	asked := false
 	for pause := 5 * time.Millisecond; ; pause = min(2*pause, 200*time.Millisecond) {
-		err := k.l.chunks.Hold(ctx, k.id, k.holder, k.l.clock().Add(k.l.ttl))
+		sess, err := k.l.chunks.Hold(ctx, k.id, k.holder, k.l.clock().Add(k.l.ttl))
 		switch {
 		case err == nil:
-			k.release, k.stop, k.done = requestRelease, make(chan struct{}), make(chan struct{})
+			k.release, k.wants = requestRelease, sess.LeaseWants
+			k.stop, k.done = make(chan struct{}), make(chan struct{})
 			k.l.mu.Lock()
 			k.l.held[k.id] = k
 			k.l.mu.Unlock()
-			go k.renew()
+			go k.watch()
 			return nil
 		case errors.Is(err, store.ErrNotFound):
 			return handler.ErrNotFound
@@ -91,10 +96,17 @@ func (k *lock) Lock(ctx context.Context, requestRelease func()) error {
 			return errUnavailable("cannot lock the upload; retry later")
 		}
 		k.l.mu.Lock()
-		if other, ok := k.l.held[k.id]; ok {
+		other, local := k.l.held[k.id]
+		if local {
 			other.release()
 		}
 		k.l.mu.Unlock()
+		if !local && !asked {
+			asked = true
+			if err := k.l.chunks.Want(ctx, k.id); err != nil && !errors.Is(err, store.ErrNotFound) {
+				k.l.log.Warn("tus: ask for upload lock", "id", k.id, "err", err)
+			}
+		}
 		t := time.NewTimer(pause)
 		select {
 		case <-t.C:
@@ -105,20 +117,36 @@ func (k *lock) Lock(ctx context.Context, requestRelease func()) error {
 	}
 }
 
-// renew keeps the lease until Unlock.
-func (k *lock) renew() {
+// watch renews the lease until Unlock, and ends the request holding it
+// when a request on another node asks for it.
+func (k *lock) watch() {
 	defer close(k.done)
-	t := time.NewTicker(k.l.ttl / 3)
+	t := time.NewTicker(min(time.Second, k.l.ttl/3))
 	defer t.Stop()
+	renewed := time.Now()
 	for {
 		select {
 		case <-k.stop:
 			return
 		case <-t.C:
 		}
-		err := k.l.chunks.Hold(context.Background(), k.id, k.holder, k.l.clock().Add(k.l.ttl))
-		if err != nil && !errors.Is(err, store.ErrNotFound) {
+		ctx := context.Background()
+		var wants int
+		var err error
+		if time.Since(renewed) >= k.l.ttl/3 {
+			var sess store.Session
+			sess, err = k.l.chunks.Hold(ctx, k.id, k.holder, k.l.clock().Add(k.l.ttl))
+			wants, renewed = sess.LeaseWants, time.Now()
+		} else {
+			_, wants, err = k.l.chunks.Lease(ctx, k.id)
+		}
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+		case err != nil:
 			k.l.log.Warn("tus: renew upload lock", "id", k.id, "err", err)
+		case wants > k.wants:
+			k.wants = wants
+			k.release()
 		}
 	}
 }

@@ -298,6 +298,47 @@ func TestInterrupted(t *testing.T) {
 	e.checkFile(last.Header.Get(SlugHeader), "cut.bin", data)
 }
 
+// TestStalledOtherNode leaves a PATCH hanging on one node, its client
+// silent, and asks the other node where the upload stands: the stalled
+// request is told to let go, keeps what it received, and the upload
+// resumes from there on the other node, long before the lock would run
+// out or the read time out.
+func TestStalledOtherNode(t *testing.T) {
+	e := newEnv(t, 2, store.Account{})
+	data := testBytes(3*mib, 6)
+	path := e.create(0, map[string]string{"Upload-Length": strconv.Itoa(len(data)), "Upload-Metadata": meta("filename", "stalled.bin")})
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	go func() {
+		req, _ := http.NewRequest(http.MethodPatch, e.nodes[0].URL+path, pr)
+		req.ContentLength = int64(len(data))
+		req.Header.Set("Tus-Resumable", "1.0.0")
+		req.Header.Set("Authorization", "Bearer "+key+":"+token)
+		req.Header.Set("Content-Type", "application/offset+octet-stream")
+		req.Header.Set("Upload-Offset", "0")
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	if _, err := pw.Write(data[:mib]); err != nil {
+		t.Fatal(err)
+	}
+	id := strings.TrimPrefix(path, "/files/")
+	for { // the PATCH holds the lock
+		if sess, err := e.store.Session(context.Background(), id); err != nil || sess.Lease != "" {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t0 := time.Now()
+	off := e.offset(1, path)
+	if d := time.Since(t0); d > 10*time.Second || off > mib {
+		t.Fatalf("HEAD on the other node took %v and says offset %d (of %d sent)", d, off, mib)
+	}
+	last := e.patch(1, path, off, data[off:])
+	e.checkFile(last.Header.Get(SlugHeader), "stalled.bin", data)
+}
+
 // TestTerminate aborts an upload: nothing is left on any mirror.
 func TestTerminate(t *testing.T) {
 	e := newEnv(t, 1, store.Account{})
@@ -437,8 +478,10 @@ func TestRefusals(t *testing.T) {
 	}
 }
 
-// TestLockShared holds an upload's lock on one node: the other node waits
-// for it, and gets it once it is let go.
+// TestLockShared locks one upload from two nodes: a lock held on one node
+// is renewed while held, so the other waits; the holder is asked to let go,
+// by the other node through the store and by a request on its own node
+// directly.
 func TestLockShared(t *testing.T) {
 	e := newEnv(t, 1, store.Account{})
 	path := e.create(0, map[string]string{"Upload-Length": "10"})
@@ -447,17 +490,21 @@ func TestLockShared(t *testing.T) {
 	for i := range nodes {
 		nodes[i] = &locker{chunks: e.svc, clock: time.Now, ttl: 300 * time.Millisecond, log: testLog(t), held: map[string]*lock{}}
 	}
+	// Held past several lease times: the holder renews it, and hears the
+	// other node ask.
+	var asks sync.Once
+	asked := make(chan struct{})
 	a, _ := nodes[0].NewLock(id)
-	if err := a.Lock(context.Background(), func() {}); err != nil {
+	if err := a.Lock(context.Background(), func() { asks.Do(func() { close(asked) }) }); err != nil {
 		t.Fatal(err)
 	}
-	// Held past several lease times: the holder renews it.
 	b, _ := nodes[1].NewLock(id)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	if err := b.Lock(ctx, func() {}); !errors.Is(err, handler.ErrLockTimeout) {
 		t.Fatalf("second node locked a held upload: %v", err)
 	}
+	<-asked
 	got := make(chan error, 1)
 	go func() { got <- b.Lock(context.Background(), func() {}) }()
 	a.Unlock()
@@ -465,22 +512,32 @@ func TestLockShared(t *testing.T) {
 		t.Fatalf("second node after Unlock: %v", err)
 	}
 	b.Unlock()
-	// A lock on one node asks the local holder to let go.
-	asked := make(chan struct{})
+
+	// A holder that lets go when asked: the other node gets the lock
+	// without waiting for it to run out.
 	c, _ := nodes[0].NewLock(id)
 	var once sync.Once
-	if err := c.Lock(context.Background(), func() { once.Do(func() { close(asked) }) }); err != nil {
+	if err := c.Lock(context.Background(), func() { once.Do(func() { go c.Unlock() }) }); err != nil {
 		t.Fatal(err)
 	}
-	d, _ := nodes[0].NewLock(id)
-	go func() { <-asked; c.Unlock() }()
+	d, _ := nodes[1].NewLock(id)
 	if err := d.Lock(context.Background(), func() {}); err != nil {
-		t.Fatalf("lock after asking the holder: %v", err)
+		t.Fatalf("lock from another node after asking the holder: %v", err)
 	}
 	d.Unlock()
-	if _, err := nodes[0].NewLock("missing"); err != nil {
+
+	// The same on one node.
+	var once2 sync.Once
+	f, _ := nodes[0].NewLock(id)
+	if err := f.Lock(context.Background(), func() { once2.Do(func() { go f.Unlock() }) }); err != nil {
 		t.Fatal(err)
 	}
+	g, _ := nodes[0].NewLock(id)
+	if err := g.Lock(context.Background(), func() {}); err != nil {
+		t.Fatalf("lock on the same node after asking the holder: %v", err)
+	}
+	g.Unlock()
+
 	m, _ := nodes[0].NewLock("missing")
 	if err := m.Lock(context.Background(), func() {}); !errors.Is(err, handler.ErrNotFound) {
 		t.Fatalf("lock of a missing upload: %v", err)

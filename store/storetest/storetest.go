@@ -250,6 +250,7 @@ func (e *env) fullSession(key string) store.Session {
 	s.Joined = []string{"p1-" + key, "p2-" + key}
 	s.Lease = "lease-" + key
 	s.LeaseUntil = e.clock.Now().Add(21 * time.Minute)
+	s.LeaseWants = 2
 	return s
 }
 
