@@ -31,9 +31,9 @@ bench: test-deps
 	go test -run '^$$' -bench . -benchtime 1x -timeout 60m ./cmd/acestash
 
 # test-deps installs the real servers and clients the tests start:
-# redis-server, nodejs and npm from Debian's packages, MinIO built from the
-# pinned module version, and tus-js-client from its committed lock file
-# (again whenever the lock file is newer than the install).
+# redis-server, nodejs, npm and chromium from Debian's packages, MinIO built
+# from the pinned module version, and tus-js-client and Uppy from their
+# committed lock file (again whenever it is newer than the install).
 test-deps:
 	@command -v redis-server >/dev/null 2>&1 || { \
 		echo "installing redis-server"; \
@@ -44,6 +44,9 @@ test-deps:
 	@{ command -v node && command -v npm; } >/dev/null 2>&1 || { \
 		echo "installing nodejs and npm"; \
 		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq nodejs npm >/dev/null; }
+	@command -v chromium >/dev/null 2>&1 || { \
+		echo "installing chromium"; \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium >/dev/null; }
 	@[ $(TUSCLIENT)/node_modules/.package-lock.json -nt $(TUSCLIENT)/package-lock.json ] || { \
 		echo "installing tus-js-client (npm ci)"; \
 		cd $(TUSCLIENT) && npm ci --no-audit --no-fund --loglevel=error; }
