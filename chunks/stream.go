@@ -91,7 +91,7 @@ func owned(sess store.Session, err error, a store.Account) error {
 		return &Error{Kind: Invalid, Msg: "upload not found or expired", Err: ErrNoUpload}
 	case err != nil:
 		return unavailable("cannot read the upload", err)
-	case sess.APIKey != a.APIKey:
+	case sess.APIKey != a.APIKey || sess.CTracker != "": // another's, or a MirrorAce upload
 		return &Error{Kind: Invalid, Msg: "upload not found or expired", Err: ErrNoUpload}
 	}
 	return nil

@@ -100,3 +100,19 @@ func TestStreamReapPartial(t *testing.T) {
 		t.Fatalf("after reaping, the mirror holds %v", e.mem[0].Keys())
 	}
 }
+
+// TestStreamNotMirrorAce keeps the two kinds of upload apart: a MirrorAce
+// request cannot write to a stream upload.
+func TestStreamNotMirrorAce(t *testing.T) {
+	e := newEnv(t, 1, nil)
+	sess, err := e.svc.Create(t.Context(), StreamSpec{Account: e.acct, Size: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.svc.Chunk(t.Context(), ChunkRequest{Account: e.acct, UploadKey: sess.UploadKey, Mirrors: e.ids(), Body: bytes.NewReader(body10)})
+	if ce, ok := AsError(err); !ok || ce.Msg != "upload_key not found or expired; ask file/upload for a new one" {
+		t.Fatalf("MirrorAce chunk to a stream upload: %v", err)
+	}
+}
+
+var body10 = []byte("0123456789")

@@ -62,8 +62,8 @@ func (a Account) CheckToken(token string) bool {
 // advanced chunk by chunk until it completes.
 type Session struct {
 	UploadKey string    `json:"upload_key"`
-	CTracker  string    `json:"ctracker"`
-	APIKey    string    `json:"api_key"` // owner
+	CTracker  string    `json:"ctracker"` // empty for a stream upload (tus)
+	APIKey    string    `json:"api_key"`  // owner
 	Issued    time.Time `json:"issued"`
 	// Expires is when an upload key that never started an upload lapses.
 	Expires time.Time `json:"expires"`

@@ -461,6 +461,15 @@ func TestRefusals(t *testing.T) {
 	if resp.StatusCode != http.StatusNotFound {
 		t.Fatalf("HEAD of another account's upload: %s %s", resp.Status, body)
 	}
+	// A MirrorAce upload key is no tus upload.
+	acct, _ := e.store.Account(context.Background(), key)
+	ma, err := e.svc.Issue(context.Background(), acct)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp, _ := e.do(0, http.MethodHead, "/files/"+ma.UploadKey, nil, nil); resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("HEAD of a MirrorAce upload key: %s, want 404", resp.Status)
+	}
 	// Preflight from an allowed origin is answered; another origin is not.
 	resp, _ = e.do(0, http.MethodOptions, "/files/", map[string]string{"Origin": "https://app.example", "Authorization": ""}, nil)
 	if resp.StatusCode != 200 || resp.Header.Get("Access-Control-Allow-Origin") != "https://app.example" ||
