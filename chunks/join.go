@@ -59,7 +59,7 @@ func (s *Service) Join(ctx context.Context, a store.Account, key, holder string,
 	next.Uploads = nil // completed by whole
 	f, err := s.record(next)
 	if err == nil {
-		_, err = s.publish(context.WithoutCancel(ctx), &next, f, false)
+		_, err = s.publish(context.WithoutCancel(ctx), &next, f, true)
 	}
 	if err != nil {
 		s.undo(ctx, &next, w, true)

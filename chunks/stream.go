@@ -221,7 +221,8 @@ func (s *Service) complete(ctx context.Context, sess store.Session, holder strin
 		if err != nil {
 			return base, err
 		}
-		if _, err := s.publish(ctx, &sess, f, false); err != nil {
+		// A slug drawn again is stored at once, so a repeat finds the record.
+		if _, err := s.publish(ctx, &sess, f, true); err != nil {
 			return base, err
 		}
 	}
@@ -248,9 +249,10 @@ func (s *Service) Cancel(ctx context.Context, a store.Account, key, holder strin
 		return Errorf(Invalid, "the upload is finished: it is the file %s now", sess.Slug)
 	}
 	ctx = context.WithoutCancel(ctx)
-	s.abortAll(ctx, sess.Uploads)
 	if sess.Done || sess.Uploads == nil && sess.Held > 0 {
-		s.dropObjects(ctx, sess)
+		s.dropObjects(ctx, sess) // completed, or stored with one Put
+	} else {
+		s.abortAll(ctx, sess.Uploads)
 	}
 	if err := s.cfg.Store.DeleteSession(ctx, key); err != nil {
 		return unavailable("cannot remove the upload", err)
