@@ -269,7 +269,6 @@ async function upload(file, mirrors, password) {
       st = { upload_key: info.upload_key, cTracker: info.cTracker, chunk: Number(info.max_chunk_size), mirrors };
       localStorage.setItem(key, JSON.stringify(st));
     }
-    renderUnfinished();
     for (;;) {
       const end = Math.min(offset + st.chunk, file.size);
       const form = new FormData();
