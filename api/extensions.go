@@ -150,12 +150,13 @@ func (s *Server) uploadStatus(c echo.Context) error {
 	}
 	size := max(sess.Total, 0)
 	out := map[string]string{"name": sess.Name, "received": itoa(sess.Held), "size": itoa(size), "info": "continue"}
-	if sess.Done {
+	// The file's record, made under the session's slug, marks it finished.
+	if sess.Done || sess.Started && sess.Held == sess.Total && sess.Slug != "" {
 		f, err := s.cfg.Store.File(ctx, sess.Slug)
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			return unavailable("cannot read the finished file", err)
 		}
-		if err == nil {
+		if err == nil && f.UploadKey == sess.UploadKey {
 			out["info"], out["slug"], out["url"] = "complete", f.Slug, s.fileURL(f.Slug)
 		}
 	}
