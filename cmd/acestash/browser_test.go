@@ -152,26 +152,28 @@ func (b tab) download(sel string) []byte {
 	return nil
 }
 
-// uploadGate holds MirrorAce upload requests where the test wants them: the
-// first steps requests each wait for a release, and the request numbered
-// cut waits until its server stops.
+// uploadGate counts MirrorAce upload requests and holds some where the
+// test wants them: the first steps requests each wait for a release, and
+// the request numbered cut waits until the server stops.
 type uploadGate struct {
 	n       atomic.Int32
 	steps   int32
-	cut     int32
+	cut     atomic.Int32
 	arrived chan int32
 	release chan struct{}
 }
 
 func newGate(steps, cut int32) *uploadGate {
-	return &uploadGate{steps: steps, cut: cut, arrived: make(chan int32, 1), release: make(chan struct{})}
+	g := &uploadGate{steps: steps, arrived: make(chan int32, 1), release: make(chan struct{})}
+	g.cut.Store(cut)
+	return g
 }
 
 func (g *uploadGate) wrap(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodPost && r.URL.Path == "/api/v1/upload" {
 			i := g.n.Add(1)
-			if i <= g.steps || i == g.cut {
+			if i <= g.steps || i == g.cut.Load() {
 				g.arrived <- i
 				select {
 				case <-g.release:
@@ -185,22 +187,11 @@ func (g *uploadGate) wrap(h http.Handler) http.Handler {
 	})
 }
 
-// counter counts MirrorAce upload requests.
-type counter struct{ n atomic.Int32 }
-
-func (c *counter) wrap(h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodPost && r.URL.Path == "/api/v1/upload" {
-			c.n.Add(1)
-		}
-		h.ServeHTTP(w, r)
-	})
-}
-
 // TestBrowser drives the web page in headless Chromium: a wrong sign-in, a
 // sign-in, a 30 MiB upload in 1 MiB chunks that survives a restart of the
 // server, the download page and its download, a password upload downloaded
-// through the form, and a delete from "my files".
+// through the form, a delete from "my files", and an upload left mid-way
+// finished when the page is opened again.
 func TestBrowser(t *testing.T) {
 	cfg := testConfig(t, embedded)
 	cfg.Limits.MaxChunkSize = browserChunk
@@ -283,7 +274,7 @@ func TestBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatalf("listen again on %s: %v", addr, err)
 	}
-	var after counter
+	after := newGate(0, 0)
 	second := startOn(t, cfg, first.clock, ln, after.wrap)
 	b.do("the upload finishes", chromedp.WaitVisible(chromedp.CSS(`#queue a.file-link`)))
 	b.shot("upload-done")
@@ -353,8 +344,40 @@ func TestBrowser(t *testing.T) {
 		t.Fatalf("mirrors hold %d objects after the delete, want the password file's 2 copies", n)
 	}
 
+	// The page is left mid-upload (as when its tab is closed) and opened
+	// again: it lists the upload and, given the same file, sends only the
+	// chunks the server lacks.
+	eight := filepath.Join(t.TempDir(), "eight.bin")
+	eightData := testData(8*browserChunk, 8)
+	if err := os.WriteFile(eight, eightData, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	after.cut.Store(after.n.Load() + 4)
+	b.do("upload", chromedp.Navigate(url+"/"), chromedp.WaitVisible(chromedp.CSS(`#file-input`)),
+		chromedp.SetUploadFiles(chromedp.CSS(`#file-input`), []string{eight}))
+	<-after.arrived // its fourth chunk is on the way
+	b.do("leave the page and come back", chromedp.Navigate("about:blank"), chromedp.Navigate(url+"/"),
+		chromedp.WaitVisible(chromedp.CSS(`#unfinished-list li`)))
+	if got := b.text("#unfinished-list"); !strings.Contains(got, "eight.bin") {
+		t.Fatalf("unfinished uploads list %q", got)
+	}
+	b.shot("upload-unfinished")
+	sent := after.n.Load()
+	b.do("pick the file again", chromedp.SetUploadFiles(chromedp.CSS(`#file-input`), []string{eight}),
+		chromedp.WaitVisible(chromedp.CSS(`#queue a.file-link`)))
+	if n := after.n.Load() - sent; n != 5 {
+		t.Fatalf("the page sent %d chunks after coming back, want the 5 of 8 the server lacked", n)
+	}
+	resumed := eval[string](b, `document.querySelector('#queue a.file-link').href`)
+	if resp, body := fetch(t, resumed+"/download", nil); resp.StatusCode != 200 || !bytes.Equal(body, eightData) {
+		t.Fatalf("the resumed file downloads as %d bytes, want the %d sent", len(body), len(eightData))
+	}
+	if n := eval[int](b, `document.querySelectorAll('#unfinished-list li').length`); n != 0 {
+		t.Fatalf("%d uploads still listed as unfinished", n)
+	}
+
 	// A phone-sized screen, then sign out.
-	b.do("phone layout", chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile), chromedp.Reload(),
+	b.do("phone layout", chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile), chromedp.Navigate(url+"/#files"),
 		chromedp.WaitVisible(chromedp.CSS(`#file-rows tr`)))
 	b.shot("my-files-phone")
 	b.do("sign out", chromedp.EmulateReset(), chromedp.Click(chromedp.CSS(`#signout`)),
