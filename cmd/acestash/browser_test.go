@@ -18,6 +18,7 @@ import (
 
 	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 )
 
 // browserChunk is the max_chunk_size of the browser tests: a 30 MiB file
@@ -204,6 +205,14 @@ func TestBrowser(t *testing.T) {
 	gate := newGate(3, 12)
 	first := startOn(t, cfg, nil, ln, gate.wrap)
 	url := first.URL
+	// Mirror 3's directory goes away: the page must show it unhealthy.
+	if err := os.RemoveAll(cfg.Mirrors[2].Path); err != nil {
+		t.Fatal(err)
+	}
+	first.app.health.Check(context.Background())
+	if first.app.health.Err("3") == nil {
+		t.Fatal("mirror 3 is still healthy without its directory")
+	}
 
 	b := tab{t: t, ctx: chromium(t), dir: t.ArtifactDir()}
 	t.Logf("screenshots in %s", b.dir)
@@ -213,8 +222,7 @@ func TestBrowser(t *testing.T) {
 		chromedp.Navigate(url),
 		chromedp.WaitVisible(chromedp.CSS(`input[name="api_key"]`)),
 		chromedp.SendKeys(chromedp.CSS(`input[name="api_key"]`), testKey),
-		chromedp.SendKeys(chromedp.CSS(`input[name="api_token"]`), "not-the-token"),
-		chromedp.Click(chromedp.CSS(`#signin-form button[type="submit"]`)),
+		chromedp.SendKeys(chromedp.CSS(`input[name="api_token"]`), "not-the-token"+kb.Enter),
 	)
 	b.poll("the sign-in error shows", `document.getElementById('signin-error').textContent !== ''`)
 	if msg := b.text("#signin-error"); !strings.Contains(msg, "invalid api_key or api_token") {
@@ -236,6 +244,9 @@ func TestBrowser(t *testing.T) {
 	}
 	if eval[bool](b, `document.getElementById('mirror-3').disabled`) != true {
 		t.Fatal("mirror 3 is not allowed for the account but can be ticked")
+	}
+	if got := b.text(`label[for="mirror-3"]`); !strings.Contains(got, "unhealthy") {
+		t.Fatalf("mirror 3 without its directory shows as %q", got)
 	}
 	b.shot("upload-empty")
 
@@ -335,7 +346,8 @@ func TestBrowser(t *testing.T) {
 	}
 	b.shot("my-files")
 	del := fmt.Sprintf(`tr[data-slug="%s"] button`, slug)
-	b.do("delete the big file", chromedp.Click(chromedp.CSS(del)), chromedp.Click(chromedp.CSS(del)))
+	b.do("delete the big file with the keyboard", chromedp.Focus(chromedp.CSS(del)),
+		chromedp.KeyEvent(kb.Enter), chromedp.KeyEvent(kb.Enter))
 	b.poll("the row says removed", fmt.Sprintf(`document.querySelector('tr[data-slug="%s"] .status')?.textContent === 'user removed'`, slug))
 	if st := fileInfo(t, second, testKey, testToken, slug)["status"]; st != "user removed" {
 		t.Fatalf("file/info status %q after delete, want user removed", st)
