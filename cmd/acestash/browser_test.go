@@ -228,6 +228,9 @@ func TestBrowser(t *testing.T) {
 	if msg := b.text("#signin-error"); !strings.Contains(msg, "invalid api_key or api_token") {
 		t.Fatalf("wrong sign-in says %q", msg)
 	}
+	if eval[bool](b, `document.getElementById('nav').checkVisibility()`) {
+		t.Fatal("signed out, the page shows the signed-in navigation")
+	}
 	b.shot("signin-wrong")
 
 	// The right token: the upload page, with a cookie scripts cannot read.
