@@ -69,7 +69,7 @@ var assetTypes = map[string]string{
 func (s *Server) asset(c echo.Context) error {
 	name := c.Param("name")
 	typ, ok := assetTypes[path.Ext(name)]
-	if !ok || name == "index.html" {
+	if !ok {
 		return fail(http.StatusNotFound, "not found")
 	}
 	b, err := fs.ReadFile(webFiles, "web/"+name)
