@@ -95,10 +95,11 @@ func (s *Server) session(r *http.Request) (store.Account, string, error) {
 
 type sessionAccountKey struct{}
 
-// withSession is middleware for the MirrorAce routes: a request without
-// api_key and api_token in its query that carries a session cookie and its
-// CSRF token is made on behalf of the session's account. A cookie without
-// the right token counts for nothing.
+// withSession is middleware for the MirrorAce routes: a request with an
+// X-CSRF-Token header must carry a live session cookie that the token
+// belongs to, and when its form has no api_key and api_token it is made on
+// behalf of the session's account (see authenticate). A cookie without the
+// header counts for nothing.
 func (s *Server) withSession(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		r := c.Request()
