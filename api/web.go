@@ -7,7 +7,6 @@ import (
 	"path"
 
 	"github.com/labstack/echo/v4"
-
 )
 
 // The web page (README, "The web page"): static files embedded in the
