@@ -132,6 +132,7 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, clock store.Clock
 		Remote:      fetcher(cfg.Remote),
 		RemoteSlots: cfg.Remote.MaxConcurrent,
 		Tus:         tusHandler,
+		Health:      a.health.Err,
 	})
 	return a, nil
 }
