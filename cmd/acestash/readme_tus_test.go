@@ -101,23 +101,10 @@ func TestReadmeUppy(t *testing.T) {
 		t.Fatalf("Uppy is not installed; make test-deps installs it: %v", err)
 	}
 	data := testData(1<<20+3, 22)
-	var page string
-	site := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch r.URL.Path {
-		case "/":
-			w.Header().Set("Content-Type", "text/html; charset=utf-8")
-			w.Write([]byte(page))
-		case "/data.bin":
-			w.Write(data)
-		default:
-			http.ServeFile(w, r, filepath.Join(dist, filepath.Base(r.URL.Path)))
-		}
-	}))
-	defer site.Close()
 	// The snippet as written, then a file added and uploaded as a user
 	// would with the Dashboard.
-	page = replaceAll(t, readmeBlock(t, "html"),
-		"https://releases.transloadit.com/uppy/v4.18.3/", site.URL+"/",
+	page := replaceAll(t, readmeBlock(t, "html"),
+		"https://releases.transloadit.com/uppy/v4.18.3/", "/",
 		"https://files.example.org/files/", srv.URL+"/files/",
 		"<api_key>:<api_token>", testKey+":"+testToken,
 		"</script>", `
@@ -130,6 +117,18 @@ func TestReadmeUppy(t *testing.T) {
   uppy.upload()
 </script>
 <pre id="result">waiting</pre>`)
+	site := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/":
+			w.Header().Set("Content-Type", "text/html; charset=utf-8")
+			w.Write([]byte(page))
+		case "/data.bin":
+			w.Write(data)
+		default:
+			http.ServeFile(w, r, filepath.Join(dist, filepath.Base(r.URL.Path)))
+		}
+	}))
+	defer site.Close()
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "chromium", "--headless", "--no-sandbox", "--disable-gpu",
