@@ -2,8 +2,10 @@ package tus
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/acestash/acestash/store"
@@ -15,6 +17,7 @@ type call struct {
 	account store.Account
 	public  string
 	res     *http.ResponseController
+	ended   atomic.Bool // the request's context ended: read no more
 
 	mu      sync.Mutex
 	slug    string    // set once the upload is a published file
@@ -82,14 +85,20 @@ func (c *call) headers(h http.Header) {
 }
 
 // begin gives the request its call and writes acestash's headers when the
-// response starts.
+// response starts. When the request's context ends (the server shuts
+// down, or the client is gone) the body stops where it is, and what
+// arrived is kept.
 func (t *endpoint) begin(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ww := &writer{ResponseWriter: w}
 		c := &call{public: t.cfg.PublicURL, res: http.NewResponseController(ww)}
 		ww.c = c
-		r = r.WithContext(context.WithValue(r.Context(), callKey{}, c))
-		next.ServeHTTP(ww, r)
+		stop := context.AfterFunc(r.Context(), func() {
+			c.ended.Store(true)
+			c.res.SetReadDeadline(time.Now()) // a read in progress returns
+		})
+		defer stop()
+		next.ServeHTTP(ww, r.WithContext(context.WithValue(r.Context(), callKey{}, c)))
 	})
 }
 
@@ -123,3 +132,16 @@ func (w *writer) Write(b []byte) (int, error) {
 
 // Unwrap lets tusd set read deadlines on the connection.
 func (w *writer) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// body is a request body that ends where the request's context ended.
+type body struct {
+	r io.Reader
+	c *call
+}
+
+func (b body) Read(p []byte) (int, error) {
+	if b.c.ended.Load() {
+		return 0, io.EOF
+	}
+	return b.r.Read(p)
+}

@@ -126,7 +126,7 @@ func (u *upload) WriteChunk(ctx context.Context, offset int64, src io.Reader) (i
 	var sess store.Session
 	err := u.call.keep(func() error {
 		var err error
-		sess, err = u.d.cfg.Chunks.Append(ctx, u.a, u.sess.UploadKey, holder, offset, src)
+		sess, err = u.d.cfg.Chunks.Append(ctx, u.a, u.sess.UploadKey, holder, offset, body{src, u.call})
 		return err
 	})
 	n := max(sess.Held-offset, 0)

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -15,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
@@ -269,4 +271,82 @@ func TestTusCORSConfig(t *testing.T) {
 				c.yaml, c.origin, resp.Status, resp.Header.Get("Access-Control-Allow-Origin"), c.allowed)
 		}
 	}
+}
+
+// TestTusShutdown stops a node while a PATCH is in flight, its client
+// still connected: the node ends the request at once, keeping what it
+// received, and the upload resumes on a node started again on the same
+// data, from the offset that one reports.
+func TestTusShutdown(t *testing.T) {
+	cfg := testConfig(t, embedded)
+	srv := start(t, cfg, nil)
+	data := testData(4<<20+9, 23)
+	auth := "Bearer " + testKey + ":" + testToken
+	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/files/", nil)
+	req.Header.Set("Tus-Resumable", "1.0.0")
+	req.Header.Set("Authorization", auth)
+	req.Header.Set("Upload-Length", strconv.Itoa(len(data)))
+	req.Header.Set("Upload-Metadata", "filename c2h1dGRvd24uYmlu") // shutdown.bin
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != http.StatusCreated {
+		t.Fatalf("POST: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	loc, _ := resp.Location()
+
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	go func() {
+		req, _ := http.NewRequest(http.MethodPatch, loc.String(), pr)
+		req.ContentLength = int64(len(data))
+		req.Header.Set("Tus-Resumable", "1.0.0")
+		req.Header.Set("Authorization", auth)
+		req.Header.Set("Content-Type", "application/offset+octet-stream")
+		req.Header.Set("Upload-Offset", "0")
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	if _, err := pw.Write(data[:2<<20]); err != nil {
+		t.Fatal(err)
+	}
+	id := strings.TrimPrefix(loc.Path, "/files/")
+	for { // the PATCH holds the lock
+		if sess, err := srv.app.store.Session(t.Context(), id); err != nil || sess.Lease != "" {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t0 := time.Now()
+	srv.stop()
+	if d := time.Since(t0); d > 10*time.Second {
+		t.Fatalf("the node took %v to stop with a PATCH in flight", d)
+	}
+
+	again := start(t, cfg, nil)
+	head, _ := http.NewRequest(http.MethodHead, again.URL+loc.Path, nil)
+	head.Header.Set("Tus-Resumable", "1.0.0")
+	head.Header.Set("Authorization", auth)
+	resp, err = http.DefaultClient.Do(head)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	off, err := strconv.Atoi(resp.Header.Get("Upload-Offset"))
+	if err != nil || off > 2<<20 {
+		t.Fatalf("HEAD after the restart: %s, Upload-Offset %q", resp.Status, resp.Header.Get("Upload-Offset"))
+	}
+	t.Logf("%d bytes sent before the node stopped; it kept %d", 2<<20, off)
+	patch, _ := http.NewRequest(http.MethodPatch, again.URL+loc.Path, bytes.NewReader(data[off:]))
+	patch.Header.Set("Tus-Resumable", "1.0.0")
+	patch.Header.Set("Authorization", auth)
+	patch.Header.Set("Content-Type", "application/offset+octet-stream")
+	patch.Header.Set("Upload-Offset", strconv.Itoa(off))
+	resp, err = http.DefaultClient.Do(patch)
+	if err != nil || resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("PATCH after the restart: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	slug := resp.Header.Get("Acestash-Slug")
+	checkTus(t, again, tusResult{Slug: slug, Page: again.URL + "/m/" + slug}, "shutdown.bin", data, "1", "2")
 }
