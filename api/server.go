@@ -34,6 +34,9 @@ type Config struct {
 	Remote *remote.Fetcher
 	// RemoteSlots is how many remote fetches this node runs at once.
 	RemoteSlots int
+	// Tus answers tus requests under /files/ (see package tus); nil turns
+	// the endpoint off.
+	Tus http.Handler
 	// Health says why a mirror failed its last check, or nil; nil Health
 	// calls every mirror healthy.
 	Health func(id string) error
@@ -65,6 +68,12 @@ func New(cfg Config) http.Handler {
 	s.rocketChat(s.group(e, "/api/v1/rooms.upload", rocket), e)
 	s.downloads(s.group(e, "/m", plain))
 	s.mirage(e)
+	if cfg.Tus != nil {
+		// tusd's handler writes its own errors, CORS headers and all.
+		h := echo.WrapHandler(cfg.Tus)
+		e.Any("/files", h)
+		e.Any("/files/*", h)
+	}
 	return e
 }
 
