@@ -38,7 +38,8 @@ func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
 		c.Response().Writer = out
 		c.Response().Header().Set(echo.HeaderXRequestID, id)
 		start := time.Now()
-		s.observer().Begin(routeKind(c.Path()))
+		kind := routeKind(c.Path(), r.Method)
+		s.observer().Begin(kind)
 		if err := next(c); err != nil {
 			c.Error(err)
 		}
@@ -53,7 +54,7 @@ func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
 			slog.Int("status", status), slog.Int64("bytes_in", body.n.Load()), slog.Int64("bytes_out", out.n),
 			slog.Duration("duration", took), slog.String("remote", r.RemoteAddr))
 		s.observer().End(Request{
-			Dialect: dialectOf(route), Route: route, Kind: routeKind(c.Path()), Method: methodLabel(r.Method), Status: status,
+			Dialect: dialectOf(route), Route: route, Kind: kind, Method: methodLabel(r.Method), Status: status,
 			In: body.n.Load(), Out: out.n, Took: took,
 		})
 		return nil
@@ -97,7 +98,7 @@ func (w *countingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter 
 // Request is what a finished request did, as the metrics see it: no slugs
 // or keys, only bounded labels.
 type Request struct {
-	Dialect string // mirrorace, rocketchat, mirage, pages, admin, ops, none
+	Dialect string // mirrorace, rocketchat, mirage, tus, web, pages, admin, ops, none
 	Route   string // the Echo route pattern
 	Kind    string // upload, download or "" for anything else
 	Method  string // an HTTP method, or "other"
@@ -137,16 +138,27 @@ func dialectOf(route string) string {
 		return "admin"
 	case strings.HasPrefix(route, "/m/"):
 		return "pages"
-	case route == "/" || route == "/upload" || strings.HasPrefix(route, "/uploads/"):
+	case route == "/upload" || strings.HasPrefix(route, "/uploads/"):
 		return "mirage"
+	case route == "/files" || strings.HasPrefix(route, "/files/"):
+		return "tus"
+	case route == "/" || strings.HasPrefix(route, "/web/") || strings.HasPrefix(route, "/assets/"):
+		return "web"
 	case route == "/healthz" || route == "/readyz" || route == "/metrics":
 		return "ops"
 	}
 	return "none"
 }
 
-// routeKind says whether a route pattern uploads or downloads a file.
-func routeKind(route string) string {
+// routeKind says whether a request to a route pattern uploads or
+// downloads a file.
+func routeKind(route, method string) string {
+	if route == "/files" || route == "/files/*" {
+		if method == http.MethodPatch || method == http.MethodPost {
+			return "upload" // tus: a PATCH, or a creation that may carry bytes
+		}
+		return ""
+	}
 	switch route {
 	case "/api/v1/upload", "/api/v1/upload/remote", "/upload", "/api/v1/rooms.upload/:rid":
 		return "upload"

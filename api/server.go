@@ -47,6 +47,12 @@ type Config struct {
 	// AdminToken turns on the admin API under /api/admin/ and is the
 	// bearer token it demands; empty leaves it off.
 	AdminToken string
+	// Tus answers tus requests under /files/ (see package tus); nil turns
+	// the endpoint off.
+	Tus http.Handler
+	// Health says why a mirror failed its last check, or nil; nil Health
+	// calls every mirror healthy.
+	Health func(id string) error
 }
 
 // Raw configures Mirage's storage service: POST /upload, GET /uploads/<id>.
@@ -70,14 +76,19 @@ type Server struct {
 func New(cfg Config) http.Handler {
 	s := &Server{cfg: cfg, slots: make(chan struct{}, max(cfg.RemoteSlots, 1))}
 	e := s.echo()
-	e.GET("/", s.home)
-	e.HEAD("/", s.home)
+	s.web(e)
 	s.mirrorAce(s.group(e, "/api/v1", mirrorAce))
 	s.rocketChat(s.group(e, "/api/v1/rooms.upload", rocket), e)
 	s.downloads(s.group(e, "/m", plain))
 	s.mirage(e)
 	s.ops(e)
 	s.admin(s.group(e, "/api/admin", adminDialect))
+	if cfg.Tus != nil {
+		// tusd's handler writes its own errors, CORS headers and all.
+		h := echo.WrapHandler(cfg.Tus)
+		e.Any("/files", h)
+		e.Any("/files/*", h)
+	}
 	return e
 }
 
@@ -90,18 +101,6 @@ func (s *Server) echo() *echo.Echo {
 	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{DisableStackAll: true, LogErrorFunc: s.logPanic}))
 	return e
 }
-
-// home answers the keep-alive ping and names the service. It must never
-// touch the store or a mirror.
-func (s *Server) home(c echo.Context) error {
-	c.Response().Header().Set("Cache-Control", "no-store")
-	return c.HTML(http.StatusOK, homePage)
-}
-
-const homePage = `<!doctype html>
-<html><head><meta charset="utf-8"><title>acestash</title></head>
-<body><h1>acestash</h1><p>A self-hosted file storage service. Upload with a MirrorAce API v1 client.</p></body></html>
-`
 
 func (s *Server) logPanic(c echo.Context, err error, stack []byte) error {
 	s.cfg.Log.ErrorContext(c.Request().Context(), "panic", "path", c.Request().URL.Path, "err", err, "stack", string(stack))

@@ -14,6 +14,7 @@ import (
 
 	"github.com/acestash/acestash/api"
 	"github.com/acestash/acestash/api/remote"
+	"github.com/acestash/acestash/api/tus"
 	"github.com/acestash/acestash/chunks"
 	"github.com/acestash/acestash/metrics"
 	"github.com/acestash/acestash/mirrors"
@@ -134,6 +135,13 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, clock store.Clock
 	if err != nil {
 		return nil, err
 	}
+	tusHandler, err := tus.New(tus.Config{
+		Store: st, Chunks: a.chunks, PublicURL: cfg.PublicURL, Clock: clock, Log: log,
+		Idle: cfg.Limits.SessionIdle, Origins: cfg.Tus.CORSOrigins, MaxSize: cfg.Limits.MaxFileSize,
+	})
+	if err != nil {
+		return nil, err
+	}
 	a.handler = api.New(api.Config{
 		Store: st, Chunks: a.chunks, Mirrors: set, Clock: clock, Log: log,
 		PublicURL: cfg.PublicURL,
@@ -144,6 +152,8 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, clock store.Clock
 		},
 		Remote:         fetcher(cfg.Remote),
 		RemoteSlots:    cfg.Remote.MaxConcurrent,
+		Tus:            tusHandler,
+		Health:         a.health.Err,
 		Metrics:        met,
 		MetricsHandler: met.Handler(),
 		MetricsToken:   cfg.MetricsToken,

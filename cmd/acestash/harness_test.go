@@ -74,7 +74,12 @@ type testServer struct {
 // start runs a node with cfg until the test ends (or Stop).
 func start(t *testing.T, cfg Config, clock *storetest.Clock) *testServer {
 	t.Helper()
-	return startLogged(t, cfg, clock, slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	return startLogged(t, cfg, clock, testLog(t))
+}
+
+// testLog sends a node's warnings and errors to the test log.
+func testLog(t *testing.T) *slog.Logger {
+	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 }
 
 // startLogged is start with the node logging to log.
@@ -84,6 +89,19 @@ func startLogged(t *testing.T, cfg Config, clock *storetest.Clock, log *slog.Log
 	if err != nil {
 		t.Fatal(err)
 	}
+	return startOnLogged(t, cfg, clock, ln, nil, log)
+}
+
+// startOn runs a node with cfg on ln until the test ends (or Stop); wrap,
+// if set, wraps its HTTP handler.
+func startOn(t *testing.T, cfg Config, clock *storetest.Clock, ln net.Listener, wrap func(http.Handler) http.Handler) *testServer {
+	t.Helper()
+	return startOnLogged(t, cfg, clock, ln, wrap, testLog(t))
+}
+
+// startOnLogged is startOn with the node logging to log.
+func startOnLogged(t *testing.T, cfg Config, clock *storetest.Clock, ln net.Listener, wrap func(http.Handler) http.Handler, log *slog.Logger) *testServer {
+	t.Helper()
 	cfg.Listen = ln.Addr().String()
 	if cfg.PublicURL == "" {
 		cfg.PublicURL = "http://" + ln.Addr().String()
@@ -99,6 +117,9 @@ func startLogged(t *testing.T, cfg Config, clock *storetest.Clock, log *slog.Log
 	if err != nil {
 		cancel()
 		t.Fatal(err)
+	}
+	if wrap != nil {
+		a.handler = wrap(a.handler)
 	}
 	done := make(chan error, 1)
 	go func() { done <- a.serve(ctx, ln) }()

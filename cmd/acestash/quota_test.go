@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net/http"
@@ -110,6 +111,39 @@ func TestQuota(t *testing.T) {
 			}
 			if got, want := leftovers(t, srv), before+4; got != want { // + two Mirage files on mirrors 1 and 2
 				t.Fatalf("after the refused upload the mirrors hold %d objects and uploads, want %d", got, want)
+			}
+
+			// tus: a declared length that does not fit is refused at
+			// creation; a deferred one where its bytes cross the quota,
+			// and the upload is gone.
+			tus := func(method, u string, hdr map[string]string, body []byte) (*http.Response, string) {
+				req, _ := http.NewRequest(method, u, bytes.NewReader(body))
+				req.Header.Set("Tus-Resumable", "1.0.0")
+				req.Header.Set("Authorization", "Bearer "+testKey+":"+testToken)
+				for k, v := range hdr {
+					req.Header.Set(k, v)
+				}
+				resp, b := doRaw(t, req)
+				return resp, string(b)
+			}
+			resp, body := tus(http.MethodPost, srv.URL+"/files/", map[string]string{"Upload-Length": "501"}, nil)
+			if resp.StatusCode != http.StatusRequestEntityTooLarge || !strings.Contains(body, "ERR_QUOTA_EXCEEDED") || !strings.Contains(body, "500 bytes are left") {
+				t.Fatalf("tus creation over the quota: %s %q", resp.Status, body)
+			}
+			resp, body = tus(http.MethodPost, srv.URL+"/files/", map[string]string{"Upload-Defer-Length": "1"}, nil)
+			loc := resp.Header.Get("Location")
+			if resp.StatusCode != http.StatusCreated || loc == "" {
+				t.Fatalf("tus creation with a deferred length: %s %q", resp.Status, body)
+			}
+			if !strings.HasPrefix(loc, "http") {
+				loc = srv.URL + loc
+			}
+			resp, body = tus(http.MethodPatch, loc, map[string]string{"Upload-Offset": "0", "Content-Type": "application/offset+octet-stream"}, testData(600, 9))
+			if resp.StatusCode != http.StatusRequestEntityTooLarge || !strings.Contains(body, "goes past this account's quota") {
+				t.Fatalf("tus PATCH crossing the quota: %s %q", resp.Status, body)
+			}
+			if resp, _ = tus(http.MethodHead, loc, nil, nil); resp.StatusCode != http.StatusNotFound {
+				t.Fatalf("HEAD of the refused tus upload: %s, want 404", resp.Status)
 			}
 
 			// Mirage: a known length that does not fit, and a streamed
