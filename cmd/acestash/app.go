@@ -39,6 +39,9 @@ type app struct {
 	metrics *metrics.Metrics
 	hooks   *webhooks.Dispatcher // nil without webhooks
 	handler http.Handler
+	// stopping ends when serve begins to stop; tus PATCHes end then.
+	stopping context.Context
+	stop     context.CancelFunc
 }
 
 // openStore opens the store the configuration names.
@@ -95,6 +98,7 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, clock store.Clock
 	}
 	spool := filepath.Join(cfg.DataDir, "spool")
 	a := &app{cfg: cfg, log: log, clock: clock, store: st, mirrors: set, metrics: met}
+	a.stopping, a.stop = context.WithCancel(context.Background())
 	a.health = mirrors.NewHealth(set, 5*time.Second, log)
 	for _, e := range set.All() {
 		met.MirrorUp(e.ID, func() bool { return a.health.Err(e.ID) == nil })
@@ -138,6 +142,7 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, clock store.Clock
 	tusHandler, err := tus.New(tus.Config{
 		Store: st, Chunks: a.chunks, PublicURL: cfg.PublicURL, Clock: clock, Log: log,
 		Idle: cfg.Limits.SessionIdle, Origins: cfg.Tus.CORSOrigins, MaxSize: cfg.Limits.MaxFileSize,
+		Stopping: a.stopping,
 	})
 	if err != nil {
 		return nil, err
@@ -163,7 +168,10 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, clock store.Clock
 	return a, nil
 }
 
-func (a *app) Close() error { return a.store.Close() }
+func (a *app) Close() error {
+	a.stop()
+	return a.store.Close()
+}
 
 // seedAccounts writes the configured accounts to the store and, when the
 // store has no account at all, creates one and logs its credentials once.
@@ -298,6 +306,7 @@ func (a *app) serve(ctx context.Context, ln net.Listener) error {
 	case <-ctx.Done():
 	}
 	a.log.Info("shutting down: no new connections, waiting for requests in flight", "grace", a.cfg.ShutdownGrace)
+	a.stop() // tus PATCHes end now and keep what they received
 	shut, done := context.WithTimeout(context.WithoutCancel(ctx), a.cfg.ShutdownGrace)
 	defer done()
 	if err := srv.Shutdown(shut); err != nil {
