@@ -115,6 +115,7 @@ func (s *Service) publish(ctx context.Context, sess *store.Session, file store.F
 			}
 			sess.Slug = sl
 			if stored {
+				sess.LeaseUntil = s.until()
 				saved, err := s.cfg.Store.UpdateSession(ctx, *sess)
 				if err != nil {
 					return store.File{}, unavailable("cannot publish the file", err)

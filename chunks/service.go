@@ -42,6 +42,11 @@ type Config struct {
 	// all requests; a request that streams more than one piece holds three,
 	// one read while two are written. Default 24.
 	Pieces int
+	// LeaseTime is how long an upload's lease lasts unless its request
+	// renews it, which it does while it runs; default 10 s. A request on a
+	// node that died, or cut off from the store, holds up its upload at
+	// most this long.
+	LeaseTime time.Duration
 	// LeaseWait is how long a request waits for another request's lease
 	// on the same upload before it is told to retry; default 5 s.
 	LeaseWait time.Duration
@@ -97,6 +102,12 @@ func New(cfg Config) (*Service, error) {
 	}
 	if cfg.MirrorTimeout == 0 {
 		cfg.MirrorTimeout = 10 * time.Minute
+	}
+	if cfg.LeaseTime == 0 {
+		cfg.LeaseTime = DefaultLeaseTime
+	}
+	if cfg.LeaseTime < 100*time.Millisecond {
+		return nil, fmt.Errorf("chunks: lease time %v is under 100ms", cfg.LeaseTime)
 	}
 	if cfg.LeaseWait == 0 {
 		cfg.LeaseWait = 5 * time.Second

@@ -157,6 +157,13 @@ type Store interface {
 	// error wrapping ErrLeased. A session that has not started is kept at
 	// least until until.
 	Lease(ctx context.Context, uploadKey, holder string, until time.Time) (Session, error)
+	// Renew moves the end of holder's lease on the session to until,
+	// leaving its Version as it is, so the holder's copy can still be
+	// written. It fails with an error wrapping ErrLeased when holder no
+	// longer holds the lease (released, or run out and taken by another),
+	// and ErrNotFound when the session is gone. A lease that ran out and
+	// was not taken is still holder's to renew.
+	Renew(ctx context.Context, uploadKey, holder string, until time.Time) error
 	// DeleteSession removes the session; a missing session is not an error.
 	DeleteSession(ctx context.Context, uploadKey string) error
 	// IdleSessions returns up to limit started sessions last updated before t.

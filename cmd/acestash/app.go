@@ -100,6 +100,7 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, clock store.Clock
 		Pieces:        cfg.Limits.Pieces,
 		WriteQuorum:   cfg.WriteQuorum,
 		MirrorTimeout: cfg.MirrorTimeout,
+		LeaseTime:     cfg.LeaseTime,
 		Health:        a.health.Err,
 		Sniff:         api.Sniff,
 	})

@@ -27,8 +27,10 @@ type Config struct {
 	RedisURL   string `yaml:"redis_url"`
 	SlugLength int    `yaml:"slug_length"`
 	// WriteQuorum is how many selected mirrors must hold a file; 0 is all.
-	WriteQuorum    int           `yaml:"write_quorum"`
-	MirrorTimeout  time.Duration `yaml:"mirror_timeout"`
+	WriteQuorum   int           `yaml:"write_quorum"`
+	MirrorTimeout time.Duration `yaml:"mirror_timeout"`
+	// LeaseTime is how long an upload's lease lasts between renewals.
+	LeaseTime      time.Duration `yaml:"lease_time"`
 	HealthInterval time.Duration `yaml:"health_interval"`
 	LogLevel       string        `yaml:"log_level"`
 
@@ -177,6 +179,12 @@ func (c *Config) setDefaults() error {
 	}
 	if c.MirrorTimeout == 0 {
 		c.MirrorTimeout = 10 * time.Minute
+	}
+	if c.LeaseTime == 0 {
+		c.LeaseTime = chunks.DefaultLeaseTime
+	}
+	if c.LeaseTime < time.Second {
+		return fmt.Errorf("config: lease_time %v is under 1s", c.LeaseTime)
 	}
 	if c.HealthInterval == 0 {
 		c.HealthInterval = 15 * time.Second

@@ -365,6 +365,29 @@ func (s *Store) Lease(ctx context.Context, uploadKey, holder string, until time.
 	return sess, err
 }
 
+// Renew moves the end of holder's lease without changing the Version.
+func (s *Store) Renew(ctx context.Context, uploadKey, holder string, until time.Time) error {
+	now := s.clock()
+	return s.update(ctx, func(tx *bolt.Tx) error {
+		old, err := s.session(tx, uploadKey, now)
+		if err != nil {
+			return fmt.Errorf("renew lease: %w", err)
+		}
+		if old.Lease != holder {
+			return fmt.Errorf("session %q: %w", uploadKey, store.ErrLeased)
+		}
+		sess := old
+		sess.LeaseUntil = until
+		if !sess.Started && sess.Expires.Before(until) {
+			sess.Expires = until
+		}
+		if err := putSession(tx, &old, sess); err != nil {
+			return fmt.Errorf("renew lease: %w", err)
+		}
+		return nil
+	})
+}
+
 // DeleteSession removes the session; a missing one is not an error.
 func (s *Store) DeleteSession(ctx context.Context, uploadKey string) error {
 	return s.update(ctx, func(tx *bolt.Tx) error {

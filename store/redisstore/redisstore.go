@@ -155,6 +155,25 @@ local f = redis.call('HMGET', KEYS[1], 'd', 'v', 'l', 'ls', 'ln', 'xs', 'xn')
 table.insert(f, 1, status)
 return f`)
 
+	// renew: KEYS session; ARGV holder, until s, until ns, now s, now ns,
+	// TTL ms until until. Returns 1 if renewed, -1 if holder does not hold
+	// the lease, 0 if missing or lapsed. The version stays.
+	renewScript = redis.NewScript(lapsedLua + leaseLua + `
+local ns, nn = tonumber(ARGV[4]), tonumber(ARGV[5])
+local v = redis.call('HGET', KEYS[1], 'v')
+if not v or lapsed(KEYS[1], ns, nn) then return 0 end
+if redis.call('HGET', KEYS[1], 'l') ~= ARGV[1] then return -1 end
+setLease(KEYS[1], ARGV[1], ARGV[2], ARGV[3])
+local x = redis.call('HMGET', KEYS[1], 'xs', 'xn')
+if x[1] then
+  local xs, xn, us, un = tonumber(x[1]), tonumber(x[2]), tonumber(ARGV[2]), tonumber(ARGV[3])
+  if us > xs or (us == xs and un > xn) then
+    redis.call('HSET', KEYS[1], 'xs', ARGV[2], 'xn', ARGV[3])
+    redis.call('PEXPIRE', KEYS[1], ARGV[6])
+  end
+end
+return 1`)
+
 	// deleteIfEqual: KEYS key; ARGV value. Deletes the key if it holds value.
 	deleteIfEqualScript = redis.NewScript(`
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -503,6 +522,24 @@ func (s *Store) Lease(ctx context.Context, uploadKey, holder string, until time.
 		return sess, fmt.Errorf("%s: %w", what, store.ErrLeased)
 	}
 	return sess, nil
+}
+
+// Renew moves the end of holder's lease in one script.
+func (s *Store) Renew(ctx context.Context, uploadKey, holder string, until time.Time) error {
+	now := s.clock()
+	what := fmt.Sprintf("session %q", uploadKey)
+	ttl := max(int64(math.Ceil(float64(until.Sub(now))/float64(time.Millisecond))), 1)
+	n, err := renewScript.Run(ctx, s.rdb, []string{sessionKey(uploadKey)},
+		holder, until.Unix(), until.Nanosecond(), now.Unix(), now.Nanosecond(), ttl).Int()
+	switch {
+	case err != nil:
+		return fmt.Errorf("renew lease of %s: %w", what, err)
+	case n == 0:
+		return fmt.Errorf("%s: %w", what, store.ErrNotFound)
+	case n < 0:
+		return fmt.Errorf("%s: %w", what, store.ErrLeased)
+	}
+	return nil
 }
 
 // DeleteSession removes the session; a missing one is not an error.

@@ -38,6 +38,7 @@ func Run(t *testing.T, open func(t *testing.T, clock store.Clock) store.Store) {
 		{"SessionDelete", testSessionDelete},
 		{"SessionLease", testSessionLease},
 		{"SessionLeaseKeepsUnstarted", testSessionLeaseKeepsUnstarted},
+		{"SessionRenew", testSessionRenew},
 		{"IdleSessions", testIdleSessions},
 		{"IdleSessionsLimit", testIdleSessionsLimit},
 		{"FileCreate", testFileCreate},
@@ -461,6 +462,54 @@ func testSessionLeaseKeepsUnstarted(t *testing.T, e *env) {
 	e.clock.Advance(2 * time.Hour)
 	_, err = e.s.Session(e.ctx, "other")
 	wantErr(t, "Session after the lease that kept it", err, store.ErrNotFound)
+}
+
+func testSessionRenew(t *testing.T, e *env) {
+	wantErr(t, "Renew(missing)", e.s.Renew(e.ctx, "missing", "h1", e.clock.Now().Add(time.Minute)), store.ErrNotFound)
+	must(t, "CreateSession", e.s.CreateSession(e.ctx, e.session("k")))
+	wantErr(t, "Renew(never leased)", e.s.Renew(e.ctx, "k", "h1", e.clock.Now().Add(time.Minute)), store.ErrLeased)
+	leased, err := e.s.Lease(e.ctx, "k", "h1", e.clock.Now().Add(10*time.Second))
+	must(t, "Lease", err)
+
+	// Renewing keeps the Version, so the holder's copy can still be written,
+	// and keeps others out past the first end.
+	e.clock.Advance(8 * time.Second)
+	until := e.clock.Now().Add(10 * time.Second)
+	must(t, "Renew", e.s.Renew(e.ctx, "k", "h1", until))
+	got, err := e.s.Session(e.ctx, "k")
+	must(t, "Session", err)
+	want := leased
+	want.LeaseUntil = until
+	if until.After(want.Expires) {
+		want.Expires = until
+	}
+	sameSession(t, "Session after Renew", got, want)
+	e.clock.Advance(5 * time.Second)
+	_, err = e.s.Lease(e.ctx, "k", "h2", e.clock.Now().Add(10*time.Second))
+	wantErr(t, "Lease(another holder, within the renewed lease)", err, store.ErrLeased)
+	leased.Held = 7
+	committed, err := e.s.UpdateSession(e.ctx, leased)
+	must(t, "UpdateSession(the holder's copy after Renew)", err)
+
+	// A lease that ran out and was not taken is still the holder's.
+	e.clock.Advance(time.Minute)
+	must(t, "Renew(run out, not taken)", e.s.Renew(e.ctx, "k", "h1", e.clock.Now().Add(10*time.Second)))
+
+	// Once taken by another, or released, it is not.
+	e.clock.Advance(time.Minute)
+	if _, err := e.s.Lease(e.ctx, "k", "h2", e.clock.Now().Add(10*time.Second)); err != nil {
+		t.Fatalf("Lease after h1's ran out: %v", err)
+	}
+	wantErr(t, "Renew(taken by another)", e.s.Renew(e.ctx, "k", "h1", e.clock.Now().Add(time.Minute)), store.ErrLeased)
+	cur, err := e.s.Session(e.ctx, "k")
+	must(t, "Session", err)
+	if cur.Version != committed.Version+1 {
+		t.Fatalf("Version %d after the take-over, want %d", cur.Version, committed.Version+1)
+	}
+	cur.Lease, cur.LeaseUntil = "", time.Time{}
+	_, err = e.s.UpdateSession(e.ctx, cur)
+	must(t, "UpdateSession(release)", err)
+	wantErr(t, "Renew(released)", e.s.Renew(e.ctx, "k", "h2", e.clock.Now().Add(time.Minute)), store.ErrLeased)
 }
 
 func testSessionUpdateRace(t *testing.T, e *env) {
