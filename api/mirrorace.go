@@ -206,7 +206,7 @@ func (s *Server) fileURL(slug string) string { return s.cfg.PublicURL + "/m/" + 
 
 func (s *Server) fileInfo(c echo.Context) error {
 	ctx := c.Request().Context()
-	v, _, err := s.authForm(c)
+	v, acct, err := s.authForm(c)
 	if err != nil {
 		return err
 	}
@@ -241,12 +241,25 @@ func (s *Server) fileInfo(c echo.Context) error {
 			out[sl] = map[string]string{"id": "null", "name": "null", "slug": "null", "size": "null", "url": "null", "status": "not found"}
 			continue
 		}
-		out[sl] = map[string]string{
-			"id": itoa(file.ID), "name": file.Name, "slug": file.Slug,
-			"size": itoa(file.Size), "url": s.fileURL(file.Slug), "status": file.Status,
-		}
+		out[sl] = s.infoOf(file, file.Owner == acct.APIKey)
 	}
 	return success(c, out)
+}
+
+// infoOf is file/info's record of a file: to its owner, everything,
+// including where copies are missing; to another account, only what the
+// file's public page shows.
+func (s *Server) infoOf(f store.File, owner bool) map[string]string {
+	m := map[string]string{
+		"id": "null", "name": f.Name, "slug": f.Slug, "size": itoa(f.Size),
+		"url": s.fileURL(f.Slug), "status": f.Status,
+		"mirrors": strings.Join(f.Mirrors, ","), "copies": strconv.Itoa(len(f.Mirrors)),
+	}
+	if owner {
+		m["id"] = itoa(f.ID)
+		m["missing"] = strings.Join(f.Missing, ",")
+	}
+	return m
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }

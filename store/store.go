@@ -187,6 +187,15 @@ type Store interface {
 	DeleteFile(ctx context.Context, slug string) error
 	// ExpiredFiles returns up to limit active files whose Expires is before t.
 	ExpiredFiles(ctx context.Context, t time.Time, limit int) ([]File, error)
+	// DamagedFiles returns up to limit files with a Missing mirror whose
+	// slug sorts after after, in slug order.
+	DamagedFiles(ctx context.Context, after string, limit int) ([]File, error)
+
+	// Lock gives the named lock to holder until the time until, unless
+	// another holder's runs past now; then it fails with an error wrapping
+	// ErrLeased. A holder may renew its own. Background jobs that one node
+	// of a cluster should run at a time take one.
+	Lock(ctx context.Context, name, holder string, until time.Time) error
 
 	// Close releases the store's resources.
 	Close() error

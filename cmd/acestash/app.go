@@ -14,6 +14,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/acestash/acestash/api"
 	"github.com/acestash/acestash/api/remote"
 	"github.com/acestash/acestash/chunks"
@@ -28,6 +30,7 @@ import (
 
 // app is one acestash node: its store, mirrors and handlers.
 type app struct {
+	id      string // this node's name in job locks
 	cfg     Config
 	log     *slog.Logger
 	clock   store.Clock
@@ -88,7 +91,7 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, clock store.Clock
 		return nil, err
 	}
 	spool := filepath.Join(cfg.DataDir, "spool")
-	a := &app{cfg: cfg, log: log, clock: clock, store: st, mirrors: set}
+	a := &app{id: uuid.NewString(), cfg: cfg, log: log, clock: clock, store: st, mirrors: set}
 	a.health = mirrors.NewHealth(set, 5*time.Second, log)
 	a.chunks, err = chunks.New(chunks.Config{
 		Store: st, Mirrors: set, Clock: clock, Log: log,
@@ -261,6 +264,7 @@ func (a *app) serve(ctx context.Context, ln net.Listener) error {
 	defer cancel()
 	go a.health.Run(ctx, a.cfg.HealthInterval)
 	go a.reapLoop(ctx)
+	go a.job(ctx, "repair", a.cfg.RepairInterval, a.chunks.Repair)
 	srv := &http.Server{
 		Handler:           a.handler,
 		ReadHeaderTimeout: 30 * time.Second,

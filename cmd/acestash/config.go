@@ -30,7 +30,9 @@ type Config struct {
 	WriteQuorum   int           `yaml:"write_quorum"`
 	MirrorTimeout time.Duration `yaml:"mirror_timeout"`
 	// LeaseTime is how long an upload's lease lasts between renewals.
-	LeaseTime      time.Duration `yaml:"lease_time"`
+	LeaseTime time.Duration `yaml:"lease_time"`
+	// RepairInterval is how often files missing a copy are repaired.
+	RepairInterval time.Duration `yaml:"repair_interval"`
 	HealthInterval time.Duration `yaml:"health_interval"`
 	LogLevel       string        `yaml:"log_level"`
 
@@ -185,6 +187,12 @@ func (c *Config) setDefaults() error {
 	}
 	if c.LeaseTime < time.Second {
 		return fmt.Errorf("config: lease_time %v is under 1s", c.LeaseTime)
+	}
+	if c.RepairInterval == 0 {
+		c.RepairInterval = time.Minute
+	}
+	if c.RepairInterval < 0 {
+		return fmt.Errorf("config: repair_interval %v is negative", c.RepairInterval)
 	}
 	if c.HealthInterval == 0 {
 		c.HealthInterval = 15 * time.Second

@@ -27,6 +27,8 @@ const (
 	bucketFiles    = "files"    // slug -> File JSON; its sequence numbers file IDs
 	bucketAliases  = "aliases"  // alias -> slug
 	bucketExpiry   = "expiry"   // timeKey(Expires) + slug, active files with an Expires
+	bucketDamaged  = "damaged"  // slug, files with a Missing mirror
+	bucketLocks    = "locks"    // name -> lock JSON
 )
 
 // purgeBatch is how many lapsed sessions CreateSession removes at most.
@@ -52,7 +54,7 @@ func Open(path string, clock store.Clock) (*Store, error) {
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
 		for _, name := range []string{bucketAccounts, bucketUsers, bucketSessions, bucketIdle,
-			bucketLapses, bucketFiles, bucketAliases, bucketExpiry} {
+			bucketLapses, bucketFiles, bucketAliases, bucketExpiry, bucketDamaged, bucketLocks} {
 			if _, err := tx.CreateBucketIfNotExists([]byte(name)); err != nil {
 				return fmt.Errorf("bucket %s: %w", name, err)
 			}
@@ -446,6 +448,9 @@ func (s *Store) CreateFile(ctx context.Context, f store.File) (store.File, error
 			}
 		}
 		f.ID = store.NewFileID()
+		if err := indexDamaged(tx, f); err != nil {
+			return fmt.Errorf("create file: %w", err)
+		}
 		if expiring(f) {
 			if err := bucket(tx, bucketExpiry).Put(timeKey(f.Expires, f.Slug), nil); err != nil {
 				return fmt.Errorf("create file: %w", err)
@@ -540,6 +545,9 @@ func (s *Store) UpdateFile(ctx context.Context, f store.File) error {
 				return fmt.Errorf("update file: %w", err)
 			}
 		}
+		if err := indexDamaged(tx, f); err != nil {
+			return fmt.Errorf("update file: %w", err)
+		}
 		if err := put(files, f.Slug, f); err != nil {
 			return fmt.Errorf("update file: %w", err)
 		}
@@ -567,6 +575,9 @@ func (s *Store) DeleteFile(ctx context.Context, slug string) error {
 			if err := bucket(tx, bucketExpiry).Delete(timeKey(old.Expires, old.Slug)); err != nil {
 				return fmt.Errorf("delete file: %w", err)
 			}
+		}
+		if err := bucket(tx, bucketDamaged).Delete([]byte(slug)); err != nil {
+			return fmt.Errorf("delete file: %w", err)
 		}
 		if err := files.Delete([]byte(slug)); err != nil {
 			return fmt.Errorf("delete file: %w", err)
@@ -596,4 +607,60 @@ func (s *Store) ExpiredFiles(ctx context.Context, t time.Time, limit int) ([]sto
 		return nil
 	})
 	return list, err
+}
+
+// indexDamaged brings the damaged index in line with f.
+func indexDamaged(tx *bolt.Tx, f store.File) error {
+	if len(f.Missing) > 0 {
+		return bucket(tx, bucketDamaged).Put([]byte(f.Slug), nil)
+	}
+	return bucket(tx, bucketDamaged).Delete([]byte(f.Slug))
+}
+
+// DamagedFiles returns up to limit files with a Missing mirror after the
+// slug after, in slug order.
+func (s *Store) DamagedFiles(ctx context.Context, after string, limit int) ([]store.File, error) {
+	var list []store.File
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		files := bucket(tx, bucketFiles)
+		c := bucket(tx, bucketDamaged).Cursor()
+		k, _ := c.Seek([]byte(after))
+		if k != nil && string(k) == after {
+			k, _ = c.Next()
+		}
+		for ; k != nil && len(list) < limit; k, _ = c.Next() {
+			f, err := get[store.File](files, string(k), "file")
+			if err != nil {
+				return fmt.Errorf("damaged files: %w", err)
+			}
+			list = append(list, f)
+		}
+		return nil
+	})
+	return list, err
+}
+
+// lock is a named lock as stored.
+type lock struct {
+	Holder string    `json:"holder"`
+	Until  time.Time `json:"until"`
+}
+
+// Lock gives the named lock to holder until the time until.
+func (s *Store) Lock(ctx context.Context, name, holder string, until time.Time) error {
+	now := s.clock()
+	return s.update(ctx, func(tx *bolt.Tx) error {
+		locks := bucket(tx, bucketLocks)
+		old, err := get[lock](locks, name, "lock")
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("lock %q: %w", name, err)
+		}
+		if err == nil && old.Holder != holder && now.Before(old.Until) {
+			return fmt.Errorf("lock %q: %w", name, store.ErrLeased)
+		}
+		if err := put(locks, name, lock{Holder: holder, Until: until}); err != nil {
+			return fmt.Errorf("lock %q: %w", name, err)
+		}
+		return nil
+	})
 }

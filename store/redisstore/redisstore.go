@@ -14,6 +14,8 @@
 //	acestash:{f:<slug>}:file      string File JSON
 //	acestash:{a:<alias>}:alias    string slug
 //	acestash:expiry               zset   slug, score Expires (Unix ms); active expiring files
+//	acestash:damaged              zset   slug, score 0 (read by name); files with a Missing mirror
+//	acestash:{lock:<name>}        hash   h: holder, s/n: end (Unix s, ns) of a named lock; TTL until then
 //
 // The version, lease and expiry fields beside the JSON are the truth where
 // they differ from it: Lease changes them without rewriting the JSON.
@@ -48,11 +50,13 @@ const (
 	keyUsers    = "acestash:{accounts}:by-user"
 	keyIdle     = "acestash:idle"
 	keyExpiry   = "acestash:expiry"
+	keyDamaged  = "acestash:damaged"
 )
 
 func sessionKey(uploadKey string) string { return "acestash:{s:" + uploadKey + "}:session" }
 func fileKey(slug string) string         { return "acestash:{f:" + slug + "}:file" }
 func aliasKey(alias string) string       { return "acestash:{a:" + alias + "}:alias" }
+func lockKey(name string) string         { return "acestash:{lock:" + name + "}" }
 
 // Scripts. Each touches the keys of one hash slot.
 var (
@@ -172,6 +176,18 @@ if x[1] then
     redis.call('PEXPIRE', KEYS[1], ARGV[6])
   end
 end
+return 1`)
+
+	// lock: KEYS lock; ARGV holder, until s, until ns, now s, now ns, TTL
+	// ms. Returns 1 if taken, 0 if another holds it.
+	lockScript = redis.NewScript(`
+local cur = redis.call('HMGET', KEYS[1], 'h', 's', 'n')
+if cur[1] and cur[1] ~= ARGV[1] then
+  local s, n, ns, nn = tonumber(cur[2]), tonumber(cur[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+  if s > ns or (s == ns and n > nn) then return 0 end
+end
+redis.call('HSET', KEYS[1], 'h', ARGV[1], 's', ARGV[2], 'n', ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[6])
 return 1`)
 
 	// deleteIfEqual: KEYS key; ARGV value. Deletes the key if it holds value.
@@ -672,14 +688,22 @@ func expiring(f store.File) bool {
 	return f.Status == store.StatusActive && !f.Expires.IsZero()
 }
 
-// indexFile brings the expiry index in line with a file just written.
+// indexFile brings the expiry and damaged indexes in line with a file just
+// written.
 func (s *Store) indexFile(ctx context.Context, f store.File) error {
-	var err error
-	if expiring(f) {
-		err = s.rdb.ZAdd(ctx, keyExpiry, redis.Z{Score: score(f.Expires), Member: f.Slug}).Err()
-	} else {
-		err = s.rdb.ZRem(ctx, keyExpiry, f.Slug).Err()
-	}
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		if expiring(f) {
+			p.ZAdd(ctx, keyExpiry, redis.Z{Score: score(f.Expires), Member: f.Slug})
+		} else {
+			p.ZRem(ctx, keyExpiry, f.Slug)
+		}
+		if len(f.Missing) > 0 {
+			p.ZAdd(ctx, keyDamaged, redis.Z{Member: f.Slug})
+		} else {
+			p.ZRem(ctx, keyDamaged, f.Slug)
+		}
+		return nil
+	})
 	if err != nil {
 		return fmt.Errorf("index file %q: %w", f.Slug, err)
 	}
@@ -728,6 +752,9 @@ func (s *Store) CreateFile(ctx context.Context, f store.File) (store.File, error
 			// Harmless if the slug is taken: ExpiredFiles checks the
 			// record and repairs the entry.
 			p.ZAdd(ctx, keyExpiry, redis.Z{Score: score(f.Expires), Member: f.Slug})
+		}
+		if len(f.Missing) > 0 {
+			p.ZAdd(ctx, keyDamaged, redis.Z{Member: f.Slug}) // likewise, DamagedFiles checks
 		}
 		return nil
 	})
@@ -862,7 +889,12 @@ func (s *Store) DeleteFile(ctx context.Context, slug string) error {
 			return err
 		}
 	}
-	if err := s.rdb.ZRem(ctx, keyExpiry, slug).Err(); err != nil {
+	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.ZRem(ctx, keyExpiry, slug)
+		p.ZRem(ctx, keyDamaged, slug)
+		return nil
+	})
+	if err != nil {
 		return fmt.Errorf("unindex file %q: %w", slug, err)
 	}
 	return nil
@@ -903,4 +935,57 @@ func (s *Store) ExpiredFiles(ctx context.Context, t time.Time, limit int) ([]sto
 		return nil, fmt.Errorf("expired files: %w", err)
 	}
 	return list, nil
+}
+
+// DamagedFiles returns up to limit files with a Missing mirror after the
+// slug after, in slug order. Index entries whose record is gone or whole
+// again are removed.
+func (s *Store) DamagedFiles(ctx context.Context, after string, limit int) ([]store.File, error) {
+	var list []store.File
+	start := "-"
+	if after != "" {
+		start = "(" + after
+	}
+	for len(list) < limit {
+		slugs, err := s.rdb.ZRangeByLex(ctx, keyDamaged, &redis.ZRangeBy{Min: start, Max: "+", Count: int64(limit - len(list))}).Result()
+		if err != nil {
+			return nil, fmt.Errorf("damaged files: %w", err)
+		}
+		if len(slugs) == 0 {
+			break
+		}
+		files, err := s.Files(ctx, slugs)
+		if err != nil {
+			return nil, fmt.Errorf("damaged files: %w", err)
+		}
+		for _, slug := range slugs {
+			f, ok := files[slug]
+			if ok && len(f.Missing) > 0 {
+				list = append(list, f)
+				continue
+			}
+			// Stale: gone, or whole. Remove it unless it was damaged again
+			// meanwhile.
+			if cur, err := s.File(ctx, slug); errors.Is(err, store.ErrNotFound) || err == nil && len(cur.Missing) == 0 {
+				s.rdb.ZRem(ctx, keyDamaged, slug)
+			}
+		}
+		start = "(" + slugs[len(slugs)-1]
+	}
+	return list, nil
+}
+
+// Lock gives the named lock to holder until the time until, in one script.
+func (s *Store) Lock(ctx context.Context, name, holder string, until time.Time) error {
+	now := s.clock()
+	ttl := max(int64(math.Ceil(float64(until.Sub(now))/float64(time.Millisecond))), 1)
+	n, err := lockScript.Run(ctx, s.rdb, []string{lockKey(name)}, holder, until.Unix(), until.Nanosecond(),
+		now.Unix(), now.Nanosecond(), ttl).Int()
+	if err != nil {
+		return fmt.Errorf("lock %q: %w", name, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("lock %q: %w", name, store.ErrLeased)
+	}
+	return nil
 }

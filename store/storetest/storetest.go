@@ -48,6 +48,8 @@ func Run(t *testing.T, open func(t *testing.T, clock store.Clock) store.Store) {
 		{"FileUpdate", testFileUpdate},
 		{"FileDelete", testFileDelete},
 		{"ExpiredFiles", testExpiredFiles},
+		{"DamagedFiles", testDamagedFiles},
+		{"Lock", testLock},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -1003,4 +1005,63 @@ func testExpiredFiles(t *testing.T, e *env) {
 	want, err := e.s.File(e.ctx, list[0].Slug)
 	must(t, "File", err)
 	sameFile(t, "ExpiredFiles record", list[0], want)
+}
+
+func damagedSlugs(t *testing.T, e *env, after string, limit int) []string {
+	t.Helper()
+	list, err := e.s.DamagedFiles(e.ctx, after, limit)
+	must(t, "DamagedFiles", err)
+	var slugs []string
+	for _, f := range list {
+		if len(f.Missing) == 0 {
+			t.Fatalf("DamagedFiles returned %s, which misses no mirror", f.Slug)
+		}
+		slugs = append(slugs, f.Slug)
+	}
+	return slugs
+}
+
+func testDamagedFiles(t *testing.T, e *env) {
+	for _, slug := range []string{"d", "a", "c", "b", "e"} {
+		f := e.file(slug, "")
+		f.Missing = nil
+		if slug != "b" {
+			f.Missing = []string{"3"}
+		}
+		_, err := e.s.CreateFile(e.ctx, f)
+		must(t, "CreateFile", err)
+	}
+	if got := fmt.Sprint(damagedSlugs(t, e, "", 10)); got != "[a c d e]" {
+		t.Fatalf("DamagedFiles = %s, want [a c d e]", got)
+	}
+	if got := fmt.Sprint(damagedSlugs(t, e, "a", 2)); got != "[c d]" {
+		t.Fatalf("DamagedFiles after a, 2 = %s, want [c d]", got)
+	}
+	// Repaired, damaged, deleted: the list follows.
+	c, err := e.s.File(e.ctx, "c")
+	must(t, "File", err)
+	c.Mirrors, c.Missing = append(c.Mirrors, "3"), nil
+	must(t, "UpdateFile", e.s.UpdateFile(e.ctx, c))
+	b, err := e.s.File(e.ctx, "b")
+	must(t, "File", err)
+	b.Missing = []string{"2"}
+	must(t, "UpdateFile", e.s.UpdateFile(e.ctx, b))
+	must(t, "DeleteFile", e.s.DeleteFile(e.ctx, "d"))
+	if got := fmt.Sprint(damagedSlugs(t, e, "", 10)); got != "[a b e]" {
+		t.Fatalf("DamagedFiles after changes = %s, want [a b e]", got)
+	}
+}
+
+func testLock(t *testing.T, e *env) {
+	until := e.clock.Now().Add(time.Minute)
+	must(t, "Lock", e.s.Lock(e.ctx, "repair", "n1", until))
+	wantErr(t, "Lock(another holder)", e.s.Lock(e.ctx, "repair", "n2", until), store.ErrLeased)
+	must(t, "Lock(another name)", e.s.Lock(e.ctx, "scrub", "n2", until))
+	e.clock.Advance(30 * time.Second)
+	must(t, "Lock(renew)", e.s.Lock(e.ctx, "repair", "n1", e.clock.Now().Add(time.Minute)))
+	e.clock.Advance(45 * time.Second)
+	wantErr(t, "Lock(another holder, within the renewal)", e.s.Lock(e.ctx, "repair", "n2", until), store.ErrLeased)
+	e.clock.Advance(20 * time.Second)
+	must(t, "Lock(after it ran out)", e.s.Lock(e.ctx, "repair", "n2", e.clock.Now().Add(time.Minute)))
+	wantErr(t, "Lock(the old holder)", e.s.Lock(e.ctx, "repair", "n1", e.clock.Now().Add(time.Minute)), store.ErrLeased)
 }
