@@ -225,8 +225,8 @@ func (s *Service) undo(ctx context.Context, sess *store.Session, w *write, begun
 	}
 }
 
-// abortFailed discards, as far as the mirrors allow, what the mirrors
-// dropped from an upload still hold of it.
+// abortFailed discards, in the background, what the mirrors dropped from
+// an upload still hold of it: they failed, so the client does not wait.
 func (s *Service) abortFailed(ctx context.Context, sess store.Session) {
 	ups := map[string]mirrors.Upload{}
 	for id := range sess.Failed {
@@ -234,5 +234,5 @@ func (s *Service) abortFailed(ctx context.Context, sess store.Session) {
 			ups[id] = up
 		}
 	}
-	s.abortAll(ctx, ups)
+	s.abortLater(ups)
 }

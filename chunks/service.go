@@ -47,6 +47,9 @@ type Config struct {
 	// node that died, or cut off from the store, holds up its upload at
 	// most this long.
 	LeaseTime time.Duration
+	// AbortPause is the first pause before an abort that failed is tried
+	// again in the background; the pauses double. Default 1 s.
+	AbortPause time.Duration
 	// LeaseWait is how long a request waits for another request's lease
 	// on the same upload before it is told to retry; default 5 s.
 	LeaseWait time.Duration
@@ -75,6 +78,11 @@ type Service struct {
 	cfg    Config
 	pieces *pool
 	firsts sync.Pool // of *[]byte of firstRead bytes
+
+	bg        sync.WaitGroup // background aborts
+	aborts    chan struct{}  // a slot per background abort
+	stop      chan struct{}  // closed by Close
+	closeOnce sync.Once
 }
 
 // New returns a Service; it creates SpoolDir if needed.
@@ -109,6 +117,9 @@ func New(cfg Config) (*Service, error) {
 	if cfg.LeaseTime < 100*time.Millisecond {
 		return nil, fmt.Errorf("chunks: lease time %v is under 100ms", cfg.LeaseTime)
 	}
+	if cfg.AbortPause == 0 {
+		cfg.AbortPause = time.Second
+	}
 	if cfg.LeaseWait == 0 {
 		cfg.LeaseWait = 5 * time.Second
 	}
@@ -130,7 +141,8 @@ func New(cfg Config) (*Service, error) {
 	if err := os.MkdirAll(cfg.SpoolDir, 0o700); err != nil {
 		return nil, fmt.Errorf("chunks: spool dir: %w", err)
 	}
-	return &Service{cfg: cfg, pieces: newPool(cfg.PieceSize, cfg.Pieces)}, nil
+	return &Service{cfg: cfg, pieces: newPool(cfg.PieceSize, cfg.Pieces),
+		aborts: make(chan struct{}, abortSlots), stop: make(chan struct{})}, nil
 }
 
 // MaxChunkSize is the chunk size advertised to clients.

@@ -91,6 +91,9 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, clock store.Clock
 		return nil, err
 	}
 	spool := filepath.Join(cfg.DataDir, "spool")
+	if err := cleanSpool(spool, log); err != nil {
+		return nil, err
+	}
 	a := &app{id: uuid.NewString(), cfg: cfg, log: log, clock: clock, store: st, mirrors: set}
 	a.health = mirrors.NewHealth(set, 5*time.Second, log)
 	a.chunks, err = chunks.New(chunks.Config{
@@ -131,7 +134,31 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, clock store.Clock
 	return a, nil
 }
 
-func (a *app) Close() error { return a.store.Close() }
+func (a *app) Close() error {
+	a.chunks.Close()
+	return a.store.Close()
+}
+
+// cleanSpool removes what requests parked in the spool directory before
+// this node started: nothing is left to read it.
+func cleanSpool(dir string, log *slog.Logger) error {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("spool: %w", err)
+	}
+	for _, e := range entries {
+		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+			return fmt.Errorf("spool: %w", err)
+		}
+	}
+	if len(entries) > 0 {
+		log.Info("removed what the spool held from before the start", "count", len(entries))
+	}
+	return nil
+}
 
 // seedAccounts writes the configured accounts to the store and, when the
 // store has no account at all, creates one and logs its credentials once.
