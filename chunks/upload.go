@@ -355,7 +355,7 @@ func (s *Service) start(sess *store.Session, a store.Account, name string, ids [
 	}
 	sess.Mirrors = sel
 	sess.Name = CleanName(name)
-	sess.ObjectKey = "files/" + uuid.NewString()
+	sess.ObjectKey = objectPrefix + uuid.NewString()
 	if password != "" {
 		return s.setPassword(sess, password)
 	}

@@ -187,6 +187,10 @@ type Store interface {
 	DeleteFile(ctx context.Context, slug string) error
 	// ExpiredFiles returns up to limit active files whose Expires is before t.
 	ExpiredFiles(ctx context.Context, t time.Time, limit int) ([]File, error)
+	// EachFile calls fn for every file record, in no particular order,
+	// until fn returns an error, which it returns. Files created or
+	// removed meanwhile may or may not be seen.
+	EachFile(ctx context.Context, fn func(File) error) error
 	// DamagedFiles returns up to limit files with a Missing mirror whose
 	// slug sorts after after, in slug order.
 	DamagedFiles(ctx context.Context, after string, limit int) ([]File, error)

@@ -33,6 +33,8 @@ type Config struct {
 	LeaseTime time.Duration `yaml:"lease_time"`
 	// RepairInterval is how often files missing a copy are repaired.
 	RepairInterval time.Duration `yaml:"repair_interval"`
+	// Janitor removes what no record names from the mirrors.
+	Janitor        JanitorConfig `yaml:"janitor"`
 	HealthInterval time.Duration `yaml:"health_interval"`
 	LogLevel       string        `yaml:"log_level"`
 
@@ -51,6 +53,13 @@ type RawConfig struct {
 	RequireKey       bool          `yaml:"require_key"`
 	AnonymousAccount string        `yaml:"anonymous_account"` // an api_key; default: the first account
 	TTL              time.Duration `yaml:"ttl"`               // 0 keeps files forever
+}
+
+// JanitorConfig says how often the mirrors are swept for objects and
+// uploads no record names, and how old those must be to go.
+type JanitorConfig struct {
+	Interval time.Duration `yaml:"interval"` // default 1h
+	Grace    time.Duration `yaml:"grace"`    // default 24h
 }
 
 // RemoteConfig is upload/remote.
@@ -193,6 +202,15 @@ func (c *Config) setDefaults() error {
 	}
 	if c.RepairInterval < 0 {
 		return fmt.Errorf("config: repair_interval %v is negative", c.RepairInterval)
+	}
+	if c.Janitor.Interval == 0 {
+		c.Janitor.Interval = time.Hour
+	}
+	if c.Janitor.Grace == 0 {
+		c.Janitor.Grace = 24 * time.Hour
+	}
+	if c.Janitor.Interval < 0 || c.Janitor.Grace < 0 {
+		return fmt.Errorf("config: janitor.interval and janitor.grace may not be negative")
 	}
 	if c.HealthInterval == 0 {
 		c.HealthInterval = 15 * time.Second

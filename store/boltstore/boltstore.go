@@ -664,3 +664,39 @@ func (s *Store) Lock(ctx context.Context, name, holder string, until time.Time) 
 		return nil
 	})
 }
+
+// EachFile calls fn for every file, in slug order, reading a page of them
+// at a time so that fn runs outside the store's transactions.
+func (s *Store) EachFile(ctx context.Context, fn func(store.File) error) error {
+	after := ""
+	for {
+		var page []store.File
+		err := s.view(ctx, func(tx *bolt.Tx) error {
+			c := bucket(tx, bucketFiles).Cursor()
+			k, v := c.Seek([]byte(after))
+			if k != nil && string(k) == after {
+				k, v = c.Next()
+			}
+			for ; k != nil && len(page) < 1000; k, v = c.Next() {
+				var f store.File
+				if err := json.Unmarshal(v, &f); err != nil {
+					return fmt.Errorf("decode file %q: %w", k, err)
+				}
+				page = append(page, f)
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("each file: %w", err)
+		}
+		for _, f := range page {
+			if err := fn(f); err != nil {
+				return err
+			}
+		}
+		if len(page) < 1000 {
+			return nil
+		}
+		after = page[len(page)-1].Slug
+	}
+}

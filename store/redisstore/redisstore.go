@@ -38,6 +38,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -988,4 +989,62 @@ func (s *Store) Lock(ctx context.Context, name, holder string, until time.Time) 
 		return fmt.Errorf("lock %q: %w", name, store.ErrLeased)
 	}
 	return nil
+}
+
+// EachFile scans the keyspace (on a Cluster, of every master) for file
+// records and reads them in pipelines of a page each.
+func (s *Store) EachFile(ctx context.Context, fn func(store.File) error) error {
+	scan := func(ctx context.Context, c redis.Cmdable) error {
+		var cursor uint64
+		for {
+			keys, next, err := c.Scan(ctx, cursor, "acestash:{f:*}:file", 1000).Result()
+			if err != nil {
+				return fmt.Errorf("each file: %w", err)
+			}
+			if len(keys) > 0 {
+				cmds := make([]*redis.StringCmd, len(keys))
+				_, err := c.Pipelined(ctx, func(p redis.Pipeliner) error {
+					for i, k := range keys {
+						cmds[i] = p.Get(ctx, k)
+					}
+					return nil
+				})
+				if err != nil && !errors.Is(err, redis.Nil) {
+					return fmt.Errorf("each file: %w", err)
+				}
+				for i, cmd := range cmds {
+					data, err := cmd.Result()
+					if errors.Is(err, redis.Nil) {
+						continue // removed meanwhile
+					}
+					if err != nil {
+						return fmt.Errorf("each file: %w", err)
+					}
+					f, err := decode[store.File](data, keys[i])
+					if err != nil {
+						return err
+					}
+					if err := fn(f); err != nil {
+						return err
+					}
+				}
+			}
+			if cursor = next; cursor == 0 {
+				return nil
+			}
+		}
+	}
+	if cc, ok := s.rdb.(*redis.ClusterClient); ok {
+		var mu sync.Mutex // fn is called from one master at a time
+		var failed error  // and not again once it failed
+		return cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
+			mu.Lock()
+			defer mu.Unlock()
+			if failed == nil {
+				failed = scan(ctx, c)
+			}
+			return failed
+		})
+	}
+	return scan(ctx, s.rdb)
 }

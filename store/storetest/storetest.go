@@ -50,6 +50,7 @@ func Run(t *testing.T, open func(t *testing.T, clock store.Clock) store.Store) {
 		{"ExpiredFiles", testExpiredFiles},
 		{"DamagedFiles", testDamagedFiles},
 		{"Lock", testLock},
+		{"EachFile", testEachFile},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -1064,4 +1065,43 @@ func testLock(t *testing.T, e *env) {
 	e.clock.Advance(20 * time.Second)
 	must(t, "Lock(after it ran out)", e.s.Lock(e.ctx, "repair", "n2", e.clock.Now().Add(time.Minute)))
 	wantErr(t, "Lock(the old holder)", e.s.Lock(e.ctx, "repair", "n1", e.clock.Now().Add(time.Minute)), store.ErrLeased)
+}
+
+func testEachFile(t *testing.T, e *env) {
+	want := map[string]bool{}
+	for i := range 2500 {
+		f := e.file(fmt.Sprintf("s%05d", i), "")
+		f.Expires = time.Time{}
+		_, err := e.s.CreateFile(e.ctx, f)
+		must(t, "CreateFile", err)
+		want[f.Slug] = true
+	}
+	must(t, "DeleteFile", e.s.DeleteFile(e.ctx, "s00007"))
+	delete(want, "s00007")
+	seen := map[string]bool{}
+	err := e.s.EachFile(e.ctx, func(f store.File) error {
+		if seen[f.Slug] {
+			return fmt.Errorf("%s seen twice", f.Slug)
+		}
+		if f.ObjectKey != "obj/"+f.Slug {
+			return fmt.Errorf("%s has object key %q", f.Slug, f.ObjectKey)
+		}
+		seen[f.Slug] = true
+		return nil
+	})
+	must(t, "EachFile", err)
+	if len(seen) != len(want) {
+		t.Fatalf("EachFile saw %d files, want %d", len(seen), len(want))
+	}
+	for slug := range want {
+		if !seen[slug] {
+			t.Fatalf("EachFile missed %s", slug)
+		}
+	}
+	stop := errors.New("stop")
+	n := 0
+	err = e.s.EachFile(e.ctx, func(store.File) error { n++; return stop })
+	if !errors.Is(err, stop) || n != 1 {
+		t.Fatalf("EachFile with fn failing: %v after %d calls", err, n)
+	}
 }
