@@ -50,12 +50,16 @@ type Raw struct {
 type Server struct {
 	cfg     Config
 	slots   chan struct{} // one token per remote fetch in progress
-	guesses guesses       // wrong file passwords, per file
+	guesses guesses       // wrong file passwords
 }
 
 // New returns the HTTP handler of acestash.
 func New(cfg Config) http.Handler {
-	s := &Server{cfg: cfg, slots: make(chan struct{}, max(cfg.RemoteSlots, 1))}
+	if cfg.Clock == nil {
+		cfg.Clock = time.Now
+	}
+	s := &Server{cfg: cfg, slots: make(chan struct{}, max(cfg.RemoteSlots, 1)),
+		guesses: guesses{store: cfg.Store, clock: cfg.Clock}}
 	e := s.echo()
 	e.GET("/", s.home)
 	e.HEAD("/", s.home)
@@ -71,6 +75,9 @@ func (s *Server) echo() *echo.Echo {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError
+	// A client's address is the connection's, or what a proxy on a
+	// loopback or private address says it forwarded for.
+	e.IPExtractor = echo.ExtractIPFromXFFHeader()
 	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{DisableStackAll: true, LogErrorFunc: s.logPanic}))
 	e.Use(s.logRequests)
 	return e

@@ -195,6 +195,11 @@ type Store interface {
 	// slug sorts after after, in slug order.
 	DamagedFiles(ctx context.Context, after string, limit int) ([]File, error)
 
+	// Count adds add (0 only reads) to the counter under key and returns
+	// its value. A counter begins at 0 when first counted and lapses at the
+	// until given then; later calls do not move its end.
+	Count(ctx context.Context, key string, add int64, until time.Time) (int64, error)
+
 	// Lock gives the named lock to holder until the time until, unless
 	// another holder's runs past now; then it fails with an error wrapping
 	// ErrLeased. A holder may renew its own. Background jobs that one node

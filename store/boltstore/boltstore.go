@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -29,6 +30,7 @@ const (
 	bucketExpiry   = "expiry"   // timeKey(Expires) + slug, active files with an Expires
 	bucketDamaged  = "damaged"  // slug, files with a Missing mirror
 	bucketLocks    = "locks"    // name -> lock JSON
+	bucketCounts   = "counts"   // key -> count JSON
 )
 
 // purgeBatch is how many lapsed sessions CreateSession removes at most.
@@ -54,7 +56,7 @@ func Open(path string, clock store.Clock) (*Store, error) {
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
 		for _, name := range []string{bucketAccounts, bucketUsers, bucketSessions, bucketIdle,
-			bucketLapses, bucketFiles, bucketAliases, bucketExpiry, bucketDamaged, bucketLocks} {
+			bucketLapses, bucketFiles, bucketAliases, bucketExpiry, bucketDamaged, bucketLocks, bucketCounts} {
 			if _, err := tx.CreateBucketIfNotExists([]byte(name)); err != nil {
 				return fmt.Errorf("bucket %s: %w", name, err)
 			}
@@ -699,4 +701,65 @@ func (s *Store) EachFile(ctx context.Context, fn func(store.File) error) error {
 		}
 		after = page[len(page)-1].Slug
 	}
+}
+
+// count is a counter as stored.
+type count struct {
+	N     int64     `json:"n"`
+	Until time.Time `json:"until"`
+}
+
+// countPurge is how many counters a new one looks at, to remove lapsed ones.
+const countPurge = 8
+
+// Count adds add to the counter under key.
+func (s *Store) Count(ctx context.Context, key string, add int64, until time.Time) (int64, error) {
+	now := s.clock()
+	var n int64
+	err := s.update(ctx, func(tx *bolt.Tx) error {
+		counts := bucket(tx, bucketCounts)
+		c, err := get[count](counts, key, "count")
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		if err != nil || !now.Before(c.Until) {
+			c = count{Until: until}
+			if err := purgeCounts(counts, now); err != nil {
+				return err
+			}
+		}
+		c.N += add
+		n = c.N
+		if add == 0 {
+			return nil
+		}
+		return put(counts, key, c)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("count %q: %w", key, err)
+	}
+	return n, nil
+}
+
+// purgeCounts removes lapsed counters among the first few from a random
+// place, so that lapsed ones do not pile up.
+func purgeCounts(counts *bolt.Bucket, now time.Time) error {
+	var start [8]byte
+	binary.BigEndian.PutUint64(start[:], rand.Uint64())
+	c := counts.Cursor()
+	k, v := c.Seek(start[:])
+	var lapsed [][]byte
+	for i := 0; i < countPurge && k != nil; i++ {
+		var cnt count
+		if json.Unmarshal(v, &cnt) == nil && !now.Before(cnt.Until) {
+			lapsed = append(lapsed, bytes.Clone(k))
+		}
+		k, v = c.Next()
+	}
+	for _, k := range lapsed {
+		if err := counts.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
 }

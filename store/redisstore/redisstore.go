@@ -15,6 +15,7 @@
 //	acestash:{a:<alias>}:alias    string slug
 //	acestash:expiry               zset   slug, score Expires (Unix ms); active expiring files
 //	acestash:damaged              zset   slug, score 0 (read by name); files with a Missing mirror
+//	acestash:{c:<key>}:count      hash   c: count, s/n: end (Unix s, ns); TTL until then
 //	acestash:{lock:<name>}        hash   h: holder, s/n: end (Unix s, ns) of a named lock; TTL until then
 //
 // The version, lease and expiry fields beside the JSON are the truth where
@@ -58,6 +59,7 @@ func sessionKey(uploadKey string) string { return "acestash:{s:" + uploadKey + "
 func fileKey(slug string) string         { return "acestash:{f:" + slug + "}:file" }
 func aliasKey(alias string) string       { return "acestash:{a:" + alias + "}:alias" }
 func lockKey(name string) string         { return "acestash:{lock:" + name + "}" }
+func countKey(key string) string         { return "acestash:{c:" + key + "}:count" }
 
 // Scripts. Each touches the keys of one hash slot.
 var (
@@ -190,6 +192,24 @@ end
 redis.call('HSET', KEYS[1], 'h', ARGV[1], 's', ARGV[2], 'n', ARGV[3])
 redis.call('PEXPIRE', KEYS[1], ARGV[6])
 return 1`)
+
+	// count: KEYS counter; ARGV add, until s, until ns, now s, now ns, TTL
+	// ms. Returns the count.
+	countScript = redis.NewScript(`
+local c = redis.call('HMGET', KEYS[1], 'c', 's', 'n')
+local ns, nn = tonumber(ARGV[4]), tonumber(ARGV[5])
+if c[1] then
+  local s, n = tonumber(c[2]), tonumber(c[3])
+  if ns > s or (ns == s and nn >= n) then c[1] = nil end
+end
+if not c[1] then
+  if ARGV[1] == '0' then return 0 end
+  redis.call('HSET', KEYS[1], 'c', ARGV[1], 's', ARGV[2], 'n', ARGV[3])
+  redis.call('PEXPIRE', KEYS[1], ARGV[6])
+  return tonumber(ARGV[1])
+end
+if ARGV[1] == '0' then return tonumber(c[1]) end
+return redis.call('HINCRBY', KEYS[1], 'c', ARGV[1])`)
 
 	// deleteIfEqual: KEYS key; ARGV value. Deletes the key if it holds value.
 	deleteIfEqualScript = redis.NewScript(`
@@ -1047,4 +1067,16 @@ func (s *Store) EachFile(ctx context.Context, fn func(store.File) error) error {
 		})
 	}
 	return scan(ctx, s.rdb)
+}
+
+// Count adds add to the counter under key, in one script.
+func (s *Store) Count(ctx context.Context, key string, add int64, until time.Time) (int64, error) {
+	now := s.clock()
+	ttl := max(int64(math.Ceil(float64(until.Sub(now))/float64(time.Millisecond))), 1)
+	n, err := countScript.Run(ctx, s.rdb, []string{countKey(key)}, add, until.Unix(), until.Nanosecond(),
+		now.Unix(), now.Nanosecond(), ttl).Int64()
+	if err != nil {
+		return 0, fmt.Errorf("count %q: %w", key, err)
+	}
+	return n, nil
 }

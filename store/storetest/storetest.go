@@ -51,6 +51,7 @@ func Run(t *testing.T, open func(t *testing.T, clock store.Clock) store.Store) {
 		{"DamagedFiles", testDamagedFiles},
 		{"Lock", testLock},
 		{"EachFile", testEachFile},
+		{"Count", testCount},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -1104,4 +1105,27 @@ func testEachFile(t *testing.T, e *env) {
 	if !errors.Is(err, stop) || n != 1 {
 		t.Fatalf("EachFile with fn failing: %v after %d calls", err, n)
 	}
+}
+
+func testCount(t *testing.T, e *env) {
+	count := func(key string, add int64, until time.Time, want int64) {
+		t.Helper()
+		n, err := e.s.Count(e.ctx, key, add, until)
+		must(t, "Count", err)
+		if n != want {
+			t.Fatalf("Count(%q, %d) = %d, want %d", key, add, n, want)
+		}
+	}
+	end := e.clock.Now().Add(time.Minute)
+	count("a", 0, end, 0)
+	count("a", 1, end, 1)
+	count("a", 2, end.Add(time.Hour), 3) // a later end does not move it
+	count("b", 1, end, 1)
+	count("a", 0, end, 3)
+	e.clock.Advance(59 * time.Second)
+	count("a", 1, e.clock.Now().Add(time.Minute), 4)
+	e.clock.Advance(time.Second)
+	count("a", 0, e.clock.Now().Add(time.Minute), 0) // lapsed
+	count("a", 1, e.clock.Now().Add(time.Minute), 1)
+	count("b", 0, end, 0)
 }
