@@ -34,6 +34,11 @@ type Config struct {
 	Remote *remote.Fetcher
 	// RemoteSlots is how many remote fetches this node runs at once.
 	RemoteSlots int
+	// MinBodyRate, in bytes per second, and BodyWindow: a request body
+	// must bring MinBodyRate × BodyWindow bytes in every BodyWindow the
+	// server waits for it, or the request is cut. 0 turns it off.
+	MinBodyRate int64
+	BodyWindow  time.Duration
 }
 
 // Raw configures Mirage's storage service: POST /upload, GET /uploads/<id>.
@@ -58,6 +63,9 @@ func New(cfg Config) http.Handler {
 	if cfg.Clock == nil {
 		cfg.Clock = time.Now
 	}
+	if cfg.BodyWindow <= 0 {
+		cfg.BodyWindow = 30 * time.Second
+	}
 	s := &Server{cfg: cfg, slots: make(chan struct{}, max(cfg.RemoteSlots, 1)),
 		guesses: guesses{store: cfg.Store, clock: cfg.Clock}}
 	e := s.echo()
@@ -80,6 +88,7 @@ func (s *Server) echo() *echo.Echo {
 	e.IPExtractor = echo.ExtractIPFromXFFHeader()
 	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{DisableStackAll: true, LogErrorFunc: s.logPanic}))
 	e.Use(s.logRequests)
+	e.Use(s.slowBodies)
 	return e
 }
 

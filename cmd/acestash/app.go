@@ -130,6 +130,8 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, clock store.Clock
 		},
 		Remote:      fetcher(cfg.Remote),
 		RemoteSlots: cfg.Remote.MaxConcurrent,
+		MinBodyRate: cfg.Limits.MinBodyRate,
+		BodyWindow:  cfg.Limits.BodyWindow,
 	})
 	return a, nil
 }
@@ -297,8 +299,8 @@ func (a *app) serve(ctx context.Context, ln net.Listener) error {
 	})
 	srv := &http.Server{
 		Handler:           a.handler,
-		ReadHeaderTimeout: 30 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+		ReadHeaderTimeout: a.cfg.Limits.HeaderTimeout,
+		IdleTimeout:       a.cfg.Limits.IdleTimeout,
 		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return ctx },
 	}

@@ -112,6 +112,14 @@ type Limits struct {
 	// mirrors in pieces of PieceSize, and a node holds at most Pieces.
 	PieceSize int `yaml:"piece_size"`
 	Pieces    int `yaml:"pieces"`
+	// MinBodyRate (bytes/s) over BodyWindow: slower request bodies are
+	// cut; a negative rate turns the check off.
+	MinBodyRate int64         `yaml:"min_body_rate"`
+	BodyWindow  time.Duration `yaml:"body_window"`
+	// HeaderTimeout bounds reading a request's headers; IdleTimeout how
+	// long a kept-alive connection may wait for its next request.
+	HeaderTimeout time.Duration `yaml:"header_timeout"`
+	IdleTimeout   time.Duration `yaml:"idle_timeout"`
 }
 
 // envRef matches ${NAME} in a config file.
@@ -223,6 +231,21 @@ func (c *Config) setDefaults() error {
 	}
 	if c.Limits.SessionIdle == 0 {
 		c.Limits.SessionIdle = 24 * time.Hour
+	}
+	if c.Limits.MinBodyRate == 0 {
+		c.Limits.MinBodyRate = 1024
+	}
+	if c.Limits.BodyWindow == 0 {
+		c.Limits.BodyWindow = 30 * time.Second
+	}
+	if c.Limits.HeaderTimeout == 0 {
+		c.Limits.HeaderTimeout = 10 * time.Second
+	}
+	if c.Limits.IdleTimeout == 0 {
+		c.Limits.IdleTimeout = time.Minute
+	}
+	if c.Limits.BodyWindow < 0 || c.Limits.HeaderTimeout < 0 || c.Limits.IdleTimeout < 0 {
+		return fmt.Errorf("config: limits.body_window, header_timeout and idle_timeout may not be negative")
 	}
 	if c.Raw.MaxSize == 0 {
 		c.Raw.MaxSize = 24 << 20
