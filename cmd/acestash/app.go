@@ -294,6 +294,9 @@ func (a *app) serve(ctx context.Context, ln net.Listener) error {
 	go a.health.Run(ctx, a.cfg.HealthInterval)
 	go a.reapLoop(ctx)
 	go a.job(ctx, "repair", a.cfg.RepairInterval, a.chunks.Repair)
+	go a.job(ctx, "scrub", a.cfg.ScrubInterval, func(ctx context.Context) (int, error) {
+		return a.chunks.Scrub(ctx, a.cfg.ScrubShare)
+	})
 	go a.job(ctx, "janitor", a.cfg.Janitor.Interval, func(ctx context.Context) (int, error) {
 		return a.chunks.Sweep(ctx, a.cfg.Janitor.Grace)
 	})

@@ -33,6 +33,10 @@ type Config struct {
 	LeaseTime time.Duration `yaml:"lease_time"`
 	// RepairInterval is how often files missing a copy are repaired.
 	RepairInterval time.Duration `yaml:"repair_interval"`
+	// ScrubInterval is how often every copy is read and checked;
+	// ScrubShare the most of the time the scrubber spends reading.
+	ScrubInterval time.Duration `yaml:"scrub_interval"`
+	ScrubShare    float64       `yaml:"scrub_share"`
 	// Janitor removes what no record names from the mirrors.
 	Janitor        JanitorConfig `yaml:"janitor"`
 	HealthInterval time.Duration `yaml:"health_interval"`
@@ -210,6 +214,15 @@ func (c *Config) setDefaults() error {
 	}
 	if c.RepairInterval < 0 {
 		return fmt.Errorf("config: repair_interval %v is negative", c.RepairInterval)
+	}
+	if c.ScrubInterval == 0 {
+		c.ScrubInterval = 24 * time.Hour
+	}
+	if c.ScrubShare == 0 {
+		c.ScrubShare = 0.1
+	}
+	if c.ScrubInterval < 0 || c.ScrubShare < 0 || c.ScrubShare > 1 {
+		return fmt.Errorf("config: scrub_interval must be positive and scrub_share within 0..1")
 	}
 	if c.Janitor.Interval == 0 {
 		c.Janitor.Interval = time.Hour

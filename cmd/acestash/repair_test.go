@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 )
@@ -72,4 +74,43 @@ func TestRepairAfterMirrorDown(t *testing.T) {
 	if _, ok := other["missing"]; ok {
 		t.Fatalf("file/info tells another account which copies are missing: %v", other)
 	}
+}
+
+// TestScrubRewritesAFlippedByte flips a byte in a file's copy on a
+// directory mirror: the scrubber finds it and rewrites the copy from a
+// good one.
+func TestScrubRewritesAFlippedByte(t *testing.T) {
+	cfg := testConfig(t, embedded)
+	cfg.ScrubInterval, cfg.ScrubShare = time.Second, 1
+	srv := start(t, cfg, nil)
+	data := testData(5000, 23)
+	u := newUpload(t, srv, "1", "2")
+	var res uploadResult
+	u.send("", data).result(t, &res)
+	f, err := srv.app.store.File(t.Context(), res.Slug)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(cfg.Mirrors[0].Path, filepath.FromSlash(f.ObjectKey))
+	b, err := os.ReadFile(path)
+	if err != nil || !bytes.Equal(b, data) {
+		t.Fatalf("mirror 1's copy at %s: %v", path, err)
+	}
+	b[2500] ^= 0x01
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	flipped := time.Now()
+	for {
+		b, err := os.ReadFile(path)
+		if err == nil && bytes.Equal(b, data) {
+			break
+		}
+		if time.Since(flipped) > 10*time.Second {
+			t.Fatal("the flipped byte is still there 10 scrub intervals later")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("rewritten %v after the byte was flipped", time.Since(flipped).Round(time.Millisecond))
+	checkComplete(t, srv, res, "f.bin", data)
 }
