@@ -1,5 +1,5 @@
 # acestash: `make run` starts a server on the embedded default; `make test`
-# installs what the tests need (redis-server, minio) and runs every test.
+# installs what the tests need (redis-server, chromium, minio) and runs every test.
 
 MINIO_VERSION := v0.0.0-20260212201848-7aac2a2c5b7c
 TUSD_VERSION  := v2.9.1
@@ -45,12 +45,16 @@ bench: test-deps
 		GOFLAGS=-buildvcs=false go install github.com/tus/tusd/v2/cmd/tusd@$(TUSD_VERSION); }
 	go test -run '^$$' -bench . -benchtime 1x -timeout 60m ./cmd/acestash
 
-# test-deps installs the real servers the tests start: redis-server from
-# Debian's packages and MinIO built from the pinned module version.
+# test-deps installs the real programs the tests start: redis-server and
+# chromium (the web page's tests drive it headless) from Debian's packages,
+# and MinIO built from the pinned module version.
 test-deps:
 	@command -v redis-server >/dev/null 2>&1 || { \
 		echo "installing redis-server"; \
 		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq redis-server >/dev/null; }
+	@command -v chromium >/dev/null 2>&1 || { \
+		echo "installing chromium"; \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium >/dev/null; }
 	@go version -m $(GOBIN)/minio 2>/dev/null | grep -q 'mod[[:space:]]*github.com/minio/minio[[:space:]]*$(MINIO_VERSION)' || { \
 		echo "building minio $(MINIO_VERSION) (a few minutes, once)"; \
 		GOFLAGS=-buildvcs=false go install github.com/minio/minio@$(MINIO_VERSION); }

@@ -57,27 +57,65 @@ func (s *Server) find(ctx context.Context, id string, get func(context.Context, 
 }
 
 var pageTmpl = template.Must(template.New("page").Parse(`<!doctype html>
-<html><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{{.File.Name}} · acestash</title>
-<style>body{font-family:sans-serif;max-width:44em;margin:2em auto;padding:0 1em}code{word-break:break-all}</style>
+<link rel="stylesheet" href="/assets/style.css">
+<script src="/assets/file.js" defer></script>
 </head><body>
-<h1>{{.File.Name}}</h1>
-<table>
-<tr><th align="left">Size</th><td>{{.Size}} ({{.File.Size}} bytes)</td></tr>
-{{if not .Locked}}<tr><th align="left">SHA-256</th><td><code>{{.File.SHA256}}</code></td></tr>{{end}}
-<tr><th align="left">Uploaded</th><td>{{.Created}}</td></tr>
-<tr><th align="left">Mirrors</th><td>{{range $i, $m := .Mirrors}}{{if $i}}, {{end}}{{$m}}{{end}}</td></tr>
-</table>
+<header class="bar"><h1><a href="/">acestash</a></h1></header>
+<main>
+<h2 id="name">{{.File.Name}}</h2>
+<dl class="facts">
+<dt>Size</dt><dd id="size">{{.Size}} ({{.File.Size}} bytes)</dd>
+{{if not .Locked}}<dt>SHA-256</dt><dd><code id="sha256">{{.File.SHA256}}</code> <button type="button" class="copy" data-copy="sha256">Copy SHA-256</button></dd>{{end}}
+<dt>Uploaded</dt><dd>{{.Created}}</dd>
+<dt>Mirrors</dt><dd id="mirrors">{{range $i, $m := .Mirrors}}{{if $i}}, {{end}}{{$m}}{{end}}</dd>
+<dt>Link</dt><dd><code id="link">{{.URL}}</code> <button type="button" class="copy" data-copy="link">Copy link</button></dd>
+</dl>
 {{if .Locked}}
-<form method="post" action="{{.Download}}">
-<p><label>This file is protected by a password. Password: <input type="password" name="password" autofocus></label>
-<button type="submit">Download</button></p>
+<form method="post" action="{{.Download}}" class="actions">
+<p>This file is protected by a password.</p>
+<label for="file-password">Password</label>
+<input id="file-password" type="password" name="password" autocomplete="off" required autofocus>
+<button type="submit">Download</button>
 </form>
 {{else}}
-<p><a href="{{.Download}}">Download {{.File.Name}}</a></p>
+<p class="actions"><a class="button" id="download" href="{{.Download}}" download>Download {{.File.Name}}</a></p>
+{{with .Preview}}<section class="preview" aria-label="Preview">
+{{if eq .Kind "image"}}<img src="{{.URL}}" alt="Preview of {{$.File.Name}}">
+{{else if eq .Kind "audio"}}<audio controls preload="metadata" src="{{.URL}}" aria-label="Play {{$.File.Name}}"></audio>
+{{else if eq .Kind "video"}}<video controls preload="metadata" src="{{.URL}}" aria-label="Play {{$.File.Name}}"></video>
+{{else if eq .Kind "pdf"}}<iframe src="{{.URL}}" title="Preview of {{$.File.Name}}"></iframe>
+{{else}}<iframe src="{{.URL}}" title="Preview of {{$.File.Name}}" sandbox></iframe>{{end}}
+</section>{{end}}
 {{end}}
+</main>
 </body></html>
 `))
+
+// preview is how the download page shows a file inline, if it can.
+type preview struct{ Kind, URL string }
+
+// previewOf returns the file's preview: served at /uploads/<slug> like
+// Mirage's downloads, with the sniffed type only where inlineSafe allows.
+func previewOf(f store.File) *preview {
+	if len(f.PasswordHash) > 0 || f.Size == 0 || !inlineSafe(f.Type) {
+		return nil
+	}
+	t, _, _ := strings.Cut(f.Type, ";")
+	kind := "text"
+	switch {
+	case t == "application/pdf":
+		kind = "pdf" // browsers show no PDF in a sandbox
+	case strings.HasPrefix(t, "image/"):
+		kind = "image"
+	case strings.HasPrefix(t, "audio/"), t == "application/ogg":
+		kind = "audio"
+	case strings.HasPrefix(t, "video/"):
+		kind = "video"
+	}
+	return &preview{Kind: kind, URL: "/uploads/" + f.Slug}
+}
 
 func (s *Server) filePage(c echo.Context) error {
 	f, err := s.lookup(c.Request().Context(), c.Param("slug"))
@@ -90,8 +128,7 @@ func (s *Server) filePage(c echo.Context) error {
 			names = append(names, e.Name)
 		}
 	}
-	c.Response().Header().Set("Content-Type", "text/html; charset=utf-8")
-	c.Response().Header().Set("X-Content-Type-Options", "nosniff")
+	pageHeaders(c.Response().Header())
 	c.Response().WriteHeader(http.StatusOK)
 	if c.Request().Method == http.MethodHead {
 		return nil
@@ -101,6 +138,8 @@ func (s *Server) filePage(c echo.Context) error {
 		"Created":  f.Created.UTC().Format(mirrorAceTime) + " UTC",
 		"Locked":   len(f.PasswordHash) > 0,
 		"Download": "/m/" + f.Slug + "/download",
+		"URL":      s.fileURL(f.Slug),
+		"Preview":  previewOf(f),
 	})
 }
 

@@ -27,10 +27,11 @@ const maxInfoSlugs = 50
 const mirrorAceTime = "2006-01-02 15:04:05"
 
 func (s *Server) mirrorAce(g *echo.Group) {
-	g.POST("/file/upload", s.fileUpload)
-	g.POST("/file/info", s.fileInfo)
-	g.POST("/upload", s.upload)
-	g.POST("/upload/remote", s.uploadRemote)
+	g.POST("/file/upload", s.fileUpload, s.withSession)
+	g.POST("/file/info", s.fileInfo, s.withSession)
+	g.POST("/upload", s.upload, s.withSession)
+	g.POST("/upload/remote", s.uploadRemote, s.withSession)
+	s.extensions(g)
 }
 
 type envelope struct {
@@ -46,9 +47,13 @@ func success(c echo.Context, result any) error {
 	return writeEnvelope(c, http.StatusOK, "success", result)
 }
 
-// authenticate returns the account whose api_key and api_token the form has.
+// authenticate returns the account whose api_key and api_token the form
+// has, or, when it has neither, the account of the request's browser session.
 func (s *Server) authenticate(ctx context.Context, v url.Values) (store.Account, error) {
 	key, token := v.Get("api_key"), v.Get("api_token")
+	if a, ok := sessionAccount(ctx); ok && key == "" && token == "" {
+		return a, nil
+	}
 	if key == "" || token == "" {
 		return store.Account{}, badRequest("api_key and api_token are required")
 	}
@@ -120,7 +125,7 @@ func (s *Server) upload(c echo.Context) error {
 	// goes came before it; the fields after it are read once it has ended.
 	// Otherwise it is spooled to local disk and the whole form read first.
 	stream := func(v url.Values) bool {
-		return v.Get("api_key") != "" && v.Get("api_token") != "" &&
+		return hasCredentials(ctx, v) &&
 			v.Get("upload_key") != "" && first(v.Get("cTracker"), v.Get("ctracker")) != ""
 	}
 	limit := s.cfg.Chunks.MaxChunkSize() + 1
@@ -210,6 +215,33 @@ func (s *Server) fileInfo(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	slugs, err := slugList(v)
+	if err != nil {
+		return err
+	}
+	found, err := s.files(ctx, slugs)
+	if err != nil {
+		return err
+	}
+	out := make(map[string]map[string]string, len(slugs))
+	for _, sl := range slugs {
+		file, ok := found[sl]
+		if !ok {
+			out[sl] = notFound()
+			continue
+		}
+		if file.Owner == acct.APIKey {
+			out[sl] = s.infoRecord(file)
+		} else {
+			out[sl] = s.publicRecord(file)
+		}
+	}
+	return success(c, out)
+}
+
+// slugList reads the files field: distinct slugs, comma-separated, at
+// most 50.
+func slugList(v url.Values) ([]string, error) {
 	var slugs []string
 	seen := map[string]bool{}
 	for _, sl := range strings.Split(v.Get("files"), ",") {
@@ -219,11 +251,17 @@ func (s *Server) fileInfo(c echo.Context) error {
 		}
 	}
 	if len(slugs) == 0 {
-		return badRequest("files is required: one slug or several, comma-separated")
+		return nil, badRequest("files is required: one slug or several, comma-separated")
 	}
 	if len(slugs) > maxInfoSlugs {
-		return badRequest("files lists " + strconv.Itoa(len(slugs)) + " slugs; at most 50 per call")
+		return nil, badRequest("files lists " + strconv.Itoa(len(slugs)) + " slugs; at most 50 per call")
 	}
+	return slugs, nil
+}
+
+// files reads the records of the slugs that can name a file, in one round
+// trip.
+func (s *Server) files(ctx context.Context, slugs []string) (map[string]store.File, error) {
 	var lookup []string
 	for _, sl := range slugs {
 		if slug.Valid(sl, 64) {
@@ -232,34 +270,34 @@ func (s *Server) fileInfo(c echo.Context) error {
 	}
 	found, err := s.cfg.Store.Files(ctx, lookup)
 	if err != nil {
-		return unavailable("cannot read file records", err)
+		return nil, unavailable("cannot read file records", err)
 	}
-	out := make(map[string]map[string]string, len(slugs))
-	for _, sl := range slugs {
-		file, ok := found[sl]
-		if !ok {
-			out[sl] = map[string]string{"id": "null", "name": "null", "slug": "null", "size": "null", "url": "null", "status": "not found"}
-			continue
-		}
-		out[sl] = s.infoOf(file, file.Owner == acct.APIKey)
-	}
-	return success(c, out)
+	return found, nil
 }
 
-// infoOf is file/info's record of a file: to its owner, everything,
-// including where copies are missing; to another account, only what the
-// file's public page shows.
-func (s *Server) infoOf(f store.File, owner bool) map[string]string {
-	m := map[string]string{
-		"id": "null", "name": f.Name, "slug": f.Slug, "size": itoa(f.Size),
-		"url": s.fileURL(f.Slug), "status": f.Status,
+// infoRecord is a file as file/info shows it to its owner: MirrorAce's
+// fields, and the mirrors holding a copy, how many, and those missing one.
+func (s *Server) infoRecord(f store.File) map[string]string {
+	return map[string]string{
+		"id": itoa(f.ID), "name": f.Name, "slug": f.Slug,
+		"size": itoa(f.Size), "url": s.fileURL(f.Slug), "status": f.Status,
 		"mirrors": strings.Join(f.Mirrors, ","), "copies": strconv.Itoa(len(f.Mirrors)),
+		"missing": strings.Join(f.Missing, ","),
 	}
-	if owner {
-		m["id"] = itoa(f.ID)
-		m["missing"] = strings.Join(f.Missing, ",")
-	}
+}
+
+// publicRecord is a file as file/info shows it to another account: only
+// what the file's public page shows.
+func (s *Server) publicRecord(f store.File) map[string]string {
+	m := s.infoRecord(f)
+	m["id"] = "null"
+	delete(m, "missing")
 	return m
+}
+
+// notFound is file/info's record of a slug that names no file.
+func notFound() map[string]string {
+	return map[string]string{"id": "null", "name": "null", "slug": "null", "size": "null", "url": "null", "status": "not found"}
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }

@@ -39,6 +39,9 @@ type Config struct {
 	// server waits for it, or the request is cut. 0 turns it off.
 	MinBodyRate int64
 	BodyWindow  time.Duration
+	// Health says why a mirror failed its last check, or nil; nil Health
+	// calls every mirror healthy.
+	Health func(id string) error
 }
 
 // Raw configures Mirage's storage service: POST /upload, GET /uploads/<id>.
@@ -69,8 +72,7 @@ func New(cfg Config) http.Handler {
 	s := &Server{cfg: cfg, slots: make(chan struct{}, max(cfg.RemoteSlots, 1)),
 		guesses: guesses{store: cfg.Store, clock: cfg.Clock}}
 	e := s.echo()
-	e.GET("/", s.home)
-	e.HEAD("/", s.home)
+	s.web(e)
 	s.mirrorAce(s.group(e, "/api/v1", mirrorAce))
 	s.rocketChat(s.group(e, "/api/v1/rooms.upload", rocket), e)
 	s.downloads(s.group(e, "/m", plain))
@@ -91,18 +93,6 @@ func (s *Server) echo() *echo.Echo {
 	e.Use(s.slowBodies)
 	return e
 }
-
-// home answers the keep-alive ping and names the service. It must never
-// touch the store or a mirror.
-func (s *Server) home(c echo.Context) error {
-	c.Response().Header().Set("Cache-Control", "no-store")
-	return c.HTML(http.StatusOK, homePage)
-}
-
-const homePage = `<!doctype html>
-<html><head><meta charset="utf-8"><title>acestash</title></head>
-<body><h1>acestash</h1><p>A self-hosted file storage service. Upload with a MirrorAce API v1 client.</p></body></html>
-`
 
 func (s *Server) logPanic(c echo.Context, err error, stack []byte) error {
 	s.cfg.Log.Error("panic", "path", c.Request().URL.Path, "err", err, "stack", string(stack))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -82,8 +83,40 @@ func (s *Service) Remove(ctx context.Context, f store.File) error {
 	if err := s.cfg.Store.DeleteFile(ctx, f.Slug); err != nil {
 		return fmt.Errorf("chunks: delete file %s: %w", f.Slug, err)
 	}
+	return s.deleteObjects(ctx, f, f.Mirrors)
+}
+
+// Withdraw takes down the published file with the slug for a reason, one
+// of the store's removed statuses: its record stays and says why, so that
+// file/info and the download page can tell, and its object is deleted from
+// every mirror. It returns the record as stored; a file already taken down
+// keeps its first reason.
+func (s *Service) Withdraw(ctx context.Context, slug, status string) (store.File, error) {
+	switch status {
+	case store.StatusUser, store.StatusAdmin, store.StatusCopyright:
+	default:
+		return store.File{}, Errorf(Invalid, "%q is not a reason to remove a file", status)
+	}
+	f, err := s.cfg.Store.File(ctx, slug)
+	if err != nil {
+		return store.File{}, fmt.Errorf("chunks: withdraw %s: %w", slug, err)
+	}
+	if f.Status != store.StatusActive {
+		return f, nil
+	}
+	held := slices.Concat(f.Mirrors, f.Missing)
+	f.Status, f.Mirrors, f.Missing, f.Expires = status, nil, nil, time.Time{}
+	if err := s.cfg.Store.UpdateFile(ctx, f); err != nil {
+		return store.File{}, fmt.Errorf("chunks: withdraw %s: %w", slug, err)
+	}
+	return f, s.deleteObjects(ctx, f, held)
+}
+
+// deleteObjects deletes f's object from the mirrors with the ids; one that
+// is already gone is not an error.
+func (s *Service) deleteObjects(ctx context.Context, f store.File, ids []string) error {
 	var errs []error
-	for _, id := range f.Mirrors {
+	for _, id := range ids {
 		e, ok := s.cfg.Mirrors.Get(id)
 		if !ok {
 			continue

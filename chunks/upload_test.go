@@ -400,3 +400,40 @@ func TestOneFailedWriteIsRetried(t *testing.T) {
 		t.Fatalf("a mirror that failed once is missing from the record: %v", res.File.Missing)
 	}
 }
+
+func TestWithdraw(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, 2, nil)
+	b := data(100<<10, 9)
+	f, err := e.svc.Put(t.Context(), Spec{Account: e.acct, Name: "gone", Mirrors: e.ids()}, bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.Withdraw(t.Context(), f.Slug, "because"); err == nil {
+		t.Fatal("Withdraw with a made-up reason succeeded")
+	}
+	got, err := e.svc.Withdraw(t.Context(), f.Slug, store.StatusCopyright)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored, err := e.store.File(t.Context(), f.Slug)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Status != store.StatusCopyright || stored.Status != store.StatusCopyright || len(stored.Mirrors) != 0 {
+		t.Fatalf("after Withdraw: returned %+v, stored %+v", got, stored)
+	}
+	for i, m := range e.mem {
+		if keys := m.Keys(); len(keys) != 0 {
+			t.Errorf("mirror %d still holds %v", i+1, keys)
+		}
+	}
+	// A second removal keeps the first reason.
+	again, err := e.svc.Withdraw(t.Context(), f.Slug, store.StatusUser)
+	if err != nil || again.Status != store.StatusCopyright {
+		t.Fatalf("second Withdraw = %q, %v; want the first reason kept", again.Status, err)
+	}
+	if _, err := e.svc.Withdraw(t.Context(), "nosuch", store.StatusUser); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Withdraw of a missing slug: %v, want not found", err)
+	}
+}

@@ -129,11 +129,22 @@ func (w *write) copy(ctx context.Context, body io.Reader, limit int64) error {
 	}
 }
 
+// hashStretch is how many bytes read hashes at a time.
+const hashStretch = 128 << 10
+
 // read fills p from body as far as it goes, feeding the hash; it returns
 // fewer than len(p) bytes only at the end of the body.
 func (w *write) read(body io.Reader, p []byte, limit int64) (int, error) {
-	k, err := io.ReadFull(body, p)
-	w.h.Write(p[:k])
+	// Hash each stretch while it is still in the CPU's cache: a whole
+	// piece read first and hashed after runs at half the speed.
+	k := 0
+	var err error
+	for k < len(p) && err == nil {
+		var n int
+		n, err = io.ReadFull(body, p[k:min(k+hashStretch, len(p))])
+		w.h.Write(p[k : k+n])
+		k += n
+	}
 	if len(w.head) < 512 {
 		w.head = append(w.head, p[:min(k, 512-len(w.head))]...)
 	}

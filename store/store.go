@@ -140,6 +140,9 @@ type Store interface {
 	AccountByUserID(ctx context.Context, userID string) (Account, error)
 	// Accounts returns every account, ordered by API key.
 	Accounts(ctx context.Context) ([]Account, error)
+	// DeleteAccount removes the account with the API key; its files stay.
+	// A missing account is not an error.
+	DeleteAccount(ctx context.Context, apiKey string) error
 
 	// CreateSession stores a new session under s.UploadKey; ErrExists if
 	// taken. A session that is not Started is gone once its Expires passes.
@@ -185,6 +188,10 @@ type Store interface {
 	// DeleteFile removes the file record with the slug and its alias; a
 	// missing file is not an error.
 	DeleteFile(ctx context.Context, slug string) error
+	// OwnerFiles returns up to limit of the owner's files, newest first,
+	// after skipping offset of them, and how many the owner has in all.
+	// Removed files are included with their status; DeleteFile drops one.
+	OwnerFiles(ctx context.Context, owner string, offset, limit int) ([]File, int, error)
 	// ExpiredFiles returns up to limit active files whose Expires is before t.
 	ExpiredFiles(ctx context.Context, t time.Time, limit int) ([]File, error)
 	// EachFile calls fn for every file record, in no particular order,

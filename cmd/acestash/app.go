@@ -132,6 +132,7 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, clock store.Clock
 		RemoteSlots: cfg.Remote.MaxConcurrent,
 		MinBodyRate: cfg.Limits.MinBodyRate,
 		BodyWindow:  cfg.Limits.BodyWindow,
+		Health:      a.health.Err,
 	})
 	return a, nil
 }

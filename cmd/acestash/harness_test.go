@@ -78,6 +78,13 @@ func start(t *testing.T, cfg Config, clock *storetest.Clock) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return startOn(t, cfg, clock, ln, nil)
+}
+
+// startOn runs a node with cfg on ln until the test ends (or Stop); wrap,
+// if set, wraps its HTTP handler.
+func startOn(t *testing.T, cfg Config, clock *storetest.Clock, ln net.Listener, wrap func(http.Handler) http.Handler) *testServer {
+	t.Helper()
 	cfg.Listen = ln.Addr().String()
 	if cfg.PublicURL == "" {
 		cfg.PublicURL = "http://" + ln.Addr().String()
@@ -94,6 +101,9 @@ func start(t *testing.T, cfg Config, clock *storetest.Clock) *testServer {
 	if err != nil {
 		cancel()
 		t.Fatal(err)
+	}
+	if wrap != nil {
+		a.handler = wrap(a.handler)
 	}
 	done := make(chan error, 1)
 	go func() { done <- a.serve(ctx, ln) }()

@@ -28,6 +28,7 @@ const (
 	bucketFiles    = "files"    // slug -> File JSON; its sequence numbers file IDs
 	bucketAliases  = "aliases"  // alias -> slug
 	bucketExpiry   = "expiry"   // timeKey(Expires) + slug, active files with an Expires
+	bucketOwners   = "owners"   // one bucket per owner: timeKey(Created) + slug
 	bucketDamaged  = "damaged"  // slug, files with a Missing mirror
 	bucketLocks    = "locks"    // name -> lock JSON
 	bucketCounts   = "counts"   // key -> count JSON
@@ -55,11 +56,23 @@ func Open(path string, clock store.Clock) (*Store, error) {
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
+		indexed := tx.Bucket([]byte(bucketOwners)) != nil
 		for _, name := range []string{bucketAccounts, bucketUsers, bucketSessions, bucketIdle,
-			bucketLapses, bucketFiles, bucketAliases, bucketExpiry, bucketDamaged, bucketLocks, bucketCounts} {
+			bucketLapses, bucketFiles, bucketAliases, bucketExpiry, bucketOwners,
+			bucketDamaged, bucketLocks, bucketCounts} {
 			if _, err := tx.CreateBucketIfNotExists([]byte(name)); err != nil {
 				return fmt.Errorf("bucket %s: %w", name, err)
 			}
+		}
+		if !indexed {
+			// A store written before the owner index existed.
+			return bucket(tx, bucketFiles).ForEach(func(k, v []byte) error {
+				f, err := get[store.File](bucket(tx, bucketFiles), string(k), "file")
+				if err != nil {
+					return err
+				}
+				return indexOwner(tx, f)
+			})
 		}
 		return nil
 	})
@@ -151,6 +164,29 @@ func (s *Store) PutAccount(ctx context.Context, a store.Account) error {
 		}
 		if err := put(accounts, a.APIKey, a); err != nil {
 			return fmt.Errorf("put account: %w", err)
+		}
+		return nil
+	})
+}
+
+// DeleteAccount removes the account with the API key.
+func (s *Store) DeleteAccount(ctx context.Context, apiKey string) error {
+	return s.update(ctx, func(tx *bolt.Tx) error {
+		accounts, users := bucket(tx, bucketAccounts), bucket(tx, bucketUsers)
+		old, err := get[store.Account](accounts, apiKey, "account")
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("delete account: %w", err)
+		}
+		if old.UserID != "" && string(users.Get([]byte(old.UserID))) == apiKey {
+			if err := users.Delete([]byte(old.UserID)); err != nil {
+				return fmt.Errorf("delete account: %w", err)
+			}
+		}
+		if err := accounts.Delete([]byte(apiKey)); err != nil {
+			return fmt.Errorf("delete account: %w", err)
 		}
 		return nil
 	})
@@ -450,6 +486,9 @@ func (s *Store) CreateFile(ctx context.Context, f store.File) (store.File, error
 			}
 		}
 		f.ID = store.NewFileID()
+		if err := indexOwner(tx, f); err != nil {
+			return fmt.Errorf("create file: %w", err)
+		}
 		if err := indexDamaged(tx, f); err != nil {
 			return fmt.Errorf("create file: %w", err)
 		}
@@ -537,6 +576,14 @@ func (s *Store) UpdateFile(ctx context.Context, f store.File) error {
 				}
 			}
 		}
+		if old.Owner != f.Owner || !old.Created.Equal(f.Created) {
+			if err := unindexOwner(tx, old); err != nil {
+				return fmt.Errorf("update file: %w", err)
+			}
+			if err := indexOwner(tx, f); err != nil {
+				return fmt.Errorf("update file: %w", err)
+			}
+		}
 		if expiring(old) {
 			if err := expiry.Delete(timeKey(old.Expires, old.Slug)); err != nil {
 				return fmt.Errorf("update file: %w", err)
@@ -578,6 +625,9 @@ func (s *Store) DeleteFile(ctx context.Context, slug string) error {
 				return fmt.Errorf("delete file: %w", err)
 			}
 		}
+		if err := unindexOwner(tx, old); err != nil {
+			return fmt.Errorf("delete file: %w", err)
+		}
 		if err := bucket(tx, bucketDamaged).Delete([]byte(slug)); err != nil {
 			return fmt.Errorf("delete file: %w", err)
 		}
@@ -586,6 +636,60 @@ func (s *Store) DeleteFile(ctx context.Context, slug string) error {
 		}
 		return nil
 	})
+}
+
+// ownerName names an owner's index bucket; bolt refuses an empty name.
+func ownerName(owner string) []byte { return []byte("o" + owner) }
+
+// indexOwner adds f to its owner's index.
+func indexOwner(tx *bolt.Tx, f store.File) error {
+	owner, err := bucket(tx, bucketOwners).CreateBucketIfNotExists(ownerName(f.Owner))
+	if err != nil {
+		return fmt.Errorf("owner index: %w", err)
+	}
+	return owner.Put(timeKey(f.Created, f.Slug), nil)
+}
+
+// unindexOwner removes f from its owner's index.
+func unindexOwner(tx *bolt.Tx, f store.File) error {
+	owner := bucket(tx, bucketOwners).Bucket(ownerName(f.Owner))
+	if owner == nil {
+		return nil
+	}
+	if err := owner.Delete(timeKey(f.Created, f.Slug)); err != nil {
+		return fmt.Errorf("owner index: %w", err)
+	}
+	return nil
+}
+
+// OwnerFiles returns a page of the owner's files, newest first.
+func (s *Store) OwnerFiles(ctx context.Context, owner string, offset, limit int) ([]store.File, int, error) {
+	var list []store.File
+	total := 0
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		b := bucket(tx, bucketOwners).Bucket(ownerName(owner))
+		if b == nil {
+			return nil
+		}
+		files := bucket(tx, bucketFiles)
+		c := b.Cursor()
+		for k, _ := c.Last(); k != nil; k, _ = c.Prev() {
+			total++
+			if total <= offset || len(list) >= limit {
+				continue
+			}
+			f, err := get[store.File](files, string(k[12:]), "file")
+			if err != nil {
+				return fmt.Errorf("owner %q: %w", owner, err)
+			}
+			list = append(list, f)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, 0, fmt.Errorf("owner files: %w", err)
+	}
+	return list, total, nil
 }
 
 // ExpiredFiles returns up to limit active files whose Expires is before t,

@@ -123,3 +123,37 @@ func TestLapsedSessionsArePurged(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A store written before the owner index existed gets one on open.
+func TestOpenIndexesOwners(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "acestash.db")
+	clock := storetest.NewClock(storetest.Epoch())
+	s, err := Open(path, clock.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, slug := range []string{"old", "new"} {
+		if _, err := s.CreateFile(ctx, store.File{Slug: slug, Owner: "k", Status: store.StatusActive, Created: clock.Now()}); err != nil {
+			t.Fatal(err)
+		}
+		clock.Advance(time.Second)
+	}
+	err = s.db.Update(func(tx *bolt.Tx) error { return tx.DeleteBucket([]byte(bucketOwners)) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s, err = Open(path, clock.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	list, total, err := s.OwnerFiles(ctx, "k", 0, 10)
+	if err != nil || total != 2 || len(list) != 2 || list[0].Slug != "new" || list[1].Slug != "old" {
+		t.Fatalf("OwnerFiles after reopen = %+v, %d, %v; want new, old", list, total, err)
+	}
+}

@@ -14,6 +14,7 @@
 //	acestash:{f:<slug>}:file      string File JSON
 //	acestash:{a:<alias>}:alias    string slug
 //	acestash:expiry               zset   slug, score Expires (Unix ms); active expiring files
+//	acestash:{o:<owner>}:files    zset   slug, score Created (Unix ms); every file of the owner
 //	acestash:damaged              zset   slug, score 0 (read by name); files with a Missing mirror
 //	acestash:{c:<key>}:count      hash   c: count, s/n: end (Unix s, ns); TTL until then
 //	acestash:{lock:<name>}        hash   h: holder, s/n: end (Unix s, ns) of a named lock; TTL until then
@@ -23,7 +24,7 @@
 //
 // A session that is not started carries a TTL until its Expires, so Redis
 // drops lapsed upload keys itself; reads also compare Expires with the
-// store's clock. The two sorted sets are indexes kept up to date after the
+// store's clock. The sorted sets are indexes kept up to date after the
 // record changes; IdleSessions and ExpiredFiles check every entry against
 // its record and repair stale entries.
 package redisstore
@@ -58,6 +59,7 @@ const (
 func sessionKey(uploadKey string) string { return "acestash:{s:" + uploadKey + "}:session" }
 func fileKey(slug string) string         { return "acestash:{f:" + slug + "}:file" }
 func aliasKey(alias string) string       { return "acestash:{a:" + alias + "}:alias" }
+func ownerKey(owner string) string       { return "acestash:{o:" + owner + "}:files" }
 func lockKey(name string) string         { return "acestash:{lock:" + name + "}" }
 func countKey(key string) string         { return "acestash:{c:" + key + "}:count" }
 
@@ -74,6 +76,17 @@ if old then
 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
 if ARGV[2] ~= '' then redis.call('HSET', KEYS[2], ARGV[2], ARGV[1]) end
+return 1`)
+
+	// deleteAccount: KEYS accounts, users; ARGV api key.
+	deleteAccountScript = redis.NewScript(`
+local old = redis.call('HGET', KEYS[1], ARGV[1])
+if not old then return 0 end
+local uid = cjson.decode(old)['user_id']
+if type(uid) == 'string' and uid ~= '' and redis.call('HGET', KEYS[2], uid) == ARGV[1] then
+  redis.call('HDEL', KEYS[2], uid)
+end
+redis.call('HDEL', KEYS[1], ARGV[1])
 return 1`)
 
 	// lapsedLua defines lapsed(key, nowSec, nowNsec): whether the session
@@ -306,6 +319,14 @@ func (s *Store) PutAccount(ctx context.Context, a store.Account) error {
 	err = putAccountScript.Run(ctx, s.rdb, []string{keyAccounts, keyUsers}, a.APIKey, a.UserID, data).Err()
 	if err != nil {
 		return fmt.Errorf("put account %q: %w", a.APIKey, err)
+	}
+	return nil
+}
+
+// DeleteAccount removes the account with the API key.
+func (s *Store) DeleteAccount(ctx context.Context, apiKey string) error {
+	if err := deleteAccountScript.Run(ctx, s.rdb, []string{keyAccounts, keyUsers}, apiKey).Err(); err != nil {
+		return fmt.Errorf("delete account %q: %w", apiKey, err)
 	}
 	return nil
 }
@@ -769,6 +790,8 @@ func (s *Store) CreateFile(ctx context.Context, f store.File) (store.File, error
 	var set *redis.BoolCmd
 	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		set = p.SetNX(ctx, fileKey(f.Slug), data, 0)
+		// Harmless if the slug is taken: OwnerFiles checks the record.
+		p.ZAdd(ctx, ownerKey(f.Owner), redis.Z{Score: score(f.Created), Member: f.Slug})
 		if expiring(f) {
 			// Harmless if the slug is taken: ExpiredFiles checks the
 			// record and repairs the entry.
@@ -890,6 +913,16 @@ func (s *Store) UpdateFile(ctx context.Context, f store.File) error {
 			return err
 		}
 	}
+	if old.Owner != f.Owner || !old.Created.Equal(f.Created) {
+		_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			p.ZRem(ctx, ownerKey(old.Owner), f.Slug)
+			p.ZAdd(ctx, ownerKey(f.Owner), redis.Z{Score: score(f.Created), Member: f.Slug})
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("index file %q: %w", f.Slug, err)
+		}
+	}
 	return s.indexFile(ctx, f)
 }
 
@@ -912,6 +945,7 @@ func (s *Store) DeleteFile(ctx context.Context, slug string) error {
 	}
 	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		p.ZRem(ctx, keyExpiry, slug)
+		p.ZRem(ctx, ownerKey(old.Owner), slug)
 		p.ZRem(ctx, keyDamaged, slug)
 		return nil
 	})
@@ -919,6 +953,47 @@ func (s *Store) DeleteFile(ctx context.Context, slug string) error {
 		return fmt.Errorf("unindex file %q: %w", slug, err)
 	}
 	return nil
+}
+
+// OwnerFiles returns a page of the owner's files, newest first: one round
+// trip for the index, one for the records. Entries whose record is gone or
+// names another owner (a failed create) are skipped and removed.
+func (s *Store) OwnerFiles(ctx context.Context, owner string, offset, limit int) ([]store.File, int, error) {
+	if limit <= 0 || offset < 0 {
+		n, err := s.rdb.ZCard(ctx, ownerKey(owner)).Result()
+		if err != nil {
+			return nil, 0, fmt.Errorf("owner files: %w", err)
+		}
+		return nil, int(n), nil
+	}
+	var card *redis.IntCmd
+	var page *redis.StringSliceCmd
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		card = p.ZCard(ctx, ownerKey(owner))
+		page = p.ZRevRange(ctx, ownerKey(owner), int64(offset), int64(offset+limit-1))
+		return nil
+	})
+	if err != nil {
+		return nil, 0, fmt.Errorf("owner files: %w", err)
+	}
+	files, err := s.Files(ctx, page.Val())
+	if err != nil {
+		return nil, 0, fmt.Errorf("owner files: %w", err)
+	}
+	total := int(card.Val())
+	list := make([]store.File, 0, len(page.Val()))
+	for _, slug := range page.Val() {
+		f, ok := files[slug]
+		if !ok || f.Owner != owner {
+			total--
+			if err := s.rdb.ZRem(ctx, ownerKey(owner), slug).Err(); err != nil {
+				slog.Default().Warn("redis store: owner index not repaired", "slug", slug, "err", err)
+			}
+			continue
+		}
+		list = append(list, f)
+	}
+	return list, total, nil
 }
 
 // ExpiredFiles returns up to limit active files whose Expires is before t,

@@ -30,6 +30,7 @@ func Run(t *testing.T, open func(t *testing.T, clock store.Clock) store.Store) {
 	}{
 		{"Accounts", testAccounts},
 		{"AccountReplace", testAccountReplace},
+		{"AccountDelete", testAccountDelete},
 		{"SessionCreate", testSessionCreate},
 		{"SessionExpiry", testSessionExpiry},
 		{"SessionStartedSurvives", testSessionStartedSurvives},
@@ -47,6 +48,7 @@ func Run(t *testing.T, open func(t *testing.T, clock store.Clock) store.Store) {
 		{"Files", testFiles},
 		{"FileUpdate", testFileUpdate},
 		{"FileDelete", testFileDelete},
+		{"OwnerFiles", testOwnerFiles},
 		{"ExpiredFiles", testExpiredFiles},
 		{"DamagedFiles", testDamagedFiles},
 		{"Lock", testLock},
@@ -1007,6 +1009,89 @@ func testExpiredFiles(t *testing.T, e *env) {
 	want, err := e.s.File(e.ctx, list[0].Slug)
 	must(t, "File", err)
 	sameFile(t, "ExpiredFiles record", list[0], want)
+}
+
+func testAccountDelete(t *testing.T, e *env) {
+	must(t, "DeleteAccount(missing)", e.s.DeleteAccount(e.ctx, "nope"))
+	must(t, "PutAccount", e.s.PutAccount(e.ctx, account("ka", "user-a")))
+	must(t, "PutAccount", e.s.PutAccount(e.ctx, account("kb", "user-b")))
+	must(t, "DeleteAccount", e.s.DeleteAccount(e.ctx, "ka"))
+	_, err := e.s.Account(e.ctx, "ka")
+	wantErr(t, "Account(deleted)", err, store.ErrNotFound)
+	_, err = e.s.AccountByUserID(e.ctx, "user-a")
+	wantErr(t, "AccountByUserID(deleted)", err, store.ErrNotFound)
+	list, err := e.s.Accounts(e.ctx)
+	must(t, "Accounts", err)
+	if len(list) != 1 || list[0].APIKey != "kb" {
+		t.Fatalf("Accounts after delete = %+v, want only kb", list)
+	}
+	if _, err := e.s.AccountByUserID(e.ctx, "user-b"); err != nil {
+		t.Fatalf("AccountByUserID(user-b) after deleting another account: %v", err)
+	}
+}
+
+func testOwnerFiles(t *testing.T, e *env) {
+	page := func(owner string, offset, limit int) ([]string, int) {
+		t.Helper()
+		list, total, err := e.s.OwnerFiles(e.ctx, owner, offset, limit)
+		must(t, "OwnerFiles", err)
+		var slugs []string
+		for _, f := range list {
+			if f.Owner != owner {
+				t.Fatalf("OwnerFiles(%q) returned %s of owner %q", owner, f.Slug, f.Owner)
+			}
+			slugs = append(slugs, f.Slug)
+		}
+		return slugs, total
+	}
+	if got, total := page("owner", 0, 10); len(got) != 0 || total != 0 {
+		t.Fatalf("OwnerFiles on empty store = %v, %d", got, total)
+	}
+	for i := range 7 {
+		f := e.file(fmt.Sprintf("s%d", i), "")
+		if i == 3 {
+			f.Owner = "other"
+		}
+		_, err := e.s.CreateFile(e.ctx, f)
+		must(t, "CreateFile", err)
+		e.clock.Advance(time.Second)
+	}
+	got, total := page("owner", 0, 4)
+	if want := []string{"s6", "s5", "s4", "s2"}; !slices.Equal(got, want) || total != 6 {
+		t.Fatalf("first page = %v of %d, want %v of 6", got, total, want)
+	}
+	got, total = page("owner", 4, 4)
+	if want := []string{"s1", "s0"}; !slices.Equal(got, want) || total != 6 {
+		t.Fatalf("second page = %v of %d, want %v of 6", got, total, want)
+	}
+	if got, total := page("owner", 6, 4); len(got) != 0 || total != 6 {
+		t.Fatalf("page past the end = %v of %d", got, total)
+	}
+	if got, total := page("other", 0, 10); !slices.Equal(got, []string{"s3"}) || total != 1 {
+		t.Fatalf("other owner = %v of %d", got, total)
+	}
+
+	// A removed file stays listed with its status; a deleted one goes.
+	f, err := e.s.File(e.ctx, "s5")
+	must(t, "File", err)
+	f.Status = store.StatusUser
+	must(t, "UpdateFile", e.s.UpdateFile(e.ctx, f))
+	must(t, "DeleteFile", e.s.DeleteFile(e.ctx, "s6"))
+	list, total, err := e.s.OwnerFiles(e.ctx, "owner", 0, 2)
+	must(t, "OwnerFiles", err)
+	if total != 5 || len(list) != 2 || list[0].Slug != "s5" || list[0].Status != store.StatusUser || list[1].Slug != "s4" {
+		t.Fatalf("after remove and delete: %d files, page %+v", total, list)
+	}
+
+	// Moving a file to another owner moves it in the index.
+	f.Owner = "other"
+	must(t, "UpdateFile", e.s.UpdateFile(e.ctx, f))
+	if got, total := page("other", 0, 10); !slices.Equal(got, []string{"s5", "s3"}) || total != 2 {
+		t.Fatalf("other owner after move = %v of %d", got, total)
+	}
+	if _, total := page("owner", 0, 10); total != 4 {
+		t.Fatalf("owner after move has %d files, want 4", total)
+	}
 }
 
 func damagedSlugs(t *testing.T, e *env, after string, limit int) []string {
