@@ -282,7 +282,7 @@ func parseByteRange(h string, size int64) (off, n int64, ok bool) {
 		if err != nil || k < 0 {
 			return 0, -1, true
 		}
-		if k == 0 {
+		if k == 0 || size == 0 { // nothing to give the last bytes of
 			return 0, 0, false
 		}
 		k = min(k, size)
