@@ -46,6 +46,9 @@ func (s *Service) Repair(ctx context.Context) (int, error) {
 // repair copies f to the mirrors it misses and returns how many copies it
 // recorded.
 func (s *Service) repair(ctx context.Context, f store.File) int {
+	if f.Status != store.StatusActive || !f.Expires.IsZero() && !s.cfg.Clock().Before(f.Expires) {
+		return 0 // taken down or expired: its copies are going, not coming
+	}
 	n := 0
 	for _, id := range f.Missing {
 		e, ok := s.cfg.Mirrors.Get(id)

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"sync/atomic"
 	"testing"
+
+	"github.com/acestash/acestash/store"
 )
 
 // TestRepair publishes files while mirror 3 is down (quorum 2 of 3) and
@@ -36,6 +38,13 @@ func TestRepair(t *testing.T) {
 		t.Fatalf("Repair with the mirror down: %d, %v", n, err)
 	}
 	down.Store(false)
+	// A file taken down is not repaired.
+	gone := e.upload(t, data(500, 33), 500)
+	gone.File.Status, gone.File.Missing = store.StatusUser, []string{"3"}
+	if err := e.store.UpdateFile(t.Context(), gone.File); err != nil {
+		t.Fatal(err)
+	}
+	e.mem[2].Delete(t.Context(), gone.File.ObjectKey)
 	if n, err := e.svc.Repair(t.Context()); err != nil || n != 2 {
 		t.Fatalf("Repair: %d copies, %v; want 2", n, err)
 	}
@@ -51,6 +60,9 @@ func TestRepair(t *testing.T) {
 	}
 	if n, err := e.svc.Repair(t.Context()); err != nil || n != 0 {
 		t.Fatalf("Repair with nothing to do: %d, %v", n, err)
+	}
+	if _, err := e.mem[2].Stat(t.Context(), gone.File.ObjectKey); err == nil {
+		t.Fatal("a file taken down was copied to the mirror it missed")
 	}
 }
 
