@@ -6,6 +6,7 @@ TUSD_VERSION  := v2.9.1
 GOBIN         := $(shell go env GOPATH)/bin
 export PATH   := $(GOBIN):$(PATH)
 SUDO          := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+TUSCLIENT     := cmd/acestash/testdata/tusclient
 
 .PHONY: build run test test-deps bench vet fuzz
 
@@ -45,9 +46,11 @@ bench: test-deps
 		GOFLAGS=-buildvcs=false go install github.com/tus/tusd/v2/cmd/tusd@$(TUSD_VERSION); }
 	go test -run '^$$' -bench . -benchtime 1x -timeout 60m ./cmd/acestash
 
-# test-deps installs the real programs the tests start: redis-server and
-# chromium (the web page's tests drive it headless) from Debian's packages,
-# and MinIO built from the pinned module version.
+# test-deps installs the real programs the tests start: redis-server,
+# chromium (the web page's tests and the README's Uppy snippet drive it
+# headless), nodejs and npm from Debian's packages, MinIO built from the
+# pinned module version, and tus-js-client and Uppy from their committed
+# lock file (again whenever it is newer than the install).
 test-deps:
 	@command -v redis-server >/dev/null 2>&1 || { \
 		echo "installing redis-server"; \
@@ -58,5 +61,11 @@ test-deps:
 	@go version -m $(GOBIN)/minio 2>/dev/null | grep -q 'mod[[:space:]]*github.com/minio/minio[[:space:]]*$(MINIO_VERSION)' || { \
 		echo "building minio $(MINIO_VERSION) (a few minutes, once)"; \
 		GOFLAGS=-buildvcs=false go install github.com/minio/minio@$(MINIO_VERSION); }
+	@{ command -v node && command -v npm; } >/dev/null 2>&1 || { \
+		echo "installing nodejs and npm"; \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq nodejs npm >/dev/null; }
+	@[ $(TUSCLIENT)/node_modules/.package-lock.json -nt $(TUSCLIENT)/package-lock.json ] || { \
+		echo "installing tus-js-client (npm ci)"; \
+		cd $(TUSCLIENT) && npm ci --no-audit --no-fund --loglevel=error; }
 	@if docker compose version >/dev/null 2>&1 && [ -f docker-compose.yml ]; then \
 		docker compose -f docker-compose.yml config -q && echo "docker-compose.yml: valid"; fi

@@ -39,6 +39,9 @@ type Config struct {
 	// server waits for it, or the request is cut. 0 turns it off.
 	MinBodyRate int64
 	BodyWindow  time.Duration
+	// Tus answers tus requests under /files/ (see package tus); nil turns
+	// the endpoint off.
+	Tus http.Handler
 	// Health says why a mirror failed its last check, or nil; nil Health
 	// calls every mirror healthy.
 	Health func(id string) error
@@ -77,6 +80,12 @@ func New(cfg Config) http.Handler {
 	s.rocketChat(s.group(e, "/api/v1/rooms.upload", rocket), e)
 	s.downloads(s.group(e, "/m", plain))
 	s.mirage(e)
+	if cfg.Tus != nil {
+		// tusd's handler writes its own errors, CORS headers and all.
+		h := echo.WrapHandler(cfg.Tus)
+		e.Any("/files", h)
+		e.Any("/files/*", h)
+	}
 	return e
 }
 

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -18,13 +19,20 @@ import (
 // request is cut. Time the handler spends elsewhere (writing to mirrors,
 // waiting for a lease) does not count against the client.
 
+// isTus reports whether the request is for the tus endpoint, whose handler
+// sets read deadlines of its own (a timeout per read, and stopping a read
+// when its lock is wanted) that these must not undo.
+func isTus(c echo.Context) bool {
+	return c.Path() == "/files" || strings.HasPrefix(c.Path(), "/files/")
+}
+
 // errSlowBody is the read error of a body cut for being too slow.
 var errSlowBody = errors.New("the request body arrived too slowly")
 
 func (s *Server) slowBodies(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		r := c.Request()
-		if s.cfg.MinBodyRate <= 0 || r.Body == nil || r.Body == http.NoBody {
+		if s.cfg.MinBodyRate <= 0 || r.Body == nil || r.Body == http.NoBody || isTus(c) {
 			return next(c)
 		}
 		window := s.cfg.BodyWindow
@@ -67,7 +75,7 @@ func (b *rateBody) Read(p []byte) (int, error) {
 		// The deadline stays, so the server does not wait for the rest
 		// either, and closes the connection.
 		b.done = true
-		err = fmt.Errorf("%w: under %d bytes in %v", errSlowBody, b.need, b.window)
+		err = fmt.Errorf("%w: under %d bytes in %v: %w", errSlowBody, b.need, b.window, err)
 	case err != nil:
 		// The body is done: lift the deadline, so the server's own
 		// reads of the connection are not cut by it.

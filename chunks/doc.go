@@ -7,6 +7,8 @@
 // account's mirror limits (policy.go), publishes the file record once every
 // byte is held (publish.go), reads files back from the first mirror that
 // answers (read.go), and removes abandoned uploads and expired files
-// (lifecycle.go). Upload sessions live in the store, so any node can take
-// the next chunk of any upload. It knows nothing about HTTP.
+// (lifecycle.go). Stream uploads (tus) continue at an offset under a lease
+// their caller holds (stream.go, streamlease.go) and can be joined from
+// partial uploads (join.go). Upload sessions live in the store, so any node
+// can take the next chunk of any upload. It knows nothing about HTTP.
 package chunks

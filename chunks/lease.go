@@ -160,6 +160,8 @@ func belongs(sess store.Session, err error, a store.Account, ctracker string) er
 		return unavailable("cannot read the upload session", err)
 	case sess.APIKey != a.APIKey:
 		return Errorf(Invalid, "upload_key belongs to another api_key")
+	case sess.CTracker == "":
+		return Errorf(Invalid, "upload_key not found or expired; ask file/upload for a new one") // a tus upload
 	case sess.CTracker != ctracker:
 		return Errorf(Invalid, "cTracker does not match the upload_key")
 	}

@@ -69,6 +69,8 @@ func (s *Service) discard(ctx context.Context, sess store.Session) bool {
 		return false
 	} else if !ok && !sess.Done {
 		s.abortAll(ctx, sess.Uploads)
+	} else if sess.Partial {
+		s.dropObjects(ctx, sess) // never joined into a file
 	}
 	if err := s.cfg.Store.DeleteSession(ctx, sess.UploadKey); err != nil {
 		s.cfg.Log.Warn("delete session", "upload_key", sess.UploadKey, "err", err)

@@ -62,8 +62,8 @@ func (a Account) CheckToken(token string) bool {
 // advanced chunk by chunk until it completes.
 type Session struct {
 	UploadKey string    `json:"upload_key"`
-	CTracker  string    `json:"ctracker"`
-	APIKey    string    `json:"api_key"` // owner
+	CTracker  string    `json:"ctracker"` // empty for a stream upload (tus)
+	APIKey    string    `json:"api_key"`  // owner
 	Issued    time.Time `json:"issued"`
 	// Expires is when an upload key that never started an upload lapses.
 	Expires time.Time `json:"expires"`
@@ -94,10 +94,22 @@ type Session struct {
 	Slug    string                    `json:"slug,omitempty"`    // reserved when publishing starts
 	Done    bool                      `json:"done,omitempty"`    // the file is published
 
+	// Meta is what the client said about a file sent as one stream (tus's
+	// Upload-Metadata), kept to be told back.
+	Meta map[string]string `json:"meta,omitempty"`
+	// Partial marks a stream upload that is to be joined into another
+	// file and is never published by itself; Joined lists, in order, the
+	// upload keys of the partial uploads a file was joined from.
+	Partial bool     `json:"partial,omitempty"`
+	Joined  []string `json:"joined,omitempty"`
+
 	// Lease names the request writing to the mirrors until LeaseUntil; no
 	// other request writes while it holds. Lease sets both.
 	Lease      string    `json:"lease,omitempty"`
 	LeaseUntil time.Time `json:"lease_until,omitzero"`
+	// LeaseWants counts the requests that asked the lease's holders to let
+	// go; a holder that sees it grow ends its request.
+	LeaseWants int `json:"lease_wants,omitempty"`
 }
 
 // Status values of a File.

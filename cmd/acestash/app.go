@@ -18,6 +18,7 @@ import (
 
 	"github.com/acestash/acestash/api"
 	"github.com/acestash/acestash/api/remote"
+	"github.com/acestash/acestash/api/tus"
 	"github.com/acestash/acestash/chunks"
 	"github.com/acestash/acestash/mirrors"
 	"github.com/acestash/acestash/mirrors/fsmirror"
@@ -120,6 +121,13 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, clock store.Clock
 	if err != nil {
 		return nil, err
 	}
+	tusHandler, err := tus.New(tus.Config{
+		Store: st, Chunks: a.chunks, PublicURL: cfg.PublicURL, Clock: clock, Log: log,
+		Idle: cfg.Limits.SessionIdle, Origins: cfg.Tus.CORSOrigins, MaxSize: cfg.Limits.MaxFileSize,
+	})
+	if err != nil {
+		return nil, err
+	}
 	a.handler = api.New(api.Config{
 		Store: st, Chunks: a.chunks, Mirrors: set, Clock: clock, Log: log,
 		PublicURL: cfg.PublicURL,
@@ -132,6 +140,7 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, clock store.Clock
 		RemoteSlots: cfg.Remote.MaxConcurrent,
 		MinBodyRate: cfg.Limits.MinBodyRate,
 		BodyWindow:  cfg.Limits.BodyWindow,
+		Tus:         tusHandler,
 		Health:      a.health.Err,
 	})
 	return a, nil

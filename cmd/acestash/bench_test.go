@@ -215,6 +215,7 @@ type results struct {
 	put1, ace1, tus1 float64 // figures 2 and 3: the big file to one MinIO
 	get, down        float64 // figure 5
 	put3, ace3       float64 // figure 1
+	tusAce1, tusAce3 float64 // figures 9 and 10: tus through acestash
 	putN, aceN       float64 // figure 4
 	rawPut, raw      float64 // figure 6: all requests
 	rss3, rssN       int64   // figure 7: during figures 1 and 4
@@ -223,9 +224,10 @@ type results struct {
 	cpuAce1, cpuMinioAce1, cpuMinioPut1, cpuTus1, cpuMinioTus1 time.Duration
 }
 
-// oneMirror measures figures 2, 3, 5 and 8: the big file written to the
-// first MinIO directly, through acestash and through tusd, with the CPU
-// time each server spent; then read back directly and through acestash.
+// oneMirror measures figures 2, 3, 5, 8 and 9: the big file written to
+// the first MinIO directly, through acestash (MirrorAce chunks and tus) and
+// through tusd, with the CPU time each server spent; then read back
+// directly and through acestash.
 func (e *bench) oneMirror(b *testing.B, r *results) {
 	minio1 := e.minioPID[0]
 	res, cpu := e.measure(b, clientJob{Op: "put", File: e.big.path, S3: e.baseline[:1], Copies: 1, Object: "one"}, minio1)
@@ -239,6 +241,10 @@ func (e *bench) oneMirror(b *testing.B, r *results) {
 	res, cpu = e.measure(b, clientJob{Op: "tus", File: e.big.path, Base: e.tusURL}, e.tus.pid(), minio1)
 	r.tus1, r.cpuTus1, r.cpuMinioTus1 = res.Seconds, cpu[0], cpu[1]
 
+	res, _ = e.measure(b, e.tusJob(e.big, "1"))
+	r.tusAce1 = res.Seconds
+	e.checkPage(b, res.Slugs[0], e.big.sha256)
+
 	res, _ = e.measure(b, clientJob{Op: "get", File: e.big.path, S3: e.baseline[:1], Object: "one-0"})
 	r.get = res.Seconds
 	res, _ = e.measure(b, clientJob{Op: "download", File: e.big.path, Base: e.aceURL, Slug: slug, Verify: true})
@@ -247,15 +253,16 @@ func (e *bench) oneMirror(b *testing.B, r *results) {
 		b.Fatalf("download of %s: SHA-256 %s, the file's is %s", slug, res.SHA256, e.big.sha256)
 	}
 
-	e.empty(b, 0, e.aceBucket, 1, e.big.size)
+	e.empty(b, 0, e.aceBucket, 2, e.big.size)
 	e.empty(b, 1, e.aceBucket, 0, e.big.size)
 	e.empty(b, 2, e.aceBucket, 0, e.big.size)
 	e.empty(b, 0, "baseline", 1, e.big.size)
 	e.empty(b, 0, "tusd", 1, e.big.size)
 }
 
-// threeMirrors measures figure 1 and acestash's peak RSS during it: the
-// big file to all three MinIO directly, at once, and through acestash.
+// threeMirrors measures figures 1 and 10 and acestash's peak RSS during
+// figure 1: the big file to all three MinIO directly, at once, and through
+// acestash (MirrorAce chunks and tus).
 func (e *bench) threeMirrors(b *testing.B, r *results) {
 	res, _ := e.measure(b, clientJob{Op: "put", File: e.big.path, S3: e.baseline, Copies: 1, Object: "three"})
 	r.put3 = res.Seconds
@@ -263,8 +270,11 @@ func (e *bench) threeMirrors(b *testing.B, r *results) {
 	res, _ = e.measure(b, e.chunked(e.big, 1, "1", "2", "3"))
 	r.ace3, r.rss3 = res.Seconds, e.peakRSS(b)
 	e.checkPage(b, res.Slugs[0], e.big.sha256)
+	res, _ = e.measure(b, e.tusJob(e.big, "1", "2", "3"))
+	r.tusAce3 = res.Seconds
+	e.checkPage(b, res.Slugs[0], e.big.sha256)
 	for i := range e.minio {
-		e.empty(b, i, e.aceBucket, 1, e.big.size)
+		e.empty(b, i, e.aceBucket, 2, e.big.size)
 		e.empty(b, i, "baseline", 1, e.big.size)
 	}
 }
@@ -307,6 +317,12 @@ func (e *bench) raw(b *testing.B, r *results) {
 // to mirrors.
 func (e *bench) chunked(f benchFile, copies int, mirrors ...string) clientJob {
 	return clientJob{Op: "chunked", File: f.path, Base: e.aceURL, Key: testKey, Token: testToken, Mirrors: mirrors, Copies: copies}
+}
+
+// tusJob is the job of uploading f through acestash's tus endpoint to
+// mirrors, with the same client as tusd gets: a POST, then one PATCH.
+func (e *bench) tusJob(f benchFile, mirrors ...string) clientJob {
+	return clientJob{Op: "tus", File: f.path, Base: e.aceURL, Key: testKey, Token: testToken, Mirrors: mirrors}
 }
 
 // measure flushes dirty pages to disk, so that one measurement's writes do
@@ -458,6 +474,12 @@ func (e *bench) table(rounds []results) string {
 			fmt.Sprintf("PutObject: %.2f s; tusd: %.2f s",
 				cpu(func(r *results) time.Duration { return r.cpuMinioPut1 }), cpu(func(r *results) time.Duration { return r.cpuMinioTus1 })),
 			"", "", ""},
+		append([]string{"9", fmtSize(big) + " tus upload → 1 mirror, against tusd"},
+			cmp(rate(big), "tusd, same client", func(r *results) float64 { return r.tus1 }, func(r *results) float64 { return r.tusAce1 }, 1.0)...),
+		append([]string{"9", fmtSize(big) + " tus upload → 1 mirror"},
+			cmp(rate(big), "PutObject", func(r *results) float64 { return r.put1 }, func(r *results) float64 { return r.tusAce1 }, 0.92)...),
+		append([]string{"10", fmtSize(big) + " tus upload → 3 mirrors"},
+			cmp(rate(big), "3 PutObject at once", func(r *results) float64 { return r.put3 }, func(r *results) float64 { return r.tusAce3 }, 0.85)...),
 	}
 	return fmt.Sprintf("acestash against baselines measured in the same run, median of %d rounds (peak RSS: the highest);\n"+
 		"ratio = baseline time / acestash time, higher is better, its range over the rounds in parentheses\n%s\n\n%s",

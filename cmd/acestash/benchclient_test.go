@@ -10,6 +10,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -56,7 +57,7 @@ type clientJob struct {
 	Base    string     `json:"base,omitempty"` // acestash's or tusd's URL
 	Key     string     `json:"key,omitempty"`  // account credentials
 	Token   string     `json:"token,omitempty"`
-	Mirrors []string   `json:"mirrors,omitempty"` // chunked: mirrors[] of every upload
+	Mirrors []string   `json:"mirrors,omitempty"` // chunked: mirrors[] of every upload; tus: Upload-Metadata mirrors
 	Copies  int        `json:"copies,omitempty"`  // chunked, put: uploads at once (put: to each target)
 	Threads uint       `json:"threads,omitempty"` // put: parts one PutObject sends at once; 0: minio-go's default
 	S3      []s3Target `json:"s3,omitempty"`      // put: the targets; get, rawput: the first
@@ -291,16 +292,26 @@ func putObjects(ctx context.Context, j clientJob, f *os.File, size int64) (clien
 	return clientResult{Seconds: time.Since(t0).Seconds()}, err
 }
 
-// tusUpload sends the file to tusd with the tus 1.0.0 protocol: a POST
-// that creates the upload, then one PATCH with every byte.
+// tusUpload sends the file with the tus 1.0.0 protocol, to tusd or to
+// acestash (with Key, Token and Mirrors): a POST that creates the upload,
+// then one PATCH with every byte. From acestash it reports the slug.
 func tusUpload(ctx context.Context, j clientJob, f *os.File, size int64) (clientResult, error) {
 	t0 := time.Now()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, j.Base+"/files/", nil)
 	if err != nil {
 		return clientResult{}, err
 	}
-	req.Header.Set("Tus-Resumable", "1.0.0")
+	hdr := http.Header{"Tus-Resumable": {"1.0.0"}}
+	if j.Key != "" {
+		hdr.Set("Authorization", "Bearer "+j.Key+":"+j.Token)
+	}
+	req.Header = hdr.Clone()
 	req.Header.Set("Upload-Length", strconv.FormatInt(size, 10))
+	meta := "filename " + base64.StdEncoding.EncodeToString([]byte(filepath.Base(f.Name())))
+	if len(j.Mirrors) > 0 {
+		meta += ",mirrors " + base64.StdEncoding.EncodeToString([]byte(strings.Join(j.Mirrors, ",")))
+	}
+	req.Header.Set("Upload-Metadata", meta)
 	resp, err := clientHTTP.Do(req)
 	if err != nil {
 		return clientResult{}, err
@@ -320,7 +331,7 @@ func tusUpload(ctx context.Context, j clientJob, f *os.File, size int64) (client
 		return clientResult{}, err
 	}
 	req.ContentLength = size
-	req.Header.Set("Tus-Resumable", "1.0.0")
+	req.Header = hdr.Clone()
 	req.Header.Set("Content-Type", "application/offset+octet-stream")
 	req.Header.Set("Upload-Offset", "0")
 	resp, err = clientHTTP.Do(req)
@@ -332,7 +343,13 @@ func tusUpload(ctx context.Context, j clientJob, f *os.File, size int64) (client
 	if resp.StatusCode != http.StatusNoContent || resp.Header.Get("Upload-Offset") != strconv.FormatInt(size, 10) {
 		return clientResult{}, fmt.Errorf("PATCH %s: %s, Upload-Offset %q: %s", loc, resp.Status, resp.Header.Get("Upload-Offset"), bytes.TrimSpace(b))
 	}
-	return clientResult{Seconds: time.Since(t0).Seconds()}, nil
+	res := clientResult{Seconds: time.Since(t0).Seconds()}
+	if slug := resp.Header.Get("Acestash-Slug"); slug != "" {
+		res.Slugs = []string{slug}
+	} else if j.Key != "" {
+		return res, fmt.Errorf("PATCH %s: no Acestash-Slug header on the last PATCH", loc)
+	}
+	return res, nil
 }
 
 // download GETs /m/<Slug>/download, discarding the bytes, and checks that

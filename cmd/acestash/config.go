@@ -47,6 +47,14 @@ type Config struct {
 	Limits   Limits          `yaml:"limits"`
 	Raw      RawConfig       `yaml:"raw"`
 	Remote   RemoteConfig    `yaml:"remote"`
+	Tus      TusConfig       `yaml:"tus"`
+}
+
+// TusConfig is the tus endpoint at /files/.
+type TusConfig struct {
+	// CORSOrigins are the browser origins allowed to upload, such as
+	// https://app.example.com; "*" allows any. Default: any.
+	CORSOrigins []string `yaml:"cors_origins"`
 }
 
 // RawConfig is Mirage's storage service: POST /upload, GET /uploads/<id>.
@@ -262,6 +270,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.Raw.MaxSize == 0 {
 		c.Raw.MaxSize = 24 << 20
+	}
+	if c.Tus.CORSOrigins == nil {
+		c.Tus.CORSOrigins = []string{"*"}
 	}
 	if c.Remote.Enabled == nil {
 		on := true

@@ -250,8 +250,12 @@ func (e *env) fullSession(key string) store.Session {
 	s.Failed = map[string]string{"c": "timeout"}
 	s.Slug = "slug-" + key
 	s.Done = true
+	s.Meta = map[string]string{"filename": "film.mkv", "filetype": ""}
+	s.Partial = true
+	s.Joined = []string{"p1-" + key, "p2-" + key}
 	s.Lease = "lease-" + key
 	s.LeaseUntil = e.clock.Now().Add(21 * time.Minute)
+	s.LeaseWants = 2
 	return s
 }
 

@@ -1,0 +1,147 @@
+package tus
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/acestash/acestash/store"
+)
+
+// call is what one request learns on its way: the account, and what the
+// upload it touched is now. The response headers are written from it.
+type call struct {
+	account store.Account
+	public  string
+	res     *http.ResponseController
+	ended   atomic.Bool // the request's context ended: read no more
+
+	mu      sync.Mutex
+	slug    string    // set once the upload is a published file
+	expires time.Time // set while the upload is unfinished
+}
+
+type callKey struct{}
+
+func callOf(ctx context.Context) *call {
+	c, _ := ctx.Value(callKey{}).(*call)
+	if c == nil {
+		c = &call{}
+	}
+	return c
+}
+
+// saw records what the request's upload is now.
+func (c *call) saw(sess store.Session, idle time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.slug, c.expires = "", time.Time{}
+	switch {
+	case sess.Done && !sess.Partial:
+		c.slug = sess.Slug
+	case !sess.Done:
+		c.expires = sess.Updated.Add(idle)
+	}
+}
+
+// keep runs fn, which may outlast the write deadline tusd set when the
+// request began (publishing a large file, joining partial uploads), and
+// moves the deadline on while it runs so the answer can still be sent.
+func (c *call) keep(fn func() error) error {
+	if c.res == nil {
+		return fn()
+	}
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(30 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				c.res.SetWriteDeadline(time.Now().Add(2 * time.Minute))
+			}
+		}
+	}()
+	defer close(done)
+	return fn()
+}
+
+// headers adds acestash's headers to a response.
+func (c *call) headers(h http.Header) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.slug != "" {
+		h.Set(SlugHeader, c.slug)
+		h.Set(URLHeader, c.public+"/m/"+c.slug)
+	}
+	if !c.expires.IsZero() {
+		h.Set("Upload-Expires", c.expires.UTC().Format(http.TimeFormat))
+	}
+}
+
+// begin gives the request its call and writes acestash's headers when the
+// response starts. When the request's context ends (the server shuts
+// down, or the client is gone) the body stops where it is, and what
+// arrived is kept.
+func (t *endpoint) begin(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ww := &writer{ResponseWriter: w}
+		c := &call{public: t.cfg.PublicURL, res: http.NewResponseController(ww)}
+		ww.c = c
+		stop := context.AfterFunc(r.Context(), func() {
+			c.ended.Store(true)
+			c.res.SetReadDeadline(time.Now()) // a read in progress returns
+		})
+		defer stop()
+		next.ServeHTTP(ww, r.WithContext(context.WithValue(r.Context(), callKey{}, c)))
+	})
+}
+
+// writer adds a call's headers to the response.
+type writer struct {
+	http.ResponseWriter
+	c     *call
+	wrote bool
+}
+
+func (w *writer) WriteHeader(code int) {
+	if !w.wrote {
+		w.wrote = true
+		if code < 300 {
+			w.c.headers(w.Header())
+		}
+		// Upload-Expires is acestash's; tusd does not list it.
+		if ext := w.Header().Get("Tus-Extension"); ext != "" {
+			w.Header().Set("Tus-Extension", ext+",expiration")
+		}
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *writer) Write(b []byte) (int, error) {
+	if !w.wrote {
+		w.WriteHeader(http.StatusOK)
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets tusd set read deadlines on the connection.
+func (w *writer) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// body is a request body that ends where the request's context ended.
+type body struct {
+	r io.Reader
+	c *call
+}
+
+func (b body) Read(p []byte) (int, error) {
+	if b.c.ended.Load() {
+		return 0, io.EOF
+	}
+	return b.r.Read(p)
+}

@@ -1,0 +1,113 @@
+package chunks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/acestash/acestash/store"
+)
+
+// The lease of a stream upload is held by its caller (tus's lock) for as
+// long as a request runs, renewed by it, and checked by every call that
+// writes. A request that wants the lease asks its holder to let go through
+// the session's LeaseWants.
+
+// Hold gives the upload's lease to holder until the time until, or renews
+// it, and returns the session; while another holder's lease runs it fails
+// with an error wrapping store.ErrLeased, and on an upload that does not
+// exist with one wrapping store.ErrNotFound.
+func (s *Service) Hold(ctx context.Context, key, holder string, until time.Time) (store.Session, error) {
+	return s.cfg.Store.Lease(ctx, key, holder, until)
+}
+
+// Lease returns who holds the upload's lease and its LeaseWants.
+func (s *Service) Lease(ctx context.Context, key string) (holder string, wants int, err error) {
+	sess, err := s.cfg.Store.Session(ctx, key)
+	if err != nil {
+		return "", 0, err
+	}
+	if !s.cfg.Clock().Before(sess.LeaseUntil) {
+		return "", sess.LeaseWants, nil
+	}
+	return sess.Lease, sess.LeaseWants, nil
+}
+
+// Want asks whoever holds the upload's lease to let go, by counting one
+// more in its LeaseWants.
+func (s *Service) Want(ctx context.Context, key string) error {
+	for range 5 {
+		sess, err := s.cfg.Store.Session(ctx, key)
+		if err != nil {
+			return fmt.Errorf("chunks: want upload %s: %w", key, err)
+		}
+		if sess.Lease == "" {
+			return nil
+		}
+		sess.LeaseWants++
+		_, err = s.cfg.Store.UpdateSession(ctx, sess)
+		if !errors.Is(err, store.ErrConflict) {
+			return err
+		}
+	}
+	return fmt.Errorf("chunks: want upload %s: %w", key, store.ErrConflict)
+}
+
+// Release ends holder's lease on the upload, if holder still has it.
+func (s *Service) Release(ctx context.Context, key, holder string) error {
+	for range 5 {
+		sess, err := s.cfg.Store.Session(ctx, key)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("chunks: release upload %s: %w", key, err)
+		}
+		if sess.Lease != holder {
+			return nil
+		}
+		sess.Lease, sess.LeaseUntil = "", time.Time{}
+		_, err = s.cfg.Store.UpdateSession(ctx, sess)
+		if !errors.Is(err, store.ErrConflict) {
+			return err
+		}
+	}
+	return fmt.Errorf("chunks: release upload %s: %w", key, store.ErrConflict)
+}
+
+// held reads the upload for a call made under holder's lease.
+func (s *Service) held(ctx context.Context, a store.Account, key, holder string) (store.Session, error) {
+	sess, err := s.Stream(ctx, a, key)
+	if err != nil {
+		return sess, err
+	}
+	if sess.Lease != holder || !s.cfg.Clock().Before(sess.LeaseUntil) {
+		return sess, busy(nil)
+	}
+	return sess, nil
+}
+
+// saveHeld stores next, written under holder's lease over base. The
+// holder renewing its lease, or another request asking for it, is no
+// conflict: the save is tried again over the session as it is now.
+func (s *Service) saveHeld(ctx context.Context, base, next store.Session, holder string) (store.Session, error) {
+	for range 5 {
+		saved, err := s.cfg.Store.UpdateSession(ctx, next)
+		if err == nil {
+			return saved, nil
+		}
+		if !errors.Is(err, store.ErrConflict) {
+			return base, unavailable("cannot record the upload", err)
+		}
+		cur, err := s.cfg.Store.Session(ctx, next.UploadKey)
+		if err != nil {
+			return base, unavailable("cannot record the upload", err)
+		}
+		if cur.Lease != holder || cur.Held != base.Held || cur.Total != base.Total || cur.Done != base.Done {
+			return base, busy(store.ErrConflict)
+		}
+		next.Version, next.Lease, next.LeaseUntil, next.LeaseWants = cur.Version, cur.Lease, cur.LeaseUntil, cur.LeaseWants
+	}
+	return base, busy(store.ErrConflict)
+}
