@@ -8,7 +8,7 @@ export PATH   := $(GOBIN):$(PATH)
 SUDO          := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 TUSCLIENT     := cmd/acestash/testdata/tusclient
 
-.PHONY: build run test test-deps bench vet
+.PHONY: build run test test-deps bench vet fuzz
 
 build:
 	go build -o bin/acestash ./cmd/acestash
@@ -16,8 +16,24 @@ build:
 run: build
 	./bin/acestash serve
 
+# The fuzz targets' seed corpora (and the inputs in testdata/fuzz that once
+# failed) run as ordinary tests in `make test`; each target also fuzzes
+# for FUZZ_SHORT there, and for FUZZTIME with `make fuzz`.
+FUZZ_TARGETS := ./chunks:FuzzParseRange ./chunks:FuzzCleanName ./api:FuzzParseByteRange \
+                ./api:FuzzReadForm ./api/remote:FuzzLiteral
+FUZZ_SHORT   ?= 2s
+FUZZTIME     ?= 1m
+
 test: test-deps vet
 	go test -race -count=1 -timeout 60m ./...
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZ_SHORT)
+
+fuzz:
+	@for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; fn=$${t#*:}; \
+		echo "fuzz $$pkg $$fn for $(FUZZTIME)"; \
+		go test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	done
 
 vet:
 	go vet ./...

@@ -153,12 +153,21 @@ func (s *Server) download(c echo.Context) error {
 		if pw == "" && c.Request().Method == http.MethodPost {
 			pw = c.FormValue("password")
 		}
-		if pw != "" && s.guesses.blocked(f.Slug) {
-			return fail(http.StatusTooManyRequests, "too many wrong passwords for this file; try again in a minute")
+		ctx, addr := c.Request().Context(), c.RealIP()
+		if pw != "" {
+			blocked, err := s.guesses.blocked(ctx, f.Slug, addr)
+			if err != nil {
+				return fmt.Errorf("check password guesses: %w", err)
+			}
+			if blocked {
+				return fail(http.StatusTooManyRequests, "too many wrong passwords for this file from your address; try again later")
+			}
 		}
 		if !chunks.CheckPassword(f, pw) {
 			if pw != "" {
-				s.guesses.wrong(f.Slug)
+				if err := s.guesses.wrong(ctx, f.Slug, addr); err != nil {
+					s.cfg.Log.Warn("count a wrong password", "slug", f.Slug, "err", err)
+				}
 			}
 			return fail(http.StatusForbidden, "this file needs its password: send it from the file's page or in an X-File-Password header")
 		}
@@ -273,7 +282,7 @@ func parseByteRange(h string, size int64) (off, n int64, ok bool) {
 		if err != nil || k < 0 {
 			return 0, -1, true
 		}
-		if k == 0 {
+		if k == 0 || size == 0 { // nothing to give the last bytes of
 			return 0, 0, false
 		}
 		k = min(k, size)

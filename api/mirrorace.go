@@ -211,7 +211,7 @@ func (s *Server) fileURL(slug string) string { return s.cfg.PublicURL + "/m/" + 
 
 func (s *Server) fileInfo(c echo.Context) error {
 	ctx := c.Request().Context()
-	v, _, err := s.authForm(c)
+	v, acct, err := s.authForm(c)
 	if err != nil {
 		return err
 	}
@@ -230,7 +230,11 @@ func (s *Server) fileInfo(c echo.Context) error {
 			out[sl] = notFound()
 			continue
 		}
-		out[sl] = s.infoRecord(file)
+		if file.Owner == acct.APIKey {
+			out[sl] = s.infoRecord(file)
+		} else {
+			out[sl] = s.publicRecord(file)
+		}
 	}
 	return success(c, out)
 }
@@ -271,9 +275,19 @@ func (s *Server) files(ctx context.Context, slugs []string) (map[string]store.Fi
 	return found, nil
 }
 
-// infoRecord is a file as file/info shows it.
+// infoRecord is a file as file/info shows it to its owner: MirrorAce's
+// fields, and the mirrors holding a copy, how many, and those missing one.
 func (s *Server) infoRecord(f store.File) map[string]string {
 	return FileInfo(s.cfg.PublicURL, f)
+}
+
+// publicRecord is a file as file/info shows it to another account: only
+// what the file's public page shows.
+func (s *Server) publicRecord(f store.File) map[string]string {
+	m := s.infoRecord(f)
+	m["id"] = "null"
+	delete(m, "missing")
+	return m
 }
 
 // notFound is file/info's record of a slug that names no file.
@@ -287,6 +301,8 @@ func FileInfo(publicURL string, f store.File) map[string]string {
 	return map[string]string{
 		"id": itoa(f.ID), "name": f.Name, "slug": f.Slug,
 		"size": itoa(f.Size), "url": publicURL + "/m/" + f.Slug, "status": f.Status,
+		"mirrors": strings.Join(f.Mirrors, ","), "copies": strconv.Itoa(len(f.Mirrors)),
+		"missing": strings.Join(f.Missing, ","),
 	}
 }
 

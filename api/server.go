@@ -47,6 +47,11 @@ type Config struct {
 	// AdminToken turns on the admin API under /api/admin/ and is the
 	// bearer token it demands; empty leaves it off.
 	AdminToken string
+	// MinBodyRate, in bytes per second, and BodyWindow: a request body
+	// must bring MinBodyRate × BodyWindow bytes in every BodyWindow the
+	// server waits for it, or the request is cut. 0 turns it off.
+	MinBodyRate int64
+	BodyWindow  time.Duration
 	// Tus answers tus requests under /files/ (see package tus); nil turns
 	// the endpoint off.
 	Tus http.Handler
@@ -69,12 +74,19 @@ type Raw struct {
 type Server struct {
 	cfg     Config
 	slots   chan struct{} // one token per remote fetch in progress
-	guesses guesses       // wrong file passwords, per file
+	guesses guesses       // wrong file passwords
 }
 
 // New returns the HTTP handler of acestash.
 func New(cfg Config) http.Handler {
-	s := &Server{cfg: cfg, slots: make(chan struct{}, max(cfg.RemoteSlots, 1))}
+	if cfg.Clock == nil {
+		cfg.Clock = time.Now
+	}
+	if cfg.BodyWindow <= 0 {
+		cfg.BodyWindow = 30 * time.Second
+	}
+	s := &Server{cfg: cfg, slots: make(chan struct{}, max(cfg.RemoteSlots, 1)),
+		guesses: guesses{store: cfg.Store, clock: cfg.Clock}}
 	e := s.echo()
 	s.web(e)
 	s.mirrorAce(s.group(e, "/api/v1", mirrorAce))
@@ -97,8 +109,12 @@ func (s *Server) echo() *echo.Echo {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError
+	// A client's address is the connection's, or what a proxy on a
+	// loopback or private address says it forwarded for.
+	e.IPExtractor = echo.ExtractIPFromXFFHeader()
 	e.Use(s.observe)
 	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{DisableStackAll: true, LogErrorFunc: s.logPanic}))
+	e.Use(s.slowBodies)
 	return e
 }
 

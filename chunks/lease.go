@@ -3,6 +3,7 @@ package chunks
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/google/uuid"
@@ -13,23 +14,117 @@ import (
 // A request writes to an upload's mirrors only while it holds the upload's
 // lease, taken in the store with the same round trip that reads the
 // session, so two requests for one upload, on one node or two, never write
-// over each other's parts. The lease ends when the request commits what it
-// wrote, gives up, or runs out.
+// over each other's parts. A lease is short (LeaseTime) and renewed in the
+// background while its request runs, so it ends with its holder: a request
+// that commits, gives up or fails releases it, and one whose node dies, or
+// that cannot reach the store, lets it run out within LeaseTime. A request
+// that cannot renew in time stops writing before its lease can pass to
+// another.
 
-// leaseTime is how long a lease holds: long enough to receive a chunk and
-// write it, each mirror operation being bounded by MirrorTimeout.
-func (s *Service) leaseTime() time.Duration { return 2*s.cfg.MirrorTimeout + time.Minute }
+// DefaultLeaseTime is how long a lease lasts between renewals by default.
+const DefaultLeaseTime = 10 * time.Second
 
-// take reads the request's session and takes its lease. held is false,
-// with the session as stored, when another request holds the lease. It
-// waits up to LeaseWait for the lease of an unfinished upload: the holder is
-// most often the same client's previous try, cut off a moment ago and about
-// to let go.
-func (s *Service) take(ctx context.Context, uploadKey, ctracker string, a store.Account) (sess store.Session, held bool, err error) {
+// leaseTime is how long a lease holds from when it is taken or renewed.
+func (s *Service) leaseTime() time.Duration { return s.cfg.LeaseTime }
+
+// until returns when a lease taken or renewed now ends.
+func (s *Service) until() time.Time { return s.cfg.Clock().UTC().Add(s.leaseTime()) }
+
+// errLeaseLost is the cause of a held request's context ending because it
+// could not keep its lease.
+var errLeaseLost = errors.New("chunks: the upload's lease was lost")
+
+// hold is a lease one request holds: renewed every quarter of LeaseTime
+// until end. When a renewal is refused, or none has succeeded for half of
+// LeaseTime, ctx is cancelled with errLeaseLost, which stops the request's
+// writes while the lease, as others see it, still runs.
+type hold struct {
+	s      *Service
+	key    string
+	holder string
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	stop   chan struct{}
+	done   chan struct{}
+}
+
+// keep starts renewing holder's lease on the upload; ctx is the request's.
+func (s *Service) keep(ctx context.Context, key, holder string, taken time.Time) *hold {
+	h := &hold{s: s, key: key, holder: holder, stop: make(chan struct{}), done: make(chan struct{})}
+	h.ctx, h.cancel = context.WithCancelCause(ctx)
+	go h.run(taken)
+	return h
+}
+
+func (h *hold) run(last time.Time) {
+	defer close(h.done)
+	lt := h.s.leaseTime()
+	t := time.NewTicker(lt / 4)
+	defer t.Stop()
+	for {
+		select {
+		case <-h.stop:
+			return
+		case <-t.C:
+		}
+		sent := time.Now()
+		// A slow answer is waited for until the lease must be given up.
+		ctx, cancel := context.WithTimeout(context.Background(), max(lt/2-sent.Sub(last), lt/8))
+		err := h.s.cfg.Store.Renew(ctx, h.key, h.holder, h.s.until())
+		cancel()
+		switch {
+		case err == nil:
+			last = sent
+		case errors.Is(err, store.ErrLeased) || errors.Is(err, store.ErrNotFound):
+			h.cancel(fmt.Errorf("%w: %w", errLeaseLost, err))
+			return
+		case time.Since(last) >= lt/2:
+			h.s.cfg.Log.Warn("upload lease not renewed in time; stopping the request", "upload_key", h.key, "err", err)
+			h.cancel(fmt.Errorf("%w: %w", errLeaseLost, err))
+			return
+		default:
+			h.s.cfg.Log.Warn("renew upload lease", "upload_key", h.key, "err", err)
+		}
+	}
+}
+
+// end stops renewing; the lease itself is released or committed by the
+// request. It is safe on a nil hold.
+func (h *hold) end() {
+	if h == nil {
+		return
+	}
+	close(h.stop)
+	<-h.done
+	h.cancel(nil)
+}
+
+// lost reports whether the request lost its lease.
+func (h *hold) lost() bool {
+	return h != nil && errors.Is(context.Cause(h.ctx), errLeaseLost)
+}
+
+// context returns the context a request's writes run under: ctx, cut when
+// the lease is lost.
+func (h *hold) context(ctx context.Context) context.Context {
+	if h == nil {
+		return ctx
+	}
+	return h.ctx
+}
+
+// take reads the request's session and takes its lease, which is renewed
+// until the returned hold's end; the hold is nil, with the session as
+// stored, when another request holds the lease. It waits up to LeaseWait
+// for the lease of an unfinished upload: the holder is most often the same
+// client's previous try, cut off a moment ago and about to let go.
+func (s *Service) take(ctx context.Context, uploadKey, ctracker string, a store.Account) (sess store.Session, h *hold, err error) {
 	holder := uuid.NewString()
 	deadline := time.Now().Add(s.cfg.LeaseWait)
+	var taken time.Time
 	for pause := 10 * time.Millisecond; ; pause = min(2*pause, 250*time.Millisecond) {
-		sess, err = s.cfg.Store.Lease(ctx, uploadKey, holder, s.cfg.Clock().UTC().Add(s.leaseTime()))
+		taken = time.Now()
+		sess, err = s.cfg.Store.Lease(ctx, uploadKey, holder, s.until())
 		if !errors.Is(err, store.ErrLeased) || finished(sess) || time.Now().Add(pause).After(deadline) {
 			break
 		}
@@ -38,18 +133,21 @@ func (s *Service) take(ctx context.Context, uploadKey, ctracker string, a store.
 		case <-t.C:
 		case <-ctx.Done():
 			t.Stop()
-			return sess, false, unavailable("the request ended while waiting for another one on this upload", ctx.Err())
+			return sess, nil, unavailable("the request ended while waiting for another one on this upload", ctx.Err())
 		}
 	}
-	held = err == nil
+	held := err == nil
 	if errors.Is(err, store.ErrLeased) {
 		err = nil // the session was read; only the lease is another's
 	}
 	if err := belongs(sess, err, a, ctracker); err != nil {
 		s.release(ctx, sess, held)
-		return sess, false, err
+		return sess, nil, err
 	}
-	return sess, held, nil
+	if held {
+		h = s.keep(ctx, uploadKey, holder, taken)
+	}
+	return sess, h, nil
 }
 
 // belongs checks what reading a request's session gave: that it exists,
@@ -75,15 +173,28 @@ func finished(sess store.Session) bool {
 	return sess.Done || sess.Started && sess.Total >= 0 && sess.Held == sess.Total
 }
 
-// release gives up a lease that wrote nothing worth keeping.
+// release gives up a lease that wrote nothing worth keeping. Should the
+// store not answer, the lease runs out by itself within LeaseTime.
 func (s *Service) release(ctx context.Context, sess store.Session, held bool) {
 	if !held {
 		return
 	}
 	sess.Lease, sess.LeaseUntil = "", time.Time{}
-	if _, err := s.cfg.Store.UpdateSession(context.WithoutCancel(ctx), sess); err != nil {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.leaseTime())
+	defer cancel()
+	if _, err := s.cfg.Store.UpdateSession(ctx, sess); err != nil {
 		s.cfg.Log.WarnContext(ctx, "release upload lease", "upload_key", sess.UploadKey, "err", err)
 	}
+}
+
+// kept returns the error of a request that held a lease: when the lease
+// was lost, the request is told to retry, whatever failed on the way.
+func kept(h *hold, err error) error {
+	if err != nil && h.lost() {
+		return &Error{Kind: Unavailable, Msg: "this request lost its hold on the upload (another took over, or the store did not answer); retry this chunk",
+			Err: context.Cause(h.ctx)}
+	}
+	return err
 }
 
 func busy(err error) *Error {

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/acestash/acestash/mirrors"
@@ -14,25 +16,57 @@ import (
 // The end of uploads and files: uploads abandoned half way are reaped,
 // files removed, and files whose time is up expire.
 
-// Reap abandons uploads idle for longer than idle: their mirror uploads are
-// aborted and their sessions deleted. It returns how many it reaped.
+// reapPage is how many idle sessions Reap reads at a time, and reapers
+// how many it discards at once.
+const (
+	reapPage = 500
+	reapers  = 16
+)
+
+// Reap abandons every upload idle for longer than idle: their mirror
+// uploads are aborted and their sessions deleted. It goes on until none is
+// left, so it keeps up with any rate of abandoned uploads, and returns how
+// many it reaped.
 func (s *Service) Reap(ctx context.Context, idle time.Duration) (int, error) {
-	old, err := s.cfg.Store.IdleSessions(ctx, s.cfg.Clock().Add(-idle), 100)
-	if err != nil {
-		return 0, fmt.Errorf("chunks: list idle sessions: %w", err)
+	before := s.cfg.Clock().Add(-idle)
+	n := 0
+	for {
+		old, err := s.cfg.Store.IdleSessions(ctx, before, reapPage)
+		if err != nil {
+			return n, fmt.Errorf("chunks: list idle sessions: %w", err)
+		}
+		var wg sync.WaitGroup
+		var gone atomic.Int64
+		work := make(chan store.Session)
+		for range min(reapers, len(old)) {
+			wg.Go(func() {
+				for sess := range work {
+					if s.discard(ctx, sess) {
+						gone.Add(1)
+					}
+				}
+			})
+		}
+		for _, sess := range old {
+			work <- sess
+		}
+		close(work)
+		wg.Wait()
+		n += int(gone.Load())
+		// A short page is the last; a page none of which could be
+		// discarded would come back the same.
+		if len(old) < reapPage || gone.Load() == 0 || ctx.Err() != nil {
+			return n, ctx.Err()
+		}
 	}
-	for _, sess := range old {
-		s.discard(ctx, sess)
-	}
-	return len(old), nil
 }
 
 // discard aborts a session's mirror uploads, unless its file is published,
-// and forgets it.
-func (s *Service) discard(ctx context.Context, sess store.Session) {
+// and forgets it; it reports whether the session is gone.
+func (s *Service) discard(ctx context.Context, sess store.Session) bool {
 	if _, ok, err := s.published(ctx, sess); err != nil {
 		s.cfg.Log.WarnContext(ctx, "reap session", "upload_key", sess.UploadKey, "err", err)
-		return
+		return false
 	} else if !ok && !sess.Done {
 		s.abortAll(ctx, sess.Uploads)
 	} else if sess.Partial {
@@ -40,7 +74,9 @@ func (s *Service) discard(ctx context.Context, sess store.Session) {
 	}
 	if err := s.cfg.Store.DeleteSession(ctx, sess.UploadKey); err != nil {
 		s.cfg.Log.WarnContext(ctx, "delete session", "upload_key", sess.UploadKey, "err", err)
+		return false
 	}
+	return true
 }
 
 // Remove deletes a published file: its record first, so no one is sent to a

@@ -8,25 +8,35 @@ import (
 )
 
 // CleanName makes a client-supplied file name safe to store and show: the
-// last path element, without control characters, at most 255 bytes.
+// last path element, without control characters or the bidirectional
+// controls that make a name read otherwise than it is ("\u202eexe.txt"
+// shown as "txt.exe"), at most 255 bytes.
 func CleanName(name string) string {
 	name = strings.ReplaceAll(name, "\\", "/")
 	name = path.Base("/" + name)
 	name = strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) {
+		if unicode.IsControl(r) || bidi(r) {
 			return -1
 		}
 		return r
 	}, strings.ToValidUTF8(name, "\uFFFD"))
-	name = strings.TrimSpace(name)
-	if name == "/" || name == "." || name == ".." {
-		name = ""
-	}
 	for len(name) > 255 {
 		_, size := utf8.DecodeLastRuneInString(name)
 		name = name[:len(name)-size]
 	}
+	name = strings.TrimSpace(name)
+	if name == "/" || name == "." || name == ".." {
+		name = ""
+	}
 	return name
+}
+
+// bidi reports whether r is a bidirectional formatting character: the
+// embeddings and overrides U+202A–U+202E, the isolates U+2066–U+2069, the
+// marks U+200E, U+200F and U+061C.
+func bidi(r rune) bool {
+	return r >= 0x202A && r <= 0x202E || r >= 0x2066 && r <= 0x2069 ||
+		r == 0x200E || r == 0x200F || r == 0x061C
 }
 
 // Extension returns the file name extension, with its dot, for a type

@@ -121,19 +121,31 @@ func (s *Service) begin(ctx context.Context, sess *store.Session) error {
 	return nil
 }
 
-// abortAll discards uploads that were started but never recorded.
+// abortAll discards uploads that were started but never recorded, trying
+// each mirror once, at once, for a few seconds; those that fail are tried
+// again in the background.
 func (s *Service) abortAll(ctx context.Context, ups map[string]mirrors.Upload) {
 	ctx = context.WithoutCancel(ctx)
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	failed := map[string]mirrors.Upload{}
 	for id, up := range ups {
-		if e, ok := s.cfg.Mirrors.Get(id); ok {
-			ctx, cancel := context.WithTimeout(ctx, s.cfg.MirrorTimeout)
-			err := e.Mirror.Abort(ctx, up)
-			cancel()
-			if err != nil {
-				s.cfg.Log.WarnContext(ctx, "abort upload", "mirror", id, "key", up.Key, "err", err)
-			}
+		e, ok := s.cfg.Mirrors.Get(id)
+		if !ok {
+			continue
 		}
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(ctx, min(s.cfg.MirrorTimeout, abortWait))
+			defer cancel()
+			if err := e.Mirror.Abort(ctx, up); err != nil && !errors.Is(err, mirrors.ErrNotFound) {
+				mu.Lock()
+				failed[id] = up
+				mu.Unlock()
+			}
+		})
 	}
+	wg.Wait()
+	s.abortLater(failed)
 }
 
 // SelectMirrors checks the mirror ids a client asked for against the

@@ -115,6 +115,7 @@ func (s *Service) publish(ctx context.Context, sess *store.Session, file store.F
 			}
 			sess.Slug = sl
 			if stored {
+				sess.LeaseUntil = s.until()
 				saved, err := s.cfg.Store.UpdateSession(ctx, *sess)
 				if err != nil {
 					return store.File{}, unavailable("cannot publish the file", err)
@@ -225,8 +226,8 @@ func (s *Service) undo(ctx context.Context, sess *store.Session, w *write, begun
 	}
 }
 
-// abortFailed discards, as far as the mirrors allow, what the mirrors
-// dropped from an upload still hold of it.
+// abortFailed discards, in the background, what the mirrors dropped from
+// an upload still hold of it: they failed, so the client does not wait.
 func (s *Service) abortFailed(ctx context.Context, sess store.Session) {
 	ups := map[string]mirrors.Upload{}
 	for id := range sess.Failed {
@@ -234,5 +235,5 @@ func (s *Service) abortFailed(ctx context.Context, sess store.Session) {
 			ups[id] = up
 		}
 	}
-	s.abortAll(ctx, ups)
+	s.abortLater(ups)
 }

@@ -50,6 +50,12 @@ func TestCleanName(t *testing.T) {
 		"  spaced name.txt  ":   "spaced name.txt",
 		"bad\xffutf8.bin":       "bad\uFFFDutf8.bin",
 		"Space Man Jelly.jpg":   "Space Man Jelly.jpg",
+		// Bidirectional controls would show "\u202eexe.txt" as "txt.exe".
+		"\u202eexe.txt":                    "exe.txt",
+		"a\u202a\u202b\u202c\u202d\u202eb": "ab",
+		"x\u2066\u2067\u2068\u2069y":       "xy",
+		"\u200eleft\u200f\u061cright":      "leftright",
+		"שלום.txt":                         "שלום.txt", // right-to-left letters stay
 	} {
 		if got := CleanName(in); got != want {
 			t.Errorf("CleanName(%q) = %q, want %q", in, got, want)

@@ -42,6 +42,14 @@ type Config struct {
 	// all requests; a request that streams more than one piece holds three,
 	// one read while two are written. Default 24.
 	Pieces int
+	// LeaseTime is how long an upload's lease lasts unless its request
+	// renews it, which it does while it runs; default 10 s. A request on a
+	// node that died, or cut off from the store, holds up its upload at
+	// most this long.
+	LeaseTime time.Duration
+	// AbortPause is the first pause before an abort that failed is tried
+	// again in the background; the pauses double. Default 1 s.
+	AbortPause time.Duration
 	// LeaseWait is how long a request waits for another request's lease
 	// on the same upload before it is told to retry; default 5 s.
 	LeaseWait time.Duration
@@ -86,6 +94,11 @@ type Service struct {
 	cfg    Config
 	pieces *pool
 	firsts sync.Pool // of *[]byte of firstRead bytes
+
+	bg        sync.WaitGroup // background aborts
+	aborts    chan struct{}  // a slot per background abort
+	stop      chan struct{}  // closed by Close
+	closeOnce sync.Once
 }
 
 // New returns a Service; it creates SpoolDir if needed.
@@ -114,6 +127,15 @@ func New(cfg Config) (*Service, error) {
 	if cfg.MirrorTimeout == 0 {
 		cfg.MirrorTimeout = 10 * time.Minute
 	}
+	if cfg.LeaseTime == 0 {
+		cfg.LeaseTime = DefaultLeaseTime
+	}
+	if cfg.LeaseTime < 100*time.Millisecond {
+		return nil, fmt.Errorf("chunks: lease time %v is under 100ms", cfg.LeaseTime)
+	}
+	if cfg.AbortPause == 0 {
+		cfg.AbortPause = time.Second
+	}
 	if cfg.LeaseWait == 0 {
 		cfg.LeaseWait = 5 * time.Second
 	}
@@ -135,7 +157,8 @@ func New(cfg Config) (*Service, error) {
 	if err := os.MkdirAll(cfg.SpoolDir, 0o700); err != nil {
 		return nil, fmt.Errorf("chunks: spool dir: %w", err)
 	}
-	return &Service{cfg: cfg, pieces: newPool(cfg.PieceSize, cfg.Pieces)}, nil
+	return &Service{cfg: cfg, pieces: newPool(cfg.PieceSize, cfg.Pieces),
+		aborts: make(chan struct{}, abortSlots), stop: make(chan struct{})}, nil
 }
 
 // MaxChunkSize is the chunk size advertised to clients.

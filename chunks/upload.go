@@ -50,21 +50,25 @@ type Result struct {
 // byte is held. A repeated request on a finished upload that adds no bytes,
 // or repeats the last chunk exactly, gets the same result again.
 func (s *Service) Chunk(ctx context.Context, req ChunkRequest) (Result, error) {
-	sess, held, err := s.take(ctx, req.UploadKey, req.CTracker, req.Account)
+	sess, h, err := s.take(ctx, req.UploadKey, req.CTracker, req.Account)
 	if err != nil {
 		return Result{}, err
 	}
+	defer h.end()
+	ctx = h.context(ctx)
 	if finished(sess) {
-		return s.repeat(ctx, sess, held, req)
+		res, err := s.repeat(ctx, sess, h != nil, req)
+		return res, kept(h, err)
 	}
-	if !held {
+	if h == nil {
 		return Result{}, busy(nil)
 	}
 	if !sess.Started && len(req.Mirrors) == 0 {
 		s.release(ctx, sess, true)
 		return Result{}, &Error{Kind: Invalid, Msg: "no mirrors selected: send mirrors[] with at least one mirror id", Err: ErrNoMirrors}
 	}
-	return s.advance(ctx, sess, req)
+	res, err := s.advance(ctx, sess, req)
+	return res, kept(h, err)
 }
 
 // advance writes the request's chunk under the lease sess holds and
@@ -181,6 +185,8 @@ func (s *Service) commit(ctx context.Context, sess, next store.Session, w *write
 		// Done with the mirrors: the commit ends the lease. The last
 		// chunk keeps it until the file is published.
 		next.Lease, next.LeaseUntil = "", time.Time{}
+	} else {
+		next.LeaseUntil = s.until() // as renewed, not as first taken
 	}
 	saved, err := s.cfg.Store.UpdateSession(ctx, next)
 	if err != nil {
@@ -246,17 +252,24 @@ func unused(sess store.Session) error {
 // error. A failed Fill leaves the upload key as it was, so the client may
 // try again.
 func (s *Service) Fill(ctx context.Context, req ChunkRequest, maxSize int64) (Result, error) {
-	sess, held, err := s.take(ctx, req.UploadKey, req.CTracker, req.Account)
+	sess, h, err := s.take(ctx, req.UploadKey, req.CTracker, req.Account)
 	if err != nil {
 		return Result{}, err
 	}
+	defer h.end()
 	if err := unused(sess); err != nil {
-		s.release(ctx, sess, held)
+		s.release(ctx, sess, h != nil)
 		return Result{}, err
 	}
-	if !held {
+	if h == nil {
 		return Result{}, busy(nil)
 	}
+	res, err := s.fill(h.context(ctx), sess, req, maxSize)
+	return res, kept(h, err)
+}
+
+// fill is Fill under the lease sess holds.
+func (s *Service) fill(ctx context.Context, sess store.Session, req ChunkRequest, maxSize int64) (Result, error) {
 	if maxSize <= 0 {
 		maxSize = s.MaxFileSize(req.Account)
 	}
@@ -372,7 +385,7 @@ func (s *Service) start(sess *store.Session, a store.Account, name string, ids [
 	}
 	sess.Mirrors = sel
 	sess.Name = CleanName(name)
-	sess.ObjectKey = "files/" + uuid.NewString()
+	sess.ObjectKey = objectPrefix + uuid.NewString()
 	if password != "" {
 		return s.setPassword(sess, password)
 	}

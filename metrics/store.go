@@ -153,3 +153,28 @@ func (s *timedStore) DeleteDelivery(ctx context.Context, id string) (err error) 
 	defer func(t time.Time) { s.observe("delete_delivery", t, err) }(time.Now())
 	return s.st.DeleteDelivery(ctx, id)
 }
+
+func (s *timedStore) EachFile(ctx context.Context, fn func(store.File) error) (err error) {
+	defer func(t time.Time) { s.observe("each_file", t, err) }(time.Now())
+	return s.st.EachFile(ctx, fn)
+}
+
+func (s *timedStore) DamagedFiles(ctx context.Context, after string, limit int) (_ []store.File, err error) {
+	defer func(t time.Time) { s.observe("damaged_files", t, err) }(time.Now())
+	return s.st.DamagedFiles(ctx, after, limit)
+}
+
+func (s *timedStore) Count(ctx context.Context, key string, add int64, until time.Time) (_ int64, err error) {
+	defer func(t time.Time) { s.observe("count", t, err) }(time.Now())
+	return s.st.Count(ctx, key, add, until)
+}
+
+func (s *timedStore) Lock(ctx context.Context, name, holder string, until time.Time) (err error) {
+	defer func(t time.Time) { s.observe("lock", t, err) }(time.Now())
+	return s.st.Lock(ctx, name, holder, until)
+}
+
+func (s *timedStore) Renew(ctx context.Context, uploadKey, holder string, until time.Time) (err error) {
+	defer func(t time.Time) { s.observe("renew", t, err) }(time.Now())
+	return s.st.Renew(ctx, uploadKey, holder, until)
+}

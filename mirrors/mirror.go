@@ -90,3 +90,15 @@ type Concurrent interface {
 type Pinger interface {
 	Ping(ctx context.Context) error
 }
+
+// Lister is implemented by mirrors that can list what they hold, so that
+// what no record points to can be found and removed.
+type Lister interface {
+	// ListObjects calls fn for every object whose key starts with prefix, in
+	// no particular order, until fn returns an error, which it returns.
+	// Objects of uploads in progress are not listed.
+	ListObjects(ctx context.Context, prefix string, fn func(key string, info Info) error) error
+	// ListUploads calls fn for every upload in progress whose key starts with
+	// prefix, with when it began, until fn returns an error.
+	ListUploads(ctx context.Context, prefix string, fn func(up Upload, began time.Time) error) error
+}

@@ -191,6 +191,13 @@ type Store interface {
 	// error wrapping ErrLeased. A session that has not started is kept at
 	// least until until.
 	Lease(ctx context.Context, uploadKey, holder string, until time.Time) (Session, error)
+	// Renew moves the end of holder's lease on the session to until,
+	// leaving its Version as it is, so the holder's copy can still be
+	// written. It fails with an error wrapping ErrLeased when holder no
+	// longer holds the lease (released, or run out and taken by another),
+	// and ErrNotFound when the session is gone. A lease that ran out and
+	// was not taken is still holder's to renew.
+	Renew(ctx context.Context, uploadKey, holder string, until time.Time) error
 	// DeleteSession removes the session; a missing session is not an error.
 	DeleteSession(ctx context.Context, uploadKey string) error
 	// IdleSessions returns up to limit started sessions last updated before t.
@@ -222,6 +229,24 @@ type Store interface {
 	Usage(ctx context.Context, owner string) (Usage, error)
 	// ExpiredFiles returns up to limit active files whose Expires is before t.
 	ExpiredFiles(ctx context.Context, t time.Time, limit int) ([]File, error)
+	// EachFile calls fn for every file record, in no particular order,
+	// until fn returns an error, which it returns. Files created or
+	// removed meanwhile may or may not be seen.
+	EachFile(ctx context.Context, fn func(File) error) error
+	// DamagedFiles returns up to limit files with a Missing mirror whose
+	// slug sorts after after, in slug order.
+	DamagedFiles(ctx context.Context, after string, limit int) ([]File, error)
+
+	// Count adds add (0 only reads) to the counter under key and returns
+	// its value. A counter begins at 0 when first counted and lapses at the
+	// until given then; later calls do not move its end.
+	Count(ctx context.Context, key string, add int64, until time.Time) (int64, error)
+
+	// Lock gives the named lock to holder until the time until, unless
+	// another holder's runs past now; then it fails with an error wrapping
+	// ErrLeased. A holder may renew its own. Background jobs that one node
+	// of a cluster should run at a time take one.
+	Lock(ctx context.Context, name, holder string, until time.Time) error
 
 	// AddDeliveries queues webhook deliveries under their IDs.
 	AddDeliveries(ctx context.Context, ds []Delivery) error

@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/acestash/acestash/api"
 	"github.com/acestash/acestash/api/remote"
 	"github.com/acestash/acestash/api/tus"
@@ -29,6 +31,7 @@ import (
 
 // app is one acestash node: its store, mirrors and handlers.
 type app struct {
+	id      string // this node's name in job locks
 	cfg     Config
 	log     *slog.Logger
 	clock   store.Clock
@@ -97,7 +100,10 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, clock store.Clock
 		return nil, err
 	}
 	spool := filepath.Join(cfg.DataDir, "spool")
-	a := &app{cfg: cfg, log: log, clock: clock, store: st, mirrors: set, metrics: met}
+	if err := cleanSpool(spool, log); err != nil {
+		return nil, err
+	}
+	a := &app{id: uuid.NewString(), cfg: cfg, log: log, clock: clock, store: st, mirrors: set, metrics: met}
 	a.stopping, a.stop = context.WithCancel(context.Background())
 	a.health = mirrors.NewHealth(set, 5*time.Second, log)
 	for _, e := range set.All() {
@@ -125,6 +131,7 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, clock store.Clock
 		Pieces:        cfg.Limits.Pieces,
 		WriteQuorum:   cfg.WriteQuorum,
 		MirrorTimeout: cfg.MirrorTimeout,
+		LeaseTime:     cfg.LeaseTime,
 		Health:        a.health.Err,
 		Sniff:         api.Sniff,
 		Notify:        notify,
@@ -157,6 +164,8 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, clock store.Clock
 		},
 		Remote:         fetcher(cfg.Remote),
 		RemoteSlots:    cfg.Remote.MaxConcurrent,
+		MinBodyRate:    cfg.Limits.MinBodyRate,
+		BodyWindow:     cfg.Limits.BodyWindow,
 		Tus:            tusHandler,
 		Health:         a.health.Err,
 		Metrics:        met,
@@ -170,7 +179,29 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, clock store.Clock
 
 func (a *app) Close() error {
 	a.stop()
+	a.chunks.Close()
 	return a.store.Close()
+}
+
+// cleanSpool removes what requests parked in the spool directory before
+// this node started: nothing is left to read it.
+func cleanSpool(dir string, log *slog.Logger) error {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("spool: %w", err)
+	}
+	for _, e := range entries {
+		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+			return fmt.Errorf("spool: %w", err)
+		}
+	}
+	if len(entries) > 0 {
+		log.Info("removed what the spool held from before the start", "count", len(entries))
+	}
+	return nil
 }
 
 // seedAccounts writes the configured accounts to the store and, when the
@@ -276,6 +307,13 @@ func (a *app) serve(ctx context.Context, ln net.Listener) error {
 	defer cancel()
 	go a.health.Run(bg, a.cfg.HealthInterval)
 	go a.reapLoop(bg)
+	go a.job(bg, "repair", a.cfg.RepairInterval, a.chunks.Repair)
+	go a.job(bg, "scrub", a.cfg.ScrubInterval, func(ctx context.Context) (int, error) {
+		return a.chunks.Scrub(ctx, a.cfg.ScrubShare)
+	})
+	go a.job(bg, "janitor", a.cfg.Janitor.Interval, func(ctx context.Context) (int, error) {
+		return a.chunks.Sweep(ctx, a.cfg.Janitor.Grace)
+	})
 	hooksDone := make(chan struct{})
 	go func() {
 		defer close(hooksDone)
@@ -291,8 +329,8 @@ func (a *app) serve(ctx context.Context, ln net.Listener) error {
 	defer cancelReqs()
 	srv := &http.Server{
 		Handler:           a.handler,
-		ReadHeaderTimeout: 30 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+		ReadHeaderTimeout: a.cfg.Limits.HeaderTimeout,
+		IdleTimeout:       a.cfg.Limits.IdleTimeout,
 		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return reqs },
 	}

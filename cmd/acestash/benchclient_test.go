@@ -40,6 +40,9 @@ func TestMain(m *testing.M) {
 	if spec, ok := os.LookupEnv(benchClientEnv); ok {
 		os.Exit(clientMain(spec, os.Stdout, os.Stderr))
 	}
+	if path, ok := os.LookupEnv(serveEnv); ok {
+		os.Exit(serveMain(path))
+	}
 	code := m.Run()
 	built.remove()
 	if benchTable != "" {

@@ -28,8 +28,18 @@ type Config struct {
 	RedisURL   string `yaml:"redis_url"`
 	SlugLength int    `yaml:"slug_length"`
 	// WriteQuorum is how many selected mirrors must hold a file; 0 is all.
-	WriteQuorum    int           `yaml:"write_quorum"`
-	MirrorTimeout  time.Duration `yaml:"mirror_timeout"`
+	WriteQuorum   int           `yaml:"write_quorum"`
+	MirrorTimeout time.Duration `yaml:"mirror_timeout"`
+	// LeaseTime is how long an upload's lease lasts between renewals.
+	LeaseTime time.Duration `yaml:"lease_time"`
+	// RepairInterval is how often files missing a copy are repaired.
+	RepairInterval time.Duration `yaml:"repair_interval"`
+	// ScrubInterval is how often every copy is read and checked;
+	// ScrubShare the most of the time the scrubber spends reading.
+	ScrubInterval time.Duration `yaml:"scrub_interval"`
+	ScrubShare    float64       `yaml:"scrub_share"`
+	// Janitor removes what no record names from the mirrors.
+	Janitor        JanitorConfig `yaml:"janitor"`
 	HealthInterval time.Duration `yaml:"health_interval"`
 	LogLevel       string        `yaml:"log_level"`
 	// AdminToken turns the admin API on; it is the bearer token it demands.
@@ -70,6 +80,13 @@ type RawConfig struct {
 	RequireKey       bool          `yaml:"require_key"`
 	AnonymousAccount string        `yaml:"anonymous_account"` // an api_key; default: the first account
 	TTL              time.Duration `yaml:"ttl"`               // 0 keeps files forever
+}
+
+// JanitorConfig says how often the mirrors are swept for objects and
+// uploads no record names, and how old those must be to go.
+type JanitorConfig struct {
+	Interval time.Duration `yaml:"interval"` // default 1h
+	Grace    time.Duration `yaml:"grace"`    // default 24h
 }
 
 // RemoteConfig is upload/remote.
@@ -124,6 +141,14 @@ type Limits struct {
 	// mirrors in pieces of PieceSize, and a node holds at most Pieces.
 	PieceSize int `yaml:"piece_size"`
 	Pieces    int `yaml:"pieces"`
+	// MinBodyRate (bytes/s) over BodyWindow: slower request bodies are
+	// cut; a negative rate turns the check off.
+	MinBodyRate int64         `yaml:"min_body_rate"`
+	BodyWindow  time.Duration `yaml:"body_window"`
+	// HeaderTimeout bounds reading a request's headers; IdleTimeout how
+	// long a kept-alive connection may wait for its next request.
+	HeaderTimeout time.Duration `yaml:"header_timeout"`
+	IdleTimeout   time.Duration `yaml:"idle_timeout"`
 }
 
 // envRef matches ${NAME} in a config file.
@@ -204,6 +229,36 @@ func (c *Config) setDefaults() error {
 	if c.MirrorTimeout == 0 {
 		c.MirrorTimeout = 10 * time.Minute
 	}
+	if c.LeaseTime == 0 {
+		c.LeaseTime = chunks.DefaultLeaseTime
+	}
+	if c.LeaseTime < time.Second {
+		return fmt.Errorf("config: lease_time %v is under 1s", c.LeaseTime)
+	}
+	if c.RepairInterval == 0 {
+		c.RepairInterval = time.Minute
+	}
+	if c.RepairInterval < 0 {
+		return fmt.Errorf("config: repair_interval %v is negative", c.RepairInterval)
+	}
+	if c.ScrubInterval == 0 {
+		c.ScrubInterval = 24 * time.Hour
+	}
+	if c.ScrubShare == 0 {
+		c.ScrubShare = 0.1
+	}
+	if c.ScrubInterval < 0 || c.ScrubShare < 0 || c.ScrubShare > 1 {
+		return fmt.Errorf("config: scrub_interval must be positive and scrub_share within 0..1")
+	}
+	if c.Janitor.Interval == 0 {
+		c.Janitor.Interval = time.Hour
+	}
+	if c.Janitor.Grace == 0 {
+		c.Janitor.Grace = 24 * time.Hour
+	}
+	if c.Janitor.Interval < 0 || c.Janitor.Grace < 0 {
+		return fmt.Errorf("config: janitor.interval and janitor.grace may not be negative")
+	}
 	if c.HealthInterval == 0 {
 		c.HealthInterval = 15 * time.Second
 	}
@@ -218,6 +273,21 @@ func (c *Config) setDefaults() error {
 	}
 	if c.Limits.SessionIdle == 0 {
 		c.Limits.SessionIdle = 24 * time.Hour
+	}
+	if c.Limits.MinBodyRate == 0 {
+		c.Limits.MinBodyRate = 1024
+	}
+	if c.Limits.BodyWindow == 0 {
+		c.Limits.BodyWindow = 30 * time.Second
+	}
+	if c.Limits.HeaderTimeout == 0 {
+		c.Limits.HeaderTimeout = 10 * time.Second
+	}
+	if c.Limits.IdleTimeout == 0 {
+		c.Limits.IdleTimeout = time.Minute
+	}
+	if c.Limits.BodyWindow < 0 || c.Limits.HeaderTimeout < 0 || c.Limits.IdleTimeout < 0 {
+		return fmt.Errorf("config: limits.body_window, header_timeout and idle_timeout may not be negative")
 	}
 	if c.Raw.MaxSize == 0 {
 		c.Raw.MaxSize = 24 << 20

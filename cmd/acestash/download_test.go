@@ -165,6 +165,11 @@ func TestPassword(t *testing.T) {
 	if resp, _ := fetch(t, r.URL+"/download", http.Header{"X-File-Password": {"s3cret pass"}}); resp.StatusCode != http.StatusTooManyRequests {
 		t.Errorf("right password after the limit: %d, want 429", resp.StatusCode)
 	}
+	// The owner, at another address, is not locked out by the guesser.
+	owner := http.Header{"X-File-Password": {"s3cret pass"}, "X-Forwarded-For": {"203.0.113.7"}}
+	if resp, body := fetch(t, r.URL+"/download", owner); resp.StatusCode != 200 || !bytes.Equal(body, data) {
+		t.Errorf("right password from another address while the guesser is limited: %d", resp.StatusCode)
+	}
 	// Nothing else reveals it.
 	a := postForm(t, srv.URL+"/api/v1/file/info", []field{{"api_key", testKey}, {"api_token", testToken}, {"files", r.Slug}})
 	var info map[string]map[string]string

@@ -3,7 +3,7 @@
 //
 // An object with key "a/b.txt" is the file dir/a/b.txt. An upload in
 // progress is the directory dir/.uploads/<id> holding one file, "data",
-// that grows chunk by chunk: a chunk is written at the offset its Part
+// that grows chunk by chunk (and "key", the key it will be published under): a chunk is written at the offset its Part
 // before says, after cutting off anything past it, so a retried chunk
 // replaces the earlier try. Complete cuts the file to the last Part's size,
 // syncs it and renames it over the object, so a reader sees either the old
@@ -22,6 +22,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -41,6 +42,7 @@ type Mirror struct {
 var (
 	_ mirrors.Mirror = (*Mirror)(nil)
 	_ mirrors.Pinger = (*Mirror)(nil)
+	_ mirrors.Lister = (*Mirror)(nil)
 )
 
 // New returns a mirror storing objects under dir, creating dir if needed.
@@ -85,16 +87,94 @@ func (m *Mirror) Begin(ctx context.Context, key string) (mirrors.Upload, error) 
 		return mirrors.Upload{}, fmt.Errorf("fsmirror: begin %q: %w", key, err)
 	}
 	f, err := os.OpenFile(filepath.Join(dir, dataFile), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+	if err == nil {
+		f.Close()
+		err = os.WriteFile(filepath.Join(dir, keyFile), []byte(key), 0o644)
+	}
 	if err != nil {
 		os.RemoveAll(dir)
 		return mirrors.Upload{}, fmt.Errorf("fsmirror: begin %q: %w", key, err)
 	}
-	f.Close()
 	return up, nil
 }
 
-// dataFile is the name, in an upload's directory, of the file it grows.
-const dataFile = "data"
+// dataFile is the name, in an upload's directory, of the file it grows;
+// keyFile holds the key it will be published under.
+const (
+	dataFile = "data"
+	keyFile  = "key"
+)
+
+// ListObjects walks the directory for the objects under prefix.
+func (m *Mirror) ListObjects(ctx context.Context, prefix string, fn func(key string, info mirrors.Info) error) error {
+	err := filepath.WalkDir(m.dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil // removed while the walk went on
+			}
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(m.dir, p)
+		if err != nil {
+			return err
+		}
+		key := filepath.ToSlash(rel)
+		if d.IsDir() {
+			// Skip what cannot hold a key under prefix.
+			if key == uploadsDir || key != "." && !strings.HasPrefix(key+"/", prefix) && !strings.HasPrefix(prefix, key+"/") {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !d.Type().IsRegular() || !strings.HasPrefix(key, prefix) {
+			return nil
+		}
+		info, err := d.Info()
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		return fn(key, mirrors.Info{Size: info.Size(), Modified: info.ModTime()})
+	})
+	if err != nil {
+		return fmt.Errorf("fsmirror: list objects: %w", err)
+	}
+	return nil
+}
+
+// ListUploads lists the upload directories whose key is under prefix;
+// when an upload began is when its directory was made.
+func (m *Mirror) ListUploads(ctx context.Context, prefix string, fn func(up mirrors.Upload, began time.Time) error) error {
+	entries, err := os.ReadDir(filepath.Join(m.dir, uploadsDir))
+	if err != nil {
+		return fmt.Errorf("fsmirror: list uploads: %w", err)
+	}
+	for _, e := range entries {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("fsmirror: list uploads: %w", err)
+		}
+		if _, err := uuid.Parse(e.Name()); err != nil || !e.IsDir() {
+			continue
+		}
+		key, err := os.ReadFile(filepath.Join(m.dir, uploadsDir, e.Name(), keyFile))
+		if err != nil || !strings.HasPrefix(string(key), prefix) {
+			continue // gone meanwhile, or not begun by this version
+		}
+		info, err := e.Info()
+		if err != nil {
+			continue
+		}
+		if err := fn(mirrors.Upload{Key: string(key), ID: e.Name()}, info.ModTime()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 // Put writes the object to a temporary file, syncs it and renames it into
 // place.

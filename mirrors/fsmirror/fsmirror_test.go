@@ -133,3 +133,7 @@ func TestPingMissingDir(t *testing.T) {
 		t.Fatal("Ping of a removed directory: no error")
 	}
 }
+
+func TestListerConformance(t *testing.T) {
+	mirrortest.RunLister(t, func(t *testing.T) mirrors.Mirror { return newMirror(t) })
+}

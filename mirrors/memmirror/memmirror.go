@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"time"
 
@@ -21,8 +22,10 @@ import (
 type Mirror struct {
 	mu      sync.Mutex
 	objects map[string]object
-	uploads map[string]map[int]chunk // by upload id, then chunk number
-	calls   map[string]int           // by method name
+	uploads map[string]map[int]chunk  // by upload id, then chunk number
+	began   map[string]mirrors.Upload // by upload id
+	when    map[string]time.Time      // by upload id: when it began
+	calls   map[string]int            // by method name
 }
 
 // chunk is a chunk of an upload and where in the object it goes.
@@ -39,11 +42,13 @@ type object struct {
 var (
 	_ mirrors.Mirror     = (*Mirror)(nil)
 	_ mirrors.Concurrent = (*Mirror)(nil)
+	_ mirrors.Lister     = (*Mirror)(nil)
 )
 
 // New returns an empty mirror.
 func New() *Mirror {
-	return &Mirror{objects: map[string]object{}, uploads: map[string]map[int]chunk{}, calls: map[string]int{}}
+	return &Mirror{objects: map[string]object{}, uploads: map[string]map[int]chunk{}, calls: map[string]int{},
+		began: map[string]mirrors.Upload{}, when: map[string]time.Time{}}
 }
 
 // Calls returns how many times the method (for example "Put") was called.
@@ -117,6 +122,7 @@ func (m *Mirror) Begin(ctx context.Context, key string) (mirrors.Upload, error) 
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.uploads[up.ID] = map[int]chunk{}
+	m.began[up.ID], m.when[up.ID] = up, time.Now()
 	return up, nil
 }
 
@@ -171,7 +177,7 @@ func (m *Mirror) Complete(ctx context.Context, up mirrors.Upload, last mirrors.P
 		return fmt.Errorf("memmirror: upload %s holds %d bytes, want %d", up.ID, len(data), last.Size)
 	}
 	m.objects[up.Key] = object{data, time.Now()}
-	delete(m.uploads, up.ID)
+	m.forget(up.ID)
 	return nil
 }
 
@@ -179,8 +185,78 @@ func (m *Mirror) Abort(ctx context.Context, up mirrors.Upload) error {
 	m.count("Abort")
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	delete(m.uploads, up.ID)
+	m.forget(up.ID)
 	return nil
+}
+
+// forget drops an upload; the caller holds mu.
+func (m *Mirror) forget(id string) {
+	delete(m.uploads, id)
+	delete(m.began, id)
+	delete(m.when, id)
+}
+
+// ListObjects lists the objects under prefix.
+func (m *Mirror) ListObjects(ctx context.Context, prefix string, fn func(key string, info mirrors.Info) error) error {
+	m.count("ListObjects")
+	m.mu.Lock()
+	type entry struct {
+		key  string
+		info mirrors.Info
+	}
+	var list []entry
+	for k, o := range m.objects {
+		if strings.HasPrefix(k, prefix) {
+			list = append(list, entry{k, mirrors.Info{Size: int64(len(o.data)), Modified: o.modified}})
+		}
+	}
+	m.mu.Unlock()
+	for _, e := range list {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := fn(e.key, e.info); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ListUploads lists the uploads in progress under prefix.
+func (m *Mirror) ListUploads(ctx context.Context, prefix string, fn func(up mirrors.Upload, began time.Time) error) error {
+	m.count("ListUploads")
+	m.mu.Lock()
+	var ups []mirrors.Upload
+	var whens []time.Time
+	for id, up := range m.began {
+		if strings.HasPrefix(up.Key, prefix) {
+			ups, whens = append(ups, up), append(whens, m.when[id])
+		}
+	}
+	m.mu.Unlock()
+	for i, up := range ups {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := fn(up, whens[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Age moves the modification time of the object, or the start of the
+// upload with that id, d into the past, as time passing would.
+func (m *Mirror) Age(keyOrID string, d time.Duration) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if o, ok := m.objects[keyOrID]; ok {
+		o.modified = o.modified.Add(-d)
+		m.objects[keyOrID] = o
+	}
+	if w, ok := m.when[keyOrID]; ok {
+		m.when[keyOrID] = w.Add(-d)
+	}
 }
 
 func (m *Mirror) Open(ctx context.Context, key string, off, length int64) (io.ReadCloser, error) {

@@ -2,8 +2,10 @@ package mirrortest
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"sync"
+	"time"
 
 	"github.com/acestash/acestash/mirrors"
 )
@@ -24,6 +26,7 @@ type Faulty struct {
 var (
 	_ mirrors.Pinger     = (*Faulty)(nil)
 	_ mirrors.Concurrent = (*Faulty)(nil)
+	_ mirrors.Lister     = (*Faulty)(nil)
 )
 
 func (f *Faulty) fault(method string) error {
@@ -124,4 +127,30 @@ func (f *Faulty) Settle(parts []mirrors.Part) mirrors.Part {
 		return c.Settle(parts)
 	}
 	return parts[len(parts)-1]
+}
+
+// ListObjects is the wrapped mirror's, with the fault chosen for
+// "ListObjects".
+func (f *Faulty) ListObjects(ctx context.Context, prefix string, fn func(key string, info mirrors.Info) error) error {
+	if err := f.fault("ListObjects"); err != nil {
+		return err
+	}
+	l, ok := f.Mirror.(mirrors.Lister)
+	if !ok {
+		return fmt.Errorf("mirrortest: %T cannot list", f.Mirror)
+	}
+	return l.ListObjects(ctx, prefix, fn)
+}
+
+// ListUploads is the wrapped mirror's, with the fault chosen for
+// "ListUploads".
+func (f *Faulty) ListUploads(ctx context.Context, prefix string, fn func(up mirrors.Upload, began time.Time) error) error {
+	if err := f.fault("ListUploads"); err != nil {
+		return err
+	}
+	l, ok := f.Mirror.(mirrors.Lister)
+	if !ok {
+		return fmt.Errorf("mirrortest: %T cannot list", f.Mirror)
+	}
+	return l.ListUploads(ctx, prefix, fn)
 }

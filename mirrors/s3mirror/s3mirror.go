@@ -26,6 +26,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
@@ -66,7 +67,48 @@ var (
 	_ mirrors.Mirror     = (*Mirror)(nil)
 	_ mirrors.Pinger     = (*Mirror)(nil)
 	_ mirrors.Concurrent = (*Mirror)(nil)
+	_ mirrors.Lister     = (*Mirror)(nil)
 )
+
+// ListObjects lists the bucket's objects under prefix, leaving out staged
+// chunks.
+func (m *Mirror) ListObjects(ctx context.Context, prefix string, fn func(key string, info mirrors.Info) error) error {
+	ctx, cancel := context.WithCancel(ctx) // ends the listing if fn stops it
+	defer cancel()
+	for obj := range m.core.Client.ListObjects(ctx, m.bucket, minio.ListObjectsOptions{Prefix: prefix, Recursive: true}) {
+		if obj.Err != nil {
+			return wrap(obj.Err, "list objects")
+		}
+		if strings.HasPrefix(obj.Key, StagingPrefix) {
+			continue
+		}
+		if err := fn(obj.Key, mirrors.Info{Size: obj.Size, Modified: obj.LastModified}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ListUploads lists the uploads under prefix that were begun and not
+// completed or aborted, by the markers Begin leaves.
+func (m *Mirror) ListUploads(ctx context.Context, prefix string, fn func(up mirrors.Upload, began time.Time) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	for obj := range m.core.Client.ListObjects(ctx, m.bucket, minio.ListObjectsOptions{Prefix: StagingPrefix, Recursive: true}) {
+		if obj.Err != nil {
+			return wrap(obj.Err, "list uploads")
+		}
+		id, rest, _ := strings.Cut(strings.TrimPrefix(obj.Key, StagingPrefix), "/")
+		key, ok := strings.CutPrefix(rest, beganDir)
+		if !ok || !strings.HasPrefix(key, prefix) {
+			continue
+		}
+		if err := fn(mirrors.Upload{Key: key, ID: id}, obj.LastModified); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 // New connects to the bucket, creating it if it does not exist.
 func New(ctx context.Context, cfg Config) (*Mirror, error) {
@@ -207,6 +249,13 @@ func (m *Mirror) Begin(ctx context.Context, key string) (mirrors.Upload, error) 
 	id, err := m.core.NewMultipartUpload(ctx, m.bucket, key, minio.PutObjectOptions{})
 	if err != nil {
 		return mirrors.Upload{}, wrap(err, "begin %q", key)
+	}
+	// S3 servers need not list uploads by prefix (MinIO does not), so an
+	// empty marker names the upload until Complete or Abort removes it
+	// with the staged chunks.
+	if _, err := m.core.PutObject(ctx, m.bucket, beganKey(id, key), strings.NewReader(""), 0, "", "", putOptions()); err != nil {
+		m.core.AbortMultipartUpload(context.WithoutCancel(ctx), m.bucket, key, id)
+		return mirrors.Upload{}, wrap(err, "begin %q: mark the upload", key)
 	}
 	return mirrors.Upload{Key: key, ID: id}, nil
 }
@@ -508,6 +557,13 @@ func checkKey(key string) error {
 func stagingDir(id string) string { return StagingPrefix + id + "/" }
 
 func stagingKey(id string, n int) string { return stagingDir(id) + strconv.Itoa(n) }
+
+// beganKey is the key of the marker of upload id of key.
+func beganKey(id, key string) string { return stagingDir(id) + beganDir + key }
+
+// beganDir is what comes between an upload's staging directory and the
+// key in its marker's key.
+const beganDir = "began/"
 
 // errorCode returns the S3 error code in err, or "".
 func errorCode(err error) string {

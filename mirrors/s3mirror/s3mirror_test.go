@@ -155,8 +155,8 @@ func TestStagingRemoved(t *testing.T) {
 				for i, s := range sizes {
 					p = put(t, m, up, p, randBytes(uint64(i), s))
 				}
-				if n := len(listStaging(t, ctx, m, up.ID)); n != 2 {
-					t.Fatalf("%d staging objects before Complete; want 2", n)
+				if n := len(listStaging(t, ctx, m, up.ID)); n != 3 {
+					t.Fatalf("%d staging objects before Complete; want 3: two staged chunks and the upload's marker", n)
 				}
 				if abort {
 					err = m.Abort(ctx, up)
@@ -382,4 +382,9 @@ func TestBadToken(t *testing.T) {
 			t.Errorf("Complete(%+v): no error", p)
 		}
 	}
+}
+
+func TestListerConformance(t *testing.T) {
+	srv := miniotest.Start(t)
+	mirrortest.RunLister(t, func(t *testing.T) mirrors.Mirror { return newMirror(t, srv, "lister") })
 }

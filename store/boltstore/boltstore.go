@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -28,6 +29,9 @@ const (
 	bucketAliases  = "aliases"   // alias -> slug
 	bucketExpiry   = "expiry"    // timeKey(Expires) + slug, active files with an Expires
 	bucketOwners   = "owners"    // one bucket per owner: timeKey(Created) + slug
+	bucketDamaged  = "damaged"   // slug, files with a Missing mirror
+	bucketLocks    = "locks"     // name -> lock JSON
+	bucketCounts   = "counts"    // key -> count JSON
 	bucketUsage    = "usage"     // ownerName(owner) -> store.Usage JSON of its active files
 	bucketHooks    = "hooks"     // delivery id -> store.Delivery JSON
 	bucketHooksDue = "hooks-due" // timeKey(Due) + delivery id
@@ -58,7 +62,8 @@ func Open(path string, clock store.Clock) (*Store, error) {
 		indexed := tx.Bucket([]byte(bucketOwners)) != nil
 		counted := tx.Bucket([]byte(bucketUsage)) != nil
 		for _, name := range []string{bucketAccounts, bucketUsers, bucketSessions, bucketIdle,
-			bucketLapses, bucketFiles, bucketAliases, bucketExpiry, bucketOwners, bucketUsage, bucketHooks, bucketHooksDue} {
+			bucketLapses, bucketFiles, bucketAliases, bucketExpiry, bucketOwners,
+			bucketDamaged, bucketLocks, bucketCounts, bucketUsage, bucketHooks, bucketHooksDue} {
 			if _, err := tx.CreateBucketIfNotExists([]byte(name)); err != nil {
 				return fmt.Errorf("bucket %s: %w", name, err)
 			}
@@ -78,7 +83,7 @@ func Open(path string, clock store.Clock) (*Store, error) {
 				}
 			}
 			if !counted {
-				return count(tx, f, 1)
+				return tally(tx, f, 1)
 			}
 			return nil
 		})
@@ -421,6 +426,29 @@ func (s *Store) Lease(ctx context.Context, uploadKey, holder string, until time.
 	return sess, err
 }
 
+// Renew moves the end of holder's lease without changing the Version.
+func (s *Store) Renew(ctx context.Context, uploadKey, holder string, until time.Time) error {
+	now := s.clock()
+	return s.update(ctx, func(tx *bolt.Tx) error {
+		old, err := s.session(tx, uploadKey, now)
+		if err != nil {
+			return fmt.Errorf("renew lease: %w", err)
+		}
+		if old.Lease != holder {
+			return fmt.Errorf("session %q: %w", uploadKey, store.ErrLeased)
+		}
+		sess := old
+		sess.LeaseUntil = until
+		if !sess.Started && sess.Expires.Before(until) {
+			sess.Expires = until
+		}
+		if err := putSession(tx, &old, sess); err != nil {
+			return fmt.Errorf("renew lease: %w", err)
+		}
+		return nil
+	})
+}
+
 // DeleteSession removes the session; a missing one is not an error.
 func (s *Store) DeleteSession(ctx context.Context, uploadKey string) error {
 	return s.update(ctx, func(tx *bolt.Tx) error {
@@ -482,7 +510,10 @@ func (s *Store) CreateFile(ctx context.Context, f store.File) (store.File, error
 		if err := indexOwner(tx, f); err != nil {
 			return fmt.Errorf("create file: %w", err)
 		}
-		if err := count(tx, f, 1); err != nil {
+		if err := tally(tx, f, 1); err != nil {
+			return fmt.Errorf("create file: %w", err)
+		}
+		if err := indexDamaged(tx, f); err != nil {
 			return fmt.Errorf("create file: %w", err)
 		}
 		if expiring(f) {
@@ -582,16 +613,19 @@ func (s *Store) UpdateFile(ctx context.Context, f store.File) error {
 				return fmt.Errorf("update file: %w", err)
 			}
 		}
-		if err := count(tx, old, -1); err != nil {
+		if err := tally(tx, old, -1); err != nil {
 			return fmt.Errorf("update file: %w", err)
 		}
-		if err := count(tx, f, 1); err != nil {
+		if err := tally(tx, f, 1); err != nil {
 			return fmt.Errorf("update file: %w", err)
 		}
 		if expiring(f) {
 			if err := expiry.Put(timeKey(f.Expires, f.Slug), nil); err != nil {
 				return fmt.Errorf("update file: %w", err)
 			}
+		}
+		if err := indexDamaged(tx, f); err != nil {
+			return fmt.Errorf("update file: %w", err)
 		}
 		if err := put(files, f.Slug, f); err != nil {
 			return fmt.Errorf("update file: %w", err)
@@ -624,7 +658,10 @@ func (s *Store) DeleteFile(ctx context.Context, slug string) error {
 		if err := unindexOwner(tx, old); err != nil {
 			return fmt.Errorf("delete file: %w", err)
 		}
-		if err := count(tx, old, -1); err != nil {
+		if err := tally(tx, old, -1); err != nil {
+			return fmt.Errorf("delete file: %w", err)
+		}
+		if err := bucket(tx, bucketDamaged).Delete([]byte(slug)); err != nil {
 			return fmt.Errorf("delete file: %w", err)
 		}
 		if err := files.Delete([]byte(slug)); err != nil {
@@ -634,9 +671,9 @@ func (s *Store) DeleteFile(ctx context.Context, slug string) error {
 	})
 }
 
-// count adds an active file to its owner's usage (sign 1) or takes it
+// tally adds an active file to its owner's usage (sign 1) or takes it
 // away (sign -1); other files are not counted.
-func count(tx *bolt.Tx, f store.File, sign int64) error {
+func tally(tx *bolt.Tx, f store.File, sign int64) error {
 	if f.Status != store.StatusActive {
 		return nil
 	}
@@ -741,4 +778,157 @@ func (s *Store) ExpiredFiles(ctx context.Context, t time.Time, limit int) ([]sto
 		return nil
 	})
 	return list, err
+}
+
+// indexDamaged brings the damaged index in line with f.
+func indexDamaged(tx *bolt.Tx, f store.File) error {
+	if len(f.Missing) > 0 {
+		return bucket(tx, bucketDamaged).Put([]byte(f.Slug), nil)
+	}
+	return bucket(tx, bucketDamaged).Delete([]byte(f.Slug))
+}
+
+// DamagedFiles returns up to limit files with a Missing mirror after the
+// slug after, in slug order.
+func (s *Store) DamagedFiles(ctx context.Context, after string, limit int) ([]store.File, error) {
+	var list []store.File
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		files := bucket(tx, bucketFiles)
+		c := bucket(tx, bucketDamaged).Cursor()
+		k, _ := c.Seek([]byte(after))
+		if k != nil && string(k) == after {
+			k, _ = c.Next()
+		}
+		for ; k != nil && len(list) < limit; k, _ = c.Next() {
+			f, err := get[store.File](files, string(k), "file")
+			if err != nil {
+				return fmt.Errorf("damaged files: %w", err)
+			}
+			list = append(list, f)
+		}
+		return nil
+	})
+	return list, err
+}
+
+// lock is a named lock as stored.
+type lock struct {
+	Holder string    `json:"holder"`
+	Until  time.Time `json:"until"`
+}
+
+// Lock gives the named lock to holder until the time until.
+func (s *Store) Lock(ctx context.Context, name, holder string, until time.Time) error {
+	now := s.clock()
+	return s.update(ctx, func(tx *bolt.Tx) error {
+		locks := bucket(tx, bucketLocks)
+		old, err := get[lock](locks, name, "lock")
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("lock %q: %w", name, err)
+		}
+		if err == nil && old.Holder != holder && now.Before(old.Until) {
+			return fmt.Errorf("lock %q: %w", name, store.ErrLeased)
+		}
+		if err := put(locks, name, lock{Holder: holder, Until: until}); err != nil {
+			return fmt.Errorf("lock %q: %w", name, err)
+		}
+		return nil
+	})
+}
+
+// EachFile calls fn for every file, in slug order, reading a page of them
+// at a time so that fn runs outside the store's transactions.
+func (s *Store) EachFile(ctx context.Context, fn func(store.File) error) error {
+	after := ""
+	for {
+		var page []store.File
+		err := s.view(ctx, func(tx *bolt.Tx) error {
+			c := bucket(tx, bucketFiles).Cursor()
+			k, v := c.Seek([]byte(after))
+			if k != nil && string(k) == after {
+				k, v = c.Next()
+			}
+			for ; k != nil && len(page) < 1000; k, v = c.Next() {
+				var f store.File
+				if err := json.Unmarshal(v, &f); err != nil {
+					return fmt.Errorf("decode file %q: %w", k, err)
+				}
+				page = append(page, f)
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("each file: %w", err)
+		}
+		for _, f := range page {
+			if err := fn(f); err != nil {
+				return err
+			}
+		}
+		if len(page) < 1000 {
+			return nil
+		}
+		after = page[len(page)-1].Slug
+	}
+}
+
+// count is a counter as stored.
+type count struct {
+	N     int64     `json:"n"`
+	Until time.Time `json:"until"`
+}
+
+// countPurge is how many counters a new one looks at, to remove lapsed ones.
+const countPurge = 8
+
+// Count adds add to the counter under key.
+func (s *Store) Count(ctx context.Context, key string, add int64, until time.Time) (int64, error) {
+	now := s.clock()
+	var n int64
+	err := s.update(ctx, func(tx *bolt.Tx) error {
+		counts := bucket(tx, bucketCounts)
+		c, err := get[count](counts, key, "count")
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		if err != nil || !now.Before(c.Until) {
+			c = count{Until: until}
+			if err := purgeCounts(counts, now); err != nil {
+				return err
+			}
+		}
+		c.N += add
+		n = c.N
+		if add == 0 {
+			return nil
+		}
+		return put(counts, key, c)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("count %q: %w", key, err)
+	}
+	return n, nil
+}
+
+// purgeCounts removes lapsed counters among the first few from a random
+// place, so that lapsed ones do not pile up.
+func purgeCounts(counts *bolt.Bucket, now time.Time) error {
+	var start [8]byte
+	binary.BigEndian.PutUint64(start[:], rand.Uint64())
+	c := counts.Cursor()
+	k, v := c.Seek(start[:])
+	var lapsed [][]byte
+	for i := 0; i < countPurge && k != nil; i++ {
+		var cnt count
+		if json.Unmarshal(v, &cnt) == nil && !now.Before(cnt.Until) {
+			lapsed = append(lapsed, bytes.Clone(k))
+		}
+		k, v = c.Next()
+	}
+	for _, k := range lapsed {
+		if err := counts.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -15,6 +15,9 @@
 //	acestash:{a:<alias>}:alias    string slug
 //	acestash:expiry               zset   slug, score Expires (Unix ms); active expiring files
 //	acestash:{o:<owner>}:files    zset   slug, score Created (Unix ms); every file of the owner
+//	acestash:damaged              zset   slug, score 0 (read by name); files with a Missing mirror
+//	acestash:{c:<key>}:count      hash   c: count, s/n: end (Unix s, ns); TTL until then
+//	acestash:{lock:<name>}        hash   h: holder, s/n: end (Unix s, ns) of a named lock; TTL until then
 //
 // The version, lease and expiry fields beside the JSON are the truth where
 // they differ from it: Lease changes them without rewriting the JSON.
@@ -37,6 +40,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -49,12 +53,15 @@ const (
 	keyUsers    = "acestash:{accounts}:by-user"
 	keyIdle     = "acestash:idle"
 	keyExpiry   = "acestash:expiry"
+	keyDamaged  = "acestash:damaged"
 )
 
 func sessionKey(uploadKey string) string { return "acestash:{s:" + uploadKey + "}:session" }
 func fileKey(slug string) string         { return "acestash:{f:" + slug + "}:file" }
 func aliasKey(alias string) string       { return "acestash:{a:" + alias + "}:alias" }
 func ownerKey(owner string) string       { return "acestash:{o:" + owner + "}:files" }
+func lockKey(name string) string         { return "acestash:{lock:" + name + "}" }
+func countKey(key string) string         { return "acestash:{c:" + key + "}:count" }
 
 // usageKeys are an owner's usage counters (a hash of bytes and files) and
 // the sizes of the files they count (a hash of slug to size), which makes
@@ -65,17 +72,17 @@ func usageKeys(owner string) []string {
 
 // Scripts. Each touches the keys of one hash slot.
 var (
-	// countScript counts the file ARGV[1] of ARGV[2] bytes in its owner's
+	// usageCountScript counts the file ARGV[1] of ARGV[2] bytes in its owner's
 	// usage, unless it is counted already.
-	countScript = redis.NewScript(`
+	usageCountScript = redis.NewScript(`
 if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 1 then
   redis.call('HINCRBY', KEYS[2], 'bytes', ARGV[2])
   redis.call('HINCRBY', KEYS[2], 'files', 1)
 end
 return 0`)
-	// uncountScript takes the file ARGV[1] out of its owner's usage, if
+	// usageUncountScript takes the file ARGV[1] out of its owner's usage, if
 	// it is counted.
-	uncountScript = redis.NewScript(`
+	usageUncountScript = redis.NewScript(`
 local size = redis.call('HGET', KEYS[1], ARGV[1])
 if size then
   redis.call('HDEL', KEYS[1], ARGV[1])
@@ -192,6 +199,55 @@ end
 local f = redis.call('HMGET', KEYS[1], 'd', 'v', 'l', 'ls', 'ln', 'xs', 'xn')
 table.insert(f, 1, status)
 return f`)
+
+	// renew: KEYS session; ARGV holder, until s, until ns, now s, now ns,
+	// TTL ms until until. Returns 1 if renewed, -1 if holder does not hold
+	// the lease, 0 if missing or lapsed. The version stays.
+	renewScript = redis.NewScript(lapsedLua + leaseLua + `
+local ns, nn = tonumber(ARGV[4]), tonumber(ARGV[5])
+local v = redis.call('HGET', KEYS[1], 'v')
+if not v or lapsed(KEYS[1], ns, nn) then return 0 end
+if redis.call('HGET', KEYS[1], 'l') ~= ARGV[1] then return -1 end
+setLease(KEYS[1], ARGV[1], ARGV[2], ARGV[3])
+local x = redis.call('HMGET', KEYS[1], 'xs', 'xn')
+if x[1] then
+  local xs, xn, us, un = tonumber(x[1]), tonumber(x[2]), tonumber(ARGV[2]), tonumber(ARGV[3])
+  if us > xs or (us == xs and un > xn) then
+    redis.call('HSET', KEYS[1], 'xs', ARGV[2], 'xn', ARGV[3])
+    redis.call('PEXPIRE', KEYS[1], ARGV[6])
+  end
+end
+return 1`)
+
+	// lock: KEYS lock; ARGV holder, until s, until ns, now s, now ns, TTL
+	// ms. Returns 1 if taken, 0 if another holds it.
+	lockScript = redis.NewScript(`
+local cur = redis.call('HMGET', KEYS[1], 'h', 's', 'n')
+if cur[1] and cur[1] ~= ARGV[1] then
+  local s, n, ns, nn = tonumber(cur[2]), tonumber(cur[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+  if s > ns or (s == ns and n > nn) then return 0 end
+end
+redis.call('HSET', KEYS[1], 'h', ARGV[1], 's', ARGV[2], 'n', ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[6])
+return 1`)
+
+	// count: KEYS counter; ARGV add, until s, until ns, now s, now ns, TTL
+	// ms. Returns the count.
+	countScript = redis.NewScript(`
+local c = redis.call('HMGET', KEYS[1], 'c', 's', 'n')
+local ns, nn = tonumber(ARGV[4]), tonumber(ARGV[5])
+if c[1] then
+  local s, n = tonumber(c[2]), tonumber(c[3])
+  if ns > s or (ns == s and nn >= n) then c[1] = nil end
+end
+if not c[1] then
+  if ARGV[1] == '0' then return 0 end
+  redis.call('HSET', KEYS[1], 'c', ARGV[1], 's', ARGV[2], 'n', ARGV[3])
+  redis.call('PEXPIRE', KEYS[1], ARGV[6])
+  return tonumber(ARGV[1])
+end
+if ARGV[1] == '0' then return tonumber(c[1]) end
+return redis.call('HINCRBY', KEYS[1], 'c', ARGV[1])`)
 
 	// deleteIfEqual: KEYS key; ARGV value. Deletes the key if it holds value.
 	deleteIfEqualScript = redis.NewScript(`
@@ -559,6 +615,24 @@ func (s *Store) Lease(ctx context.Context, uploadKey, holder string, until time.
 	return sess, nil
 }
 
+// Renew moves the end of holder's lease in one script.
+func (s *Store) Renew(ctx context.Context, uploadKey, holder string, until time.Time) error {
+	now := s.clock()
+	what := fmt.Sprintf("session %q", uploadKey)
+	ttl := max(int64(math.Ceil(float64(until.Sub(now))/float64(time.Millisecond))), 1)
+	n, err := renewScript.Run(ctx, s.rdb, []string{sessionKey(uploadKey)},
+		holder, until.Unix(), until.Nanosecond(), now.Unix(), now.Nanosecond(), ttl).Int()
+	switch {
+	case err != nil:
+		return fmt.Errorf("renew lease of %s: %w", what, err)
+	case n == 0:
+		return fmt.Errorf("%s: %w", what, store.ErrNotFound)
+	case n < 0:
+		return fmt.Errorf("%s: %w", what, store.ErrLeased)
+	}
+	return nil
+}
+
 // DeleteSession removes the session; a missing one is not an error.
 func (s *Store) DeleteSession(ctx context.Context, uploadKey string) error {
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
@@ -689,14 +763,22 @@ func expiring(f store.File) bool {
 	return f.Status == store.StatusActive && !f.Expires.IsZero()
 }
 
-// indexFile brings the expiry index in line with a file just written.
+// indexFile brings the expiry and damaged indexes in line with a file just
+// written.
 func (s *Store) indexFile(ctx context.Context, f store.File) error {
-	var err error
-	if expiring(f) {
-		err = s.rdb.ZAdd(ctx, keyExpiry, redis.Z{Score: score(f.Expires), Member: f.Slug}).Err()
-	} else {
-		err = s.rdb.ZRem(ctx, keyExpiry, f.Slug).Err()
-	}
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		if expiring(f) {
+			p.ZAdd(ctx, keyExpiry, redis.Z{Score: score(f.Expires), Member: f.Slug})
+		} else {
+			p.ZRem(ctx, keyExpiry, f.Slug)
+		}
+		if len(f.Missing) > 0 {
+			p.ZAdd(ctx, keyDamaged, redis.Z{Member: f.Slug})
+		} else {
+			p.ZRem(ctx, keyDamaged, f.Slug)
+		}
+		return nil
+	})
 	if err != nil {
 		return fmt.Errorf("index file %q: %w", f.Slug, err)
 	}
@@ -749,9 +831,12 @@ func (s *Store) CreateFile(ctx context.Context, f store.File) (store.File, error
 			// record and repairs the entry.
 			p.ZAdd(ctx, keyExpiry, redis.Z{Score: score(f.Expires), Member: f.Slug})
 		}
+		if len(f.Missing) > 0 {
+			p.ZAdd(ctx, keyDamaged, redis.Z{Member: f.Slug}) // likewise, DamagedFiles checks
+		}
 		if f.Status == store.StatusActive {
 			// Undone below if the slug is taken.
-			cnt = countScript.EvalSha(ctx, p, usageKeys(f.Owner), f.Slug, f.Size)
+			cnt = usageCountScript.EvalSha(ctx, p, usageKeys(f.Owner), f.Slug, f.Size)
 		}
 		return nil
 	})
@@ -766,7 +851,7 @@ func (s *Store) CreateFile(ctx context.Context, f store.File) (store.File, error
 	}
 	if cnt != nil && cnt.Err() != nil {
 		// Not cached yet (NOSCRIPT), or the count failed: count again.
-		if err := countScript.Run(ctx, s.rdb, usageKeys(f.Owner), f.Slug, f.Size).Err(); err != nil {
+		if err := usageCountScript.Run(ctx, s.rdb, usageKeys(f.Owner), f.Slug, f.Size).Err(); err != nil {
 			slog.Default().WarnContext(ctx, "redis store: usage not counted", "slug", f.Slug, "owner", f.Owner, "err", err)
 		}
 	}
@@ -781,7 +866,7 @@ func (s *Store) uncountTaken(ctx context.Context, f store.File) {
 	if other, err := s.File(ctx, f.Slug); err == nil && other.Owner == f.Owner && other.Status == store.StatusActive {
 		return
 	}
-	if err := uncountScript.Run(ctx, s.rdb, usageKeys(f.Owner), f.Slug).Err(); err != nil {
+	if err := usageUncountScript.Run(ctx, s.rdb, usageKeys(f.Owner), f.Slug).Err(); err != nil {
 		slog.Default().WarnContext(ctx, "redis store: usage not corrected", "slug", f.Slug, "owner", f.Owner, "err", err)
 	}
 }
@@ -794,12 +879,12 @@ func (s *Store) recount(ctx context.Context, old, f store.File) error {
 		return nil
 	}
 	if old.Status == store.StatusActive {
-		if err := uncountScript.Run(ctx, s.rdb, usageKeys(old.Owner), old.Slug).Err(); err != nil {
+		if err := usageUncountScript.Run(ctx, s.rdb, usageKeys(old.Owner), old.Slug).Err(); err != nil {
 			return fmt.Errorf("usage of %q: %w", old.Owner, err)
 		}
 	}
 	if f.Status == store.StatusActive {
-		if err := countScript.Run(ctx, s.rdb, usageKeys(f.Owner), f.Slug, f.Size).Err(); err != nil {
+		if err := usageCountScript.Run(ctx, s.rdb, usageKeys(f.Owner), f.Slug, f.Size).Err(); err != nil {
 			return fmt.Errorf("usage of %q: %w", f.Owner, err)
 		}
 	}
@@ -835,7 +920,7 @@ func (s *Store) Usage(ctx context.Context, owner string) (store.Usage, error) {
 }
 
 // countOld counts every active file in the owner's index, then marks the
-// counters complete. countScript skips files counted already, so this is
+// counters complete. usageCountScript skips files counted already, so this is
 // safe to repeat and to run beside new writes; only a file deleted while
 // it runs may stay counted.
 func (s *Store) countOld(ctx context.Context, owner string) error {
@@ -854,7 +939,7 @@ func (s *Store) countOld(ctx context.Context, owner string) error {
 			if f.Owner != owner || f.Status != store.StatusActive {
 				continue
 			}
-			if err := countScript.Run(ctx, s.rdb, usageKeys(owner), f.Slug, f.Size).Err(); err != nil {
+			if err := usageCountScript.Run(ctx, s.rdb, usageKeys(owner), f.Slug, f.Size).Err(); err != nil {
 				return fmt.Errorf("usage of %q: %w", owner, err)
 			}
 		}
@@ -1000,9 +1085,10 @@ func (s *Store) DeleteFile(ctx context.Context, slug string) error {
 			return err
 		}
 	}
-	_, err = s.runPipelined(ctx, uncountScript, usageKeys(old.Owner), []any{slug}, func(p redis.Pipeliner) {
+	_, err = s.runPipelined(ctx, usageUncountScript, usageKeys(old.Owner), []any{slug}, func(p redis.Pipeliner) {
 		p.ZRem(ctx, keyExpiry, slug)
 		p.ZRem(ctx, ownerKey(old.Owner), slug)
+		p.ZRem(ctx, keyDamaged, slug)
 	})
 	if err != nil {
 		return fmt.Errorf("unindex file %q: %w", slug, err)
@@ -1086,4 +1172,127 @@ func (s *Store) ExpiredFiles(ctx context.Context, t time.Time, limit int) ([]sto
 		return nil, fmt.Errorf("expired files: %w", err)
 	}
 	return list, nil
+}
+
+// DamagedFiles returns up to limit files with a Missing mirror after the
+// slug after, in slug order. Index entries whose record is gone or whole
+// again are removed.
+func (s *Store) DamagedFiles(ctx context.Context, after string, limit int) ([]store.File, error) {
+	var list []store.File
+	start := "-"
+	if after != "" {
+		start = "(" + after
+	}
+	for len(list) < limit {
+		slugs, err := s.rdb.ZRangeByLex(ctx, keyDamaged, &redis.ZRangeBy{Min: start, Max: "+", Count: int64(limit - len(list))}).Result()
+		if err != nil {
+			return nil, fmt.Errorf("damaged files: %w", err)
+		}
+		if len(slugs) == 0 {
+			break
+		}
+		files, err := s.Files(ctx, slugs)
+		if err != nil {
+			return nil, fmt.Errorf("damaged files: %w", err)
+		}
+		for _, slug := range slugs {
+			f, ok := files[slug]
+			if ok && len(f.Missing) > 0 {
+				list = append(list, f)
+				continue
+			}
+			// Stale: gone, or whole. Remove it unless it was damaged again
+			// meanwhile.
+			if cur, err := s.File(ctx, slug); errors.Is(err, store.ErrNotFound) || err == nil && len(cur.Missing) == 0 {
+				s.rdb.ZRem(ctx, keyDamaged, slug)
+			}
+		}
+		start = "(" + slugs[len(slugs)-1]
+	}
+	return list, nil
+}
+
+// Lock gives the named lock to holder until the time until, in one script.
+func (s *Store) Lock(ctx context.Context, name, holder string, until time.Time) error {
+	now := s.clock()
+	ttl := max(int64(math.Ceil(float64(until.Sub(now))/float64(time.Millisecond))), 1)
+	n, err := lockScript.Run(ctx, s.rdb, []string{lockKey(name)}, holder, until.Unix(), until.Nanosecond(),
+		now.Unix(), now.Nanosecond(), ttl).Int()
+	if err != nil {
+		return fmt.Errorf("lock %q: %w", name, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("lock %q: %w", name, store.ErrLeased)
+	}
+	return nil
+}
+
+// EachFile scans the keyspace (on a Cluster, of every master) for file
+// records and reads them in pipelines of a page each.
+func (s *Store) EachFile(ctx context.Context, fn func(store.File) error) error {
+	scan := func(ctx context.Context, c redis.Cmdable) error {
+		var cursor uint64
+		for {
+			keys, next, err := c.Scan(ctx, cursor, "acestash:{f:*}:file", 1000).Result()
+			if err != nil {
+				return fmt.Errorf("each file: %w", err)
+			}
+			if len(keys) > 0 {
+				cmds := make([]*redis.StringCmd, len(keys))
+				_, err := c.Pipelined(ctx, func(p redis.Pipeliner) error {
+					for i, k := range keys {
+						cmds[i] = p.Get(ctx, k)
+					}
+					return nil
+				})
+				if err != nil && !errors.Is(err, redis.Nil) {
+					return fmt.Errorf("each file: %w", err)
+				}
+				for i, cmd := range cmds {
+					data, err := cmd.Result()
+					if errors.Is(err, redis.Nil) {
+						continue // removed meanwhile
+					}
+					if err != nil {
+						return fmt.Errorf("each file: %w", err)
+					}
+					f, err := decode[store.File](data, keys[i])
+					if err != nil {
+						return err
+					}
+					if err := fn(f); err != nil {
+						return err
+					}
+				}
+			}
+			if cursor = next; cursor == 0 {
+				return nil
+			}
+		}
+	}
+	if cc, ok := s.rdb.(*redis.ClusterClient); ok {
+		var mu sync.Mutex // fn is called from one master at a time
+		var failed error  // and not again once it failed
+		return cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
+			mu.Lock()
+			defer mu.Unlock()
+			if failed == nil {
+				failed = scan(ctx, c)
+			}
+			return failed
+		})
+	}
+	return scan(ctx, s.rdb)
+}
+
+// Count adds add to the counter under key, in one script.
+func (s *Store) Count(ctx context.Context, key string, add int64, until time.Time) (int64, error) {
+	now := s.clock()
+	ttl := max(int64(math.Ceil(float64(until.Sub(now))/float64(time.Millisecond))), 1)
+	n, err := countScript.Run(ctx, s.rdb, []string{countKey(key)}, add, until.Unix(), until.Nanosecond(),
+		now.Unix(), now.Nanosecond(), ttl).Int64()
+	if err != nil {
+		return 0, fmt.Errorf("count %q: %w", key, err)
+	}
+	return n, nil
 }

@@ -39,6 +39,7 @@ func Run(t *testing.T, open func(t *testing.T, clock store.Clock) store.Store) {
 		{"SessionDelete", testSessionDelete},
 		{"SessionLease", testSessionLease},
 		{"SessionLeaseKeepsUnstarted", testSessionLeaseKeepsUnstarted},
+		{"SessionRenew", testSessionRenew},
 		{"IdleSessions", testIdleSessions},
 		{"IdleSessionsLimit", testIdleSessionsLimit},
 		{"FileCreate", testFileCreate},
@@ -54,6 +55,10 @@ func Run(t *testing.T, open func(t *testing.T, clock store.Clock) store.Store) {
 		{"UsageConcurrent", testUsageConcurrent},
 		{"Deliveries", testDeliveries},
 		{"DeliveriesClaimedOnce", testDeliveriesClaimedOnce},
+		{"DamagedFiles", testDamagedFiles},
+		{"Lock", testLock},
+		{"EachFile", testEachFile},
+		{"Count", testCount},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -472,6 +477,54 @@ func testSessionLeaseKeepsUnstarted(t *testing.T, e *env) {
 	e.clock.Advance(2 * time.Hour)
 	_, err = e.s.Session(e.ctx, "other")
 	wantErr(t, "Session after the lease that kept it", err, store.ErrNotFound)
+}
+
+func testSessionRenew(t *testing.T, e *env) {
+	wantErr(t, "Renew(missing)", e.s.Renew(e.ctx, "missing", "h1", e.clock.Now().Add(time.Minute)), store.ErrNotFound)
+	must(t, "CreateSession", e.s.CreateSession(e.ctx, e.session("k")))
+	wantErr(t, "Renew(never leased)", e.s.Renew(e.ctx, "k", "h1", e.clock.Now().Add(time.Minute)), store.ErrLeased)
+	leased, err := e.s.Lease(e.ctx, "k", "h1", e.clock.Now().Add(10*time.Second))
+	must(t, "Lease", err)
+
+	// Renewing keeps the Version, so the holder's copy can still be written,
+	// and keeps others out past the first end.
+	e.clock.Advance(8 * time.Second)
+	until := e.clock.Now().Add(10 * time.Second)
+	must(t, "Renew", e.s.Renew(e.ctx, "k", "h1", until))
+	got, err := e.s.Session(e.ctx, "k")
+	must(t, "Session", err)
+	want := leased
+	want.LeaseUntil = until
+	if until.After(want.Expires) {
+		want.Expires = until
+	}
+	sameSession(t, "Session after Renew", got, want)
+	e.clock.Advance(5 * time.Second)
+	_, err = e.s.Lease(e.ctx, "k", "h2", e.clock.Now().Add(10*time.Second))
+	wantErr(t, "Lease(another holder, within the renewed lease)", err, store.ErrLeased)
+	leased.Held = 7
+	committed, err := e.s.UpdateSession(e.ctx, leased)
+	must(t, "UpdateSession(the holder's copy after Renew)", err)
+
+	// A lease that ran out and was not taken is still the holder's.
+	e.clock.Advance(time.Minute)
+	must(t, "Renew(run out, not taken)", e.s.Renew(e.ctx, "k", "h1", e.clock.Now().Add(10*time.Second)))
+
+	// Once taken by another, or released, it is not.
+	e.clock.Advance(time.Minute)
+	if _, err := e.s.Lease(e.ctx, "k", "h2", e.clock.Now().Add(10*time.Second)); err != nil {
+		t.Fatalf("Lease after h1's ran out: %v", err)
+	}
+	wantErr(t, "Renew(taken by another)", e.s.Renew(e.ctx, "k", "h1", e.clock.Now().Add(time.Minute)), store.ErrLeased)
+	cur, err := e.s.Session(e.ctx, "k")
+	must(t, "Session", err)
+	if cur.Version != committed.Version+1 {
+		t.Fatalf("Version %d after the take-over, want %d", cur.Version, committed.Version+1)
+	}
+	cur.Lease, cur.LeaseUntil = "", time.Time{}
+	_, err = e.s.UpdateSession(e.ctx, cur)
+	must(t, "UpdateSession(release)", err)
+	wantErr(t, "Renew(released)", e.s.Renew(e.ctx, "k", "h2", e.clock.Now().Add(time.Minute)), store.ErrLeased)
 }
 
 func testSessionUpdateRace(t *testing.T, e *env) {
@@ -1048,4 +1101,125 @@ func testOwnerFiles(t *testing.T, e *env) {
 	if _, total := page("owner", 0, 10); total != 4 {
 		t.Fatalf("owner after move has %d files, want 4", total)
 	}
+}
+
+func damagedSlugs(t *testing.T, e *env, after string, limit int) []string {
+	t.Helper()
+	list, err := e.s.DamagedFiles(e.ctx, after, limit)
+	must(t, "DamagedFiles", err)
+	var slugs []string
+	for _, f := range list {
+		if len(f.Missing) == 0 {
+			t.Fatalf("DamagedFiles returned %s, which misses no mirror", f.Slug)
+		}
+		slugs = append(slugs, f.Slug)
+	}
+	return slugs
+}
+
+func testDamagedFiles(t *testing.T, e *env) {
+	for _, slug := range []string{"d", "a", "c", "b", "e"} {
+		f := e.file(slug, "")
+		f.Missing = nil
+		if slug != "b" {
+			f.Missing = []string{"3"}
+		}
+		_, err := e.s.CreateFile(e.ctx, f)
+		must(t, "CreateFile", err)
+	}
+	if got := fmt.Sprint(damagedSlugs(t, e, "", 10)); got != "[a c d e]" {
+		t.Fatalf("DamagedFiles = %s, want [a c d e]", got)
+	}
+	if got := fmt.Sprint(damagedSlugs(t, e, "a", 2)); got != "[c d]" {
+		t.Fatalf("DamagedFiles after a, 2 = %s, want [c d]", got)
+	}
+	// Repaired, damaged, deleted: the list follows.
+	c, err := e.s.File(e.ctx, "c")
+	must(t, "File", err)
+	c.Mirrors, c.Missing = append(c.Mirrors, "3"), nil
+	must(t, "UpdateFile", e.s.UpdateFile(e.ctx, c))
+	b, err := e.s.File(e.ctx, "b")
+	must(t, "File", err)
+	b.Missing = []string{"2"}
+	must(t, "UpdateFile", e.s.UpdateFile(e.ctx, b))
+	must(t, "DeleteFile", e.s.DeleteFile(e.ctx, "d"))
+	if got := fmt.Sprint(damagedSlugs(t, e, "", 10)); got != "[a b e]" {
+		t.Fatalf("DamagedFiles after changes = %s, want [a b e]", got)
+	}
+}
+
+func testLock(t *testing.T, e *env) {
+	until := e.clock.Now().Add(time.Minute)
+	must(t, "Lock", e.s.Lock(e.ctx, "repair", "n1", until))
+	wantErr(t, "Lock(another holder)", e.s.Lock(e.ctx, "repair", "n2", until), store.ErrLeased)
+	must(t, "Lock(another name)", e.s.Lock(e.ctx, "scrub", "n2", until))
+	e.clock.Advance(30 * time.Second)
+	must(t, "Lock(renew)", e.s.Lock(e.ctx, "repair", "n1", e.clock.Now().Add(time.Minute)))
+	e.clock.Advance(45 * time.Second)
+	wantErr(t, "Lock(another holder, within the renewal)", e.s.Lock(e.ctx, "repair", "n2", until), store.ErrLeased)
+	e.clock.Advance(20 * time.Second)
+	must(t, "Lock(after it ran out)", e.s.Lock(e.ctx, "repair", "n2", e.clock.Now().Add(time.Minute)))
+	wantErr(t, "Lock(the old holder)", e.s.Lock(e.ctx, "repair", "n1", e.clock.Now().Add(time.Minute)), store.ErrLeased)
+}
+
+func testEachFile(t *testing.T, e *env) {
+	want := map[string]bool{}
+	for i := range 2500 {
+		f := e.file(fmt.Sprintf("s%05d", i), "")
+		f.Expires = time.Time{}
+		_, err := e.s.CreateFile(e.ctx, f)
+		must(t, "CreateFile", err)
+		want[f.Slug] = true
+	}
+	must(t, "DeleteFile", e.s.DeleteFile(e.ctx, "s00007"))
+	delete(want, "s00007")
+	seen := map[string]bool{}
+	err := e.s.EachFile(e.ctx, func(f store.File) error {
+		if seen[f.Slug] {
+			return fmt.Errorf("%s seen twice", f.Slug)
+		}
+		if f.ObjectKey != "obj/"+f.Slug {
+			return fmt.Errorf("%s has object key %q", f.Slug, f.ObjectKey)
+		}
+		seen[f.Slug] = true
+		return nil
+	})
+	must(t, "EachFile", err)
+	if len(seen) != len(want) {
+		t.Fatalf("EachFile saw %d files, want %d", len(seen), len(want))
+	}
+	for slug := range want {
+		if !seen[slug] {
+			t.Fatalf("EachFile missed %s", slug)
+		}
+	}
+	stop := errors.New("stop")
+	n := 0
+	err = e.s.EachFile(e.ctx, func(store.File) error { n++; return stop })
+	if !errors.Is(err, stop) || n != 1 {
+		t.Fatalf("EachFile with fn failing: %v after %d calls", err, n)
+	}
+}
+
+func testCount(t *testing.T, e *env) {
+	count := func(key string, add int64, until time.Time, want int64) {
+		t.Helper()
+		n, err := e.s.Count(e.ctx, key, add, until)
+		must(t, "Count", err)
+		if n != want {
+			t.Fatalf("Count(%q, %d) = %d, want %d", key, add, n, want)
+		}
+	}
+	end := e.clock.Now().Add(time.Minute)
+	count("a", 0, end, 0)
+	count("a", 1, end, 1)
+	count("a", 2, end.Add(time.Hour), 3) // a later end does not move it
+	count("b", 1, end, 1)
+	count("a", 0, end, 3)
+	e.clock.Advance(59 * time.Second)
+	count("a", 1, e.clock.Now().Add(time.Minute), 4)
+	e.clock.Advance(time.Second)
+	count("a", 0, e.clock.Now().Add(time.Minute), 0) // lapsed
+	count("a", 1, e.clock.Now().Add(time.Minute), 1)
+	count("b", 0, end, 0)
 }
