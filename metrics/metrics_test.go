@@ -30,8 +30,28 @@ func TestFSMirrorConformance(t *testing.T) {
 		if _, ok := w.(mirrors.Pinger); !ok {
 			t.Fatal("the wrapped fsmirror lost Ping")
 		}
+		if _, ok := w.(mirrors.Lister); !ok {
+			t.Fatal("the wrapped fsmirror lost its listing")
+		}
 		return w
 	})
+}
+
+// TestCapabilities: the wrapper has exactly the optional interfaces of
+// what it wraps.
+func TestCapabilities(t *testing.T) {
+	for _, m := range []mirrors.Mirror{memmirror.New(), &mirrortest.Faulty{Mirror: memmirror.New()}} {
+		w := New().Mirror("1", m)
+		_, p0 := m.(mirrors.Pinger)
+		_, c0 := m.(mirrors.Concurrent)
+		_, l0 := m.(mirrors.Lister)
+		_, p1 := w.(mirrors.Pinger)
+		_, c1 := w.(mirrors.Concurrent)
+		_, l1 := w.(mirrors.Lister)
+		if p0 != p1 || c0 != c1 || l0 != l1 {
+			t.Fatalf("%T: Pinger, Concurrent, Lister %v %v %v; wrapped %v %v %v", m, p0, c0, l0, p1, c1, l1)
+		}
+	}
 }
 
 func TestStoreConformance(t *testing.T) {

@@ -10,29 +10,56 @@ import (
 )
 
 // Mirror returns mr timing every operation under the mirror id and counting
-// its failures; it keeps mr's optional capabilities (mirrors.Pinger,
-// mirrors.Concurrent). Open is timed until the object is open, not read.
+// its failures; it keeps exactly mr's optional capabilities
+// (mirrors.Pinger, mirrors.Concurrent, mirrors.Lister). Open is timed until
+// the object is open, not read.
 func (m *Metrics) Mirror(id string, mr mirrors.Mirror) mirrors.Mirror {
 	t := timedMirror{m: mr, id: id, metrics: m}
-	p, ping := mr.(mirrors.Pinger)
+	p0, ping := mr.(mirrors.Pinger)
 	c, conc := mr.(mirrors.Concurrent)
+	l0, list := mr.(mirrors.Lister)
+	p, l := timedPinger{t, p0}, timedLister{t, l0}
 	switch {
+	case ping && conc && list:
+		return struct {
+			timedMirror
+			timedPinger
+			mirrors.Concurrent
+			timedLister
+		}{t, p, c, l}
 	case ping && conc:
 		return struct {
 			timedMirror
 			timedPinger
 			mirrors.Concurrent
-		}{t, timedPinger{t, p}, c}
+		}{t, p, c}
+	case ping && list:
+		return struct {
+			timedMirror
+			timedPinger
+			timedLister
+		}{t, p, l}
+	case conc && list:
+		return struct {
+			timedMirror
+			mirrors.Concurrent
+			timedLister
+		}{t, c, l}
 	case ping:
 		return struct {
 			timedMirror
 			timedPinger
-		}{t, timedPinger{t, p}}
+		}{t, p}
 	case conc:
 		return struct {
 			timedMirror
 			mirrors.Concurrent
 		}{t, c}
+	case list:
+		return struct {
+			timedMirror
+			timedLister
+		}{t, l}
 	}
 	return t
 }
@@ -100,4 +127,19 @@ type timedPinger struct {
 func (tp timedPinger) Ping(ctx context.Context) (err error) {
 	defer func(s time.Time) { tp.t.observe("ping", s, err) }(time.Now())
 	return tp.p.Ping(ctx)
+}
+
+type timedLister struct {
+	t timedMirror
+	l mirrors.Lister
+}
+
+func (tl timedLister) ListObjects(ctx context.Context, prefix string, fn func(string, mirrors.Info) error) (err error) {
+	defer func(s time.Time) { tl.t.observe("list_objects", s, err) }(time.Now())
+	return tl.l.ListObjects(ctx, prefix, fn)
+}
+
+func (tl timedLister) ListUploads(ctx context.Context, prefix string, fn func(mirrors.Upload, time.Time) error) (err error) {
+	defer func(s time.Time) { tl.t.observe("list_uploads", s, err) }(time.Now())
+	return tl.l.ListUploads(ctx, prefix, fn)
 }
