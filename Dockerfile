@@ -13,6 +13,9 @@ COPY --from=build --chown=65532:65532 /out/data /var/lib/acestash
 USER 65532:65532
 ENV ACESTASH_DATA_DIR=/var/lib/acestash
 EXPOSE 8080
+# /readyz: the store answers and enough mirrors are up for the write quorum.
+HEALTHCHECK --interval=10s --timeout=6s --start-period=10s --retries=3 \
+  CMD ["/usr/local/bin/acestash", "probe", "http://127.0.0.1:8080/readyz"]
 VOLUME /var/lib/acestash
 ENTRYPOINT ["/usr/local/bin/acestash"]
 CMD ["serve"]

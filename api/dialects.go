@@ -47,9 +47,9 @@ func (s *Server) handleError(err error, c echo.Context) {
 	r := c.Request()
 	switch {
 	case p.status >= 500:
-		s.cfg.Log.Error("request failed", "method", r.Method, "path", r.URL.Path, "status", p.status, "err", err)
+		s.cfg.Log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "status", p.status, "err", err)
 	case p.err != nil:
-		s.cfg.Log.Debug("request refused", "method", r.Method, "path", r.URL.Path, "status", p.status, "err", err)
+		s.cfg.Log.DebugContext(r.Context(), "request refused", "method", r.Method, "path", r.URL.Path, "status", p.status, "err", err)
 	}
 	d, ok := c.Get(dialectKey).(dialect)
 	if !ok {

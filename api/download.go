@@ -227,7 +227,7 @@ func (s *Server) serveFile(c echo.Context, f store.File, contentType string, att
 	// The server's own writer lets a file on a directory mirror go out with
 	// sendfile; Echo's wrapper would copy it through a small buffer.
 	if _, err := io.Copy(w.Unwrap(), body); err != nil {
-		s.cfg.Log.Warn("download cut off", "slug", f.Slug, "err", err)
+		s.cfg.Log.WarnContext(r.Context(), "download cut off", "slug", f.Slug, "err", err)
 	}
 	return nil
 }

@@ -58,7 +58,7 @@ func asProblem(err error) *problem {
 	if ce, ok := chunks.AsError(err); ok {
 		status := http.StatusBadRequest
 		switch ce.Kind {
-		case chunks.TooLarge:
+		case chunks.TooLarge, chunks.OverQuota:
 			status = http.StatusRequestEntityTooLarge
 		case chunks.Unavailable:
 			status = http.StatusServiceUnavailable

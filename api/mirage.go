@@ -46,7 +46,7 @@ func (s *Server) rawUpload(c echo.Context) error {
 		}
 		return fail(http.StatusBadRequest, "cannot read the body: "+err.Error())
 	}
-	spec := chunks.Spec{Account: a, MaxSize: limit}
+	spec := chunks.Spec{Account: a, MaxSize: limit, Size: max(r.ContentLength, 0)}
 	if s.cfg.Raw.TTL > 0 {
 		spec.Expires = s.cfg.Clock().Add(s.cfg.Raw.TTL).UTC()
 	}

@@ -278,12 +278,7 @@ func (s *Server) files(ctx context.Context, slugs []string) (map[string]store.Fi
 // infoRecord is a file as file/info shows it to its owner: MirrorAce's
 // fields, and the mirrors holding a copy, how many, and those missing one.
 func (s *Server) infoRecord(f store.File) map[string]string {
-	return map[string]string{
-		"id": itoa(f.ID), "name": f.Name, "slug": f.Slug,
-		"size": itoa(f.Size), "url": s.fileURL(f.Slug), "status": f.Status,
-		"mirrors": strings.Join(f.Mirrors, ","), "copies": strconv.Itoa(len(f.Mirrors)),
-		"missing": strings.Join(f.Missing, ","),
-	}
+	return FileInfo(s.cfg.PublicURL, f)
 }
 
 // publicRecord is a file as file/info shows it to another account: only
@@ -298,6 +293,17 @@ func (s *Server) publicRecord(f store.File) map[string]string {
 // notFound is file/info's record of a slug that names no file.
 func notFound() map[string]string {
 	return map[string]string{"id": "null", "name": "null", "slug": "null", "size": "null", "url": "null", "status": "not found"}
+}
+
+// FileInfo is a file as file/info shows it (and webhook events carry it):
+// every value a string.
+func FileInfo(publicURL string, f store.File) map[string]string {
+	return map[string]string{
+		"id": itoa(f.ID), "name": f.Name, "slug": f.Slug,
+		"size": itoa(f.Size), "url": publicURL + "/m/" + f.Slug, "status": f.Status,
+		"mirrors": strings.Join(f.Mirrors, ","), "copies": strconv.Itoa(len(f.Mirrors)),
+		"missing": strings.Join(f.Missing, ","),
+	}
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }

@@ -58,7 +58,7 @@ func (s *Server) roomsUpload(c echo.Context) error {
 	up, err := s.readRocketForm(ctx, c.Request(), a)
 	if up.file != nil && err != nil {
 		if rerr := s.cfg.Chunks.Remove(context.WithoutCancel(ctx), *up.file); rerr != nil {
-			s.cfg.Log.Warn("remove refused upload", "slug", up.file.Slug, "err", rerr)
+			s.cfg.Log.WarnContext(ctx, "remove refused upload", "slug", up.file.Slug, "err", rerr)
 		}
 	}
 	if err != nil {

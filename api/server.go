@@ -4,6 +4,7 @@
 package api
 
 import (
+	"context"
 	"log/slog"
 	"net/http"
 	"time"
@@ -34,6 +35,18 @@ type Config struct {
 	Remote *remote.Fetcher
 	// RemoteSlots is how many remote fetches this node runs at once.
 	RemoteSlots int
+	// Metrics is told about every request; nil: no one is.
+	Metrics Observer
+	// MetricsHandler serves GET /metrics; nil leaves the route out.
+	// MetricsToken, when set, is the bearer token it demands.
+	MetricsHandler http.Handler
+	MetricsToken   string
+	// Ready says why the node cannot take uploads now, or nil; GET /readyz
+	// asks it.
+	Ready func(ctx context.Context) error
+	// AdminToken turns on the admin API under /api/admin/ and is the
+	// bearer token it demands; empty leaves it off.
+	AdminToken string
 	// MinBodyRate, in bytes per second, and BodyWindow: a request body
 	// must bring MinBodyRate × BodyWindow bytes in every BodyWindow the
 	// server waits for it, or the request is cut. 0 turns it off.
@@ -80,6 +93,8 @@ func New(cfg Config) http.Handler {
 	s.rocketChat(s.group(e, "/api/v1/rooms.upload", rocket), e)
 	s.downloads(s.group(e, "/m", plain))
 	s.mirage(e)
+	s.ops(e)
+	s.admin(s.group(e, "/api/admin", adminDialect))
 	if cfg.Tus != nil {
 		// tusd's handler writes its own errors, CORS headers and all.
 		h := echo.WrapHandler(cfg.Tus)
@@ -97,24 +112,13 @@ func (s *Server) echo() *echo.Echo {
 	// A client's address is the connection's, or what a proxy on a
 	// loopback or private address says it forwarded for.
 	e.IPExtractor = echo.ExtractIPFromXFFHeader()
+	e.Use(s.observe)
 	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{DisableStackAll: true, LogErrorFunc: s.logPanic}))
-	e.Use(s.logRequests)
 	e.Use(s.slowBodies)
 	return e
 }
 
 func (s *Server) logPanic(c echo.Context, err error, stack []byte) error {
-	s.cfg.Log.Error("panic", "path", c.Request().URL.Path, "err", err, "stack", string(stack))
+	s.cfg.Log.ErrorContext(c.Request().Context(), "panic", "path", c.Request().URL.Path, "err", err, "stack", string(stack))
 	return err
-}
-
-func (s *Server) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		if err := next(c); err != nil {
-			c.Error(err)
-		}
-		r := c.Request()
-		s.cfg.Log.Debug("request", "method", r.Method, "path", r.URL.Path, "status", c.Response().Status, "bytes", c.Response().Size)
-		return nil
-	}
 }

@@ -42,17 +42,32 @@ func (s *Server) uploadRemote(c echo.Context) error {
 		return unavailable("this server is fetching as many remote files as it may at once; try again shortly", nil)
 	}
 	limit := s.cfg.Chunks.MaxFileSize(a)
-	resp, err := s.cfg.Remote.Fetch(ctx, rawURL, limit)
+	res, err := s.fetch(ctx, req, rawURL, limit)
 	if err != nil {
-		return remoteError(ctx, err, limit)
-	}
-	defer resp.Body.Close()
-	req.Name, req.Body = resp.Name, resp.Body
-	res, err := s.cfg.Chunks.Fill(ctx, req, limit)
-	if err != nil {
-		return remoteError(ctx, err, limit)
+		return err
 	}
 	return success(c, s.complete(res.File))
+}
+
+// fetch stores the file at rawURL and counts the fetch by its result.
+func (s *Server) fetch(ctx context.Context, req chunks.ChunkRequest, rawURL string, limit int64) (chunks.Result, error) {
+	resp, err := s.cfg.Remote.Fetch(ctx, rawURL, limit)
+	if err == nil {
+		defer resp.Body.Close()
+		req.Name, req.Body = resp.Name, resp.Body
+		var res chunks.Result
+		if res, err = s.cfg.Chunks.Fill(ctx, req, limit); err == nil {
+			s.observer().Fetched("ok")
+			return res, nil
+		}
+	}
+	err = remoteError(ctx, err, limit)
+	if p := asProblem(err); p.status < 500 {
+		s.observer().Fetched("refused")
+	} else {
+		s.observer().Fetched("failed")
+	}
+	return chunks.Result{}, err
 }
 
 // remoteError says in the client's terms why fetching a URL failed.

@@ -15,6 +15,8 @@ const (
 	TooLarge
 	// Unavailable: storage failed; the same request may succeed later.
 	Unavailable
+	// OverQuota: the account's quota leaves no room for the file.
+	OverQuota
 )
 
 // Error is a failure the client should be told about in words.

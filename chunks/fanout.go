@@ -90,7 +90,7 @@ func (w *write) newFanout(ctx context.Context) (*fanout, error) {
 	}
 	if len(f.lanes) == 0 {
 		cancel()
-		if err := w.s.drop(w.sess, f.failures); err != nil {
+		if err := w.s.drop(ctx, w.sess, f.failures); err != nil {
 			return nil, err
 		}
 		return nil, errors.New("chunks: no mirror left to write to")
@@ -128,7 +128,7 @@ func (f *fanout) close() error {
 		}
 	}
 	f.cancel()
-	return f.w.s.drop(f.w.sess, f.failures)
+	return f.w.s.drop(f.ctx, f.w.sess, f.failures)
 }
 
 // fail records a lane's failure and stops the fanout when the quorum can

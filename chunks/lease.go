@@ -183,7 +183,7 @@ func (s *Service) release(ctx context.Context, sess store.Session, held bool) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.leaseTime())
 	defer cancel()
 	if _, err := s.cfg.Store.UpdateSession(ctx, sess); err != nil {
-		s.cfg.Log.Warn("release upload lease", "upload_key", sess.UploadKey, "err", err)
+		s.cfg.Log.WarnContext(ctx, "release upload lease", "upload_key", sess.UploadKey, "err", err)
 	}
 }
 

@@ -65,7 +65,7 @@ func (s *Service) Reap(ctx context.Context, idle time.Duration) (int, error) {
 // and forgets it; it reports whether the session is gone.
 func (s *Service) discard(ctx context.Context, sess store.Session) bool {
 	if _, ok, err := s.published(ctx, sess); err != nil {
-		s.cfg.Log.Warn("reap session", "upload_key", sess.UploadKey, "err", err)
+		s.cfg.Log.WarnContext(ctx, "reap session", "upload_key", sess.UploadKey, "err", err)
 		return false
 	} else if !ok && !sess.Done {
 		s.abortAll(ctx, sess.Uploads)
@@ -73,7 +73,7 @@ func (s *Service) discard(ctx context.Context, sess store.Session) bool {
 		s.dropObjects(ctx, sess) // never joined into a file
 	}
 	if err := s.cfg.Store.DeleteSession(ctx, sess.UploadKey); err != nil {
-		s.cfg.Log.Warn("delete session", "upload_key", sess.UploadKey, "err", err)
+		s.cfg.Log.WarnContext(ctx, "delete session", "upload_key", sess.UploadKey, "err", err)
 		return false
 	}
 	return true
@@ -111,6 +111,7 @@ func (s *Service) Withdraw(ctx context.Context, slug, status string) (store.File
 	if err := s.cfg.Store.UpdateFile(ctx, f); err != nil {
 		return store.File{}, fmt.Errorf("chunks: withdraw %s: %w", slug, err)
 	}
+	s.notify(ctx, EventRemoved, f)
 	return f, s.deleteObjects(ctx, f, held)
 }
 
@@ -143,7 +144,7 @@ func (s *Service) Expire(ctx context.Context) (int, error) {
 	n := 0
 	for _, f := range old {
 		if err := s.Remove(ctx, f); err != nil {
-			s.cfg.Log.Warn("remove expired file", "slug", f.Slug, "err", err)
+			s.cfg.Log.WarnContext(ctx, "remove expired file", "slug", f.Slug, "err", err)
 			continue
 		}
 		n++

@@ -36,7 +36,7 @@ func live(sess *store.Session) []string {
 }
 
 // drop records that a mirror failed and checks the quorum still holds.
-func (s *Service) drop(sess *store.Session, failures map[string]error) error {
+func (s *Service) drop(ctx context.Context, sess *store.Session, failures map[string]error) error {
 	if len(failures) == 0 {
 		return nil
 	}
@@ -46,7 +46,7 @@ func (s *Service) drop(sess *store.Session, failures map[string]error) error {
 	}
 	for id, err := range failures {
 		sess.Failed[id] = err.Error()
-		s.cfg.Log.Warn("mirror dropped from upload", "mirror", id, "upload_key", sess.UploadKey, "err", err)
+		s.cfg.Log.WarnContext(ctx, "mirror dropped from upload", "mirror", id, "upload_key", sess.UploadKey, "err", err)
 	}
 	if have, need := len(live(sess)), s.quorum(len(sess.Mirrors)); have < need {
 		ids := slices.Sorted(maps.Keys(failures))
@@ -113,7 +113,7 @@ func (s *Service) begin(ctx context.Context, sess *store.Session) error {
 		mu.Unlock()
 		return nil
 	})
-	if err := s.drop(sess, failures); err != nil {
+	if err := s.drop(ctx, sess, failures); err != nil {
 		s.abortAll(ctx, began)
 		return err
 	}

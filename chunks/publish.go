@@ -58,7 +58,7 @@ func (s *Service) completeAll(ctx context.Context, sess *store.Session, last map
 		}
 		return nil
 	})
-	return s.drop(sess, failures)
+	return s.drop(ctx, sess, failures)
 }
 
 // publishWhole publishes the file of a session whose objects are in place
@@ -78,7 +78,7 @@ func (s *Service) publishWhole(ctx context.Context, sess store.Session, w *write
 	sess.Lease, sess.LeaseUntil = "", time.Time{}
 	if _, err := s.cfg.Store.UpdateSession(ctx, sess); err != nil {
 		// The file is published under the session's slug; a repeat finds it.
-		s.cfg.Log.Warn("mark session done", "upload_key", sess.UploadKey, "err", err)
+		s.cfg.Log.WarnContext(ctx, "mark session done", "upload_key", sess.UploadKey, "err", err)
 	}
 	return Result{Name: f.Name, Total: f.Size, Done: true, File: f}, nil
 }
@@ -129,6 +129,7 @@ func (s *Service) publish(ctx context.Context, sess *store.Session, file store.F
 		}
 		created, err := s.cfg.Store.CreateFile(ctx, file)
 		if err == nil {
+			s.notify(ctx, EventCompleted, created)
 			return created, nil
 		}
 		if !errors.Is(err, store.ErrExists) {
@@ -214,7 +215,7 @@ func (s *Service) undo(ctx context.Context, sess *store.Session, w *write, begun
 		for _, id := range sess.Mirrors {
 			if e, ok := s.cfg.Mirrors.Get(id); ok {
 				if err := e.Mirror.Delete(ctx, sess.ObjectKey); err != nil {
-					s.cfg.Log.Warn("delete unpublished object", "mirror", id, "key", sess.ObjectKey, "err", err)
+					s.cfg.Log.WarnContext(ctx, "delete unpublished object", "mirror", id, "key", sess.ObjectKey, "err", err)
 				}
 			}
 		}

@@ -56,9 +56,25 @@ type Config struct {
 	// Health, when set, reports mirrors known to be down; they are skipped
 	// when an upload starts and read last.
 	Health func(id string) error
+	// Notify, when set, is told of each file published (EventCompleted)
+	// and taken down (EventRemoved), after the store records it.
+	Notify func(ctx context.Context, event string, f store.File)
 	// Sniff, when set, names the content type of a file from its first
 	// bytes (at most 512).
 	Sniff func(head []byte) string
+}
+
+// Events Notify is told of.
+const (
+	EventCompleted = "file.completed"
+	EventRemoved   = "file.removed"
+)
+
+// notify tells Notify, if set, of an event.
+func (s *Service) notify(ctx context.Context, event string, f store.File) {
+	if s.cfg.Notify != nil {
+		s.cfg.Notify(context.WithoutCancel(ctx), event, f)
+	}
 }
 
 // Defaults of the limits in Config.
@@ -161,6 +177,9 @@ func (s *Service) MaxFileSize(a store.Account) int64 {
 // will have is drawn now, so publishing needs no further write to the
 // session.
 func (s *Service) Issue(ctx context.Context, a store.Account) (store.Session, error) {
+	if _, err := s.room(ctx, a); err != nil {
+		return store.Session{}, err
+	}
 	for range 3 {
 		key, err := slug.Hex(16)
 		if err != nil {

@@ -37,6 +37,9 @@ func (s *Service) Create(ctx context.Context, spec StreamSpec) (store.Session, e
 	if max := s.MaxFileSize(spec.Account); spec.Size > max {
 		return store.Session{}, Errorf(TooLarge, "file of %d bytes is over the maximum file size of %d bytes", spec.Size, max)
 	}
+	if err := s.Room(ctx, spec.Account, spec.Size); err != nil {
+		return store.Session{}, err
+	}
 	ids := spec.Mirrors
 	if len(ids) == 0 {
 		ids = s.DefaultMirrors(spec.Account)
@@ -119,6 +122,21 @@ func (s *Service) Append(ctx context.Context, a store.Account, key, holder strin
 	if sess.Total >= 0 {
 		limit = sess.Total - sess.Held
 	}
+	left, err := s.room(ctx, a)
+	if err == nil && left >= 0 && sess.Total > left {
+		err = doesNotFit(a, sess.Total, left)
+	}
+	if isOverQuota(err) {
+		s.discard(context.WithoutCancel(ctx), sess) // it cannot finish: drop all of it
+		return sess, err
+	}
+	if err != nil {
+		return sess, err
+	}
+	quota := int64(-1) // what the quota left, when it bounds the body
+	if left >= 0 && left-sess.Held < limit {
+		limit, quota = max(left-sess.Held, 0), left
+	}
 	h, err := restoreHash(sess.Hash)
 	if err != nil {
 		return sess, err
@@ -128,6 +146,10 @@ func (s *Service) Append(ctx context.Context, a store.Account, key, holder strin
 	w.whole, w.total = sess.Held == 0 && sess.Total >= 0, sess.Total
 	if err := w.copy(ctx, body, limit); err != nil {
 		s.undo(ctx, &next, w, sess.Uploads == nil)
+		if errors.Is(err, errOver) && quota >= 0 {
+			s.discard(context.WithoutCancel(ctx), sess)
+			return sess, crossed(a, quota)
+		}
 		if errors.Is(err, errOver) {
 			if sess.Total >= 0 {
 				err = Errorf(Invalid, "the bytes go past the upload's size of %d bytes", sess.Total)

@@ -75,6 +75,10 @@ func (s *Service) Chunk(ctx context.Context, req ChunkRequest) (Result, error) {
 // commits it; every path commits or releases the lease.
 func (s *Service) advance(ctx context.Context, sess store.Session, req ChunkRequest) (Result, error) {
 	next, st, w, err := s.receive(ctx, sess, req)
+	if isOverQuota(err) {
+		s.discard(context.WithoutCancel(ctx), sess) // the upload cannot finish: drop all of it
+		return Result{}, err
+	}
 	if err != nil {
 		s.release(ctx, sess, true)
 		return Result{}, err
@@ -107,6 +111,13 @@ func (s *Service) receive(ctx context.Context, sess store.Session, req ChunkRequ
 	if err != nil {
 		return next, st, nil, err
 	}
+	left, err := s.room(ctx, req.Account)
+	if err != nil {
+		return next, st, nil, err
+	}
+	if left >= 0 && st.total > left {
+		return next, st, nil, doesNotFit(req.Account, st.total, left)
+	}
 	state, prev := sess.Hash, sess.Last
 	if st.retry {
 		state, prev = sess.PrevHash, sess.Prev
@@ -119,6 +130,10 @@ func (s *Service) receive(ctx context.Context, sess store.Session, req ChunkRequ
 	if st.total >= 0 {
 		limit = min(limit, st.total-st.base)
 	}
+	quota := int64(-1) // what the quota left, when it is what bounds the chunk
+	if left >= 0 && left-st.base < limit {
+		limit, quota = max(left-st.base, 0), left
+	}
 	w := s.newWrite(&next, prev, h)
 	w.whole, w.total = sess.Chunks == 0 && st.base == 0, st.total
 	err = w.copy(ctx, req.Body, limit)
@@ -128,6 +143,8 @@ func (s *Service) receive(ctx context.Context, sess store.Session, req ChunkRequ
 	if err != nil {
 		s.undo(ctx, &next, w, sess.Uploads == nil)
 		switch {
+		case errors.Is(err, errOver) && quota >= 0:
+			err = crossed(req.Account, quota)
 		case errors.Is(err, errOver) && limit < st.limit:
 			err = Errorf(Invalid, "chunk goes past the Content-Range total of %d bytes (%d held before it)", st.total, st.base)
 		case errors.Is(err, errOver):
@@ -256,6 +273,11 @@ func (s *Service) fill(ctx context.Context, sess store.Session, req ChunkRequest
 	if maxSize <= 0 {
 		maxSize = s.MaxFileSize(req.Account)
 	}
+	maxSize, left, err := s.capped(ctx, req.Account, maxSize)
+	if err != nil {
+		s.release(ctx, sess, true)
+		return Result{}, err
+	}
 	next := sess
 	if err := s.start(&next, req.Account, req.Name, req.Mirrors, req.Password); err != nil {
 		s.release(ctx, sess, true)
@@ -264,7 +286,7 @@ func (s *Service) fill(ctx context.Context, sess store.Session, req ChunkRequest
 	w, err := s.whole(ctx, &next, req.Body, maxSize)
 	if err != nil {
 		s.release(ctx, sess, true)
-		return Result{}, err
+		return Result{}, overQuota(err, req.Account, left)
 	}
 	next.Started, next.Chunks, next.Updated = true, 1, s.cfg.Clock().UTC()
 	return s.publishWhole(ctx, next, w)
@@ -277,6 +299,7 @@ type Spec struct {
 	Mirrors      []string // empty: the account's default mirrors
 	Password     string
 	MaxSize      int64     // 0: the account's maximum file size
+	Size         int64     // the body's length when known in advance, else 0
 	Expires      time.Time // zero: keep forever
 	Alias        string    // optional second public id
 	PasswordHash []byte    // used when Password is empty
@@ -290,6 +313,13 @@ func (s *Service) Put(ctx context.Context, spec Spec, r io.Reader) (store.File, 
 	maxSize := spec.MaxSize
 	if maxSize <= 0 {
 		maxSize = s.MaxFileSize(spec.Account)
+	}
+	maxSize, left, err := s.capped(ctx, spec.Account, maxSize)
+	if err != nil {
+		return store.File{}, err
+	}
+	if left >= 0 && spec.Size > left {
+		return store.File{}, doesNotFit(spec.Account, spec.Size, left)
 	}
 	ids := spec.Mirrors
 	if len(ids) == 0 {
@@ -306,7 +336,7 @@ func (s *Service) Put(ctx context.Context, spec Spec, r io.Reader) (store.File, 
 	}
 	w, err := s.whole(ctx, &sess, r, maxSize)
 	if err != nil {
-		return store.File{}, err
+		return store.File{}, overQuota(err, spec.Account, left)
 	}
 	file, err := s.record(sess)
 	if err != nil {

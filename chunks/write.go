@@ -197,7 +197,7 @@ func (w *write) putAll(ctx context.Context, p []byte) error {
 		return nil
 	})
 	w.put = true
-	return w.s.drop(w.sess, failures)
+	return w.s.drop(ctx, w.sess, failures)
 }
 
 // sniff names the content type of the bytes read.

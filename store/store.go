@@ -43,6 +43,8 @@ type Account struct {
 	MaxMirrors     int      `json:"max_mirrors,omitempty"`     // 0 means no account limit
 	MaxFileSize    int64    `json:"max_file_size,omitempty"`   // 0 means the server limit
 	Rooms          []string `json:"rooms,omitempty"`           // Rocket.Chat rooms; empty allows all
+	QuotaBytes     int64    `json:"quota_bytes,omitempty"`     // most bytes of files stored; 0 means no limit
+	QuotaFiles     int64    `json:"quota_files,omitempty"`     // most files stored; 0 means no limit
 }
 
 // HashToken returns the form in which an API token is stored. Tokens are
@@ -140,6 +142,23 @@ type File struct {
 	Expires      time.Time `json:"expires,omitzero"` // zero keeps the file forever
 }
 
+// Usage is what an account's active files take.
+type Usage struct {
+	Bytes int64 `json:"bytes"`
+	Files int64 `json:"files"`
+}
+
+// Delivery is one webhook event on its way to one receiver.
+type Delivery struct {
+	ID        string    `json:"id"` // unique key in the queue
+	URL       string    `json:"url"`
+	Event     string    `json:"event"` // the event's type
+	Body      []byte    `json:"body"`  // the event as JSON, signed when sent
+	Attempts  int       `json:"attempts"`
+	Due       time.Time `json:"due"` // when to try next
+	LastError string    `json:"last_error,omitempty"`
+}
+
 // Store is safe for concurrent use by many goroutines and, for shared
 // backends, by many processes. Reads of a missing record return an error
 // wrapping ErrNotFound.
@@ -204,6 +223,10 @@ type Store interface {
 	// after skipping offset of them, and how many the owner has in all.
 	// Removed files are included with their status; DeleteFile drops one.
 	OwnerFiles(ctx context.Context, owner string, offset, limit int) ([]File, int, error)
+	// Usage returns what the owner's active files take. The counters move
+	// with CreateFile, UpdateFile and DeleteFile: a file counts while its
+	// status is active.
+	Usage(ctx context.Context, owner string) (Usage, error)
 	// ExpiredFiles returns up to limit active files whose Expires is before t.
 	ExpiredFiles(ctx context.Context, t time.Time, limit int) ([]File, error)
 	// EachFile calls fn for every file record, in no particular order,
@@ -224,6 +247,22 @@ type Store interface {
 	// ErrLeased. A holder may renew its own. Background jobs that one node
 	// of a cluster should run at a time take one.
 	Lock(ctx context.Context, name, holder string, until time.Time) error
+
+	// AddDeliveries queues webhook deliveries under their IDs.
+	AddDeliveries(ctx context.Context, ds []Delivery) error
+	// ClaimDeliveries returns up to limit deliveries due at or before now,
+	// oldest first, and moves their Due to until, so that no caller, on
+	// any node, claims them again before then; the returned ones carry
+	// Due = until.
+	ClaimDeliveries(ctx context.Context, now, until time.Time, limit int) ([]Delivery, error)
+	// PutDelivery replaces the queued delivery with d.ID (an attempt and
+	// its next Due); ErrNotFound if it is gone.
+	PutDelivery(ctx context.Context, d Delivery) error
+	// DeleteDelivery removes a delivery; a missing one is not an error.
+	DeleteDelivery(ctx context.Context, id string) error
+
+	// Ping reports whether the store answers; readiness probes call it.
+	Ping(ctx context.Context) error
 
 	// Close releases the store's resources.
 	Close() error

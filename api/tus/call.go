@@ -85,19 +85,24 @@ func (c *call) headers(h http.Header) {
 }
 
 // begin gives the request its call and writes acestash's headers when the
-// response starts. When the request's context ends (the server shuts
-// down, or the client is gone) the body stops where it is, and what
+// response starts. When the request's context ends (the client is gone)
+// or the node begins to stop, the body stops where it is, and what
 // arrived is kept.
 func (t *endpoint) begin(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ww := &writer{ResponseWriter: w}
 		c := &call{public: t.cfg.PublicURL, res: http.NewResponseController(ww)}
 		ww.c = c
-		stop := context.AfterFunc(r.Context(), func() {
+		end := func() {
 			c.ended.Store(true)
 			c.res.SetReadDeadline(time.Now()) // a read in progress returns
-		})
+		}
+		stop := context.AfterFunc(r.Context(), end)
 		defer stop()
+		if t.cfg.Stopping != nil {
+			stopping := context.AfterFunc(t.cfg.Stopping, end)
+			defer stopping()
+		}
 		next.ServeHTTP(ww, r.WithContext(context.WithValue(r.Context(), callKey{}, c)))
 	})
 }

@@ -36,6 +36,8 @@ func tusError(log *slog.Logger, err error) error {
 		switch ce.Kind {
 		case chunks.TooLarge:
 			return handler.NewError("ERR_MAX_SIZE_EXCEEDED", ce.Msg, http.StatusRequestEntityTooLarge)
+		case chunks.OverQuota:
+			return handler.NewError("ERR_QUOTA_EXCEEDED", ce.Msg, http.StatusRequestEntityTooLarge)
 		case chunks.Unavailable:
 			if ce.Err != nil {
 				log.Warn("tus: storage", "err", err)

@@ -6,6 +6,7 @@
 package tus
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -48,6 +49,10 @@ type Config struct {
 	// LockTime is how long a request's lock on an upload holds unless it is
 	// renewed; default 30 s. A node that dies holding one frees it then.
 	LockTime time.Duration
+	// Stopping, when set, ends when the node begins to stop: PATCHes end
+	// then, keeping what they received, rather than at the end of the
+	// node's grace period (clients resume them from the kept offset).
+	Stopping context.Context
 	Clock    store.Clock
 	Log      *slog.Logger
 }

@@ -10,8 +10,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"regexp"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -20,13 +18,15 @@ import (
 	"github.com/acestash/acestash/api/remote"
 	"github.com/acestash/acestash/api/tus"
 	"github.com/acestash/acestash/chunks"
+	"github.com/acestash/acestash/metrics"
 	"github.com/acestash/acestash/mirrors"
 	"github.com/acestash/acestash/mirrors/fsmirror"
 	"github.com/acestash/acestash/mirrors/s3mirror"
-	"github.com/acestash/acestash/slug"
+	"github.com/acestash/acestash/reqid"
 	"github.com/acestash/acestash/store"
 	"github.com/acestash/acestash/store/boltstore"
 	"github.com/acestash/acestash/store/redisstore"
+	"github.com/acestash/acestash/webhooks"
 )
 
 // app is one acestash node: its store, mirrors and handlers.
@@ -39,7 +39,12 @@ type app struct {
 	mirrors *mirrors.Set
 	health  *mirrors.Health
 	chunks  *chunks.Service
+	metrics *metrics.Metrics
+	hooks   *webhooks.Dispatcher // nil without webhooks
 	handler http.Handler
+	// stopping ends when serve begins to stop; tus PATCHes end then.
+	stopping context.Context
+	stop     context.CancelFunc
 }
 
 // openStore opens the store the configuration names.
@@ -53,8 +58,8 @@ func openStore(ctx context.Context, cfg Config, clock store.Clock) (store.Store,
 	return boltstore.Open(filepath.Join(cfg.DataDir, "acestash.db"), clock)
 }
 
-// openMirrors connects to every configured mirror.
-func openMirrors(ctx context.Context, cfg Config) (*mirrors.Set, error) {
+// openMirrors connects to every configured mirror, each timed by met.
+func openMirrors(ctx context.Context, cfg Config, met *metrics.Metrics) (*mirrors.Set, error) {
 	var entries []mirrors.Entry
 	for _, mc := range cfg.Mirrors {
 		var m mirrors.Mirror
@@ -71,23 +76,26 @@ func openMirrors(ctx context.Context, cfg Config) (*mirrors.Set, error) {
 		if err != nil {
 			return nil, fmt.Errorf("mirror %s: %w", mc.ID, err)
 		}
-		entries = append(entries, mirrors.Entry{ID: mc.ID, Name: mc.Name, Mirror: m})
+		entries = append(entries, mirrors.Entry{ID: mc.ID, Name: mc.Name, Mirror: met.Mirror(mc.ID, m)})
 	}
 	return mirrors.NewSet(entries...)
 }
 
 // newApp opens everything a node needs; close it with app.Close.
 func newApp(ctx context.Context, cfg Config, log *slog.Logger, clock store.Clock) (_ *app, err error) {
+	log = slog.New(reqid.Handler(log.Handler())) // lines name the request that caused them
+	met := metrics.New()
 	st, err := openStore(ctx, cfg, clock)
 	if err != nil {
 		return nil, err
 	}
+	st = met.Store(st)
 	defer func() {
 		if err != nil {
 			st.Close()
 		}
 	}()
-	set, err := openMirrors(ctx, cfg)
+	set, err := openMirrors(ctx, cfg, met)
 	if err != nil {
 		return nil, err
 	}
@@ -95,8 +103,24 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, clock store.Clock
 	if err := cleanSpool(spool, log); err != nil {
 		return nil, err
 	}
-	a := &app{id: uuid.NewString(), cfg: cfg, log: log, clock: clock, store: st, mirrors: set}
+	a := &app{id: uuid.NewString(), cfg: cfg, log: log, clock: clock, store: st, mirrors: set, metrics: met}
+	a.stopping, a.stop = context.WithCancel(context.Background())
 	a.health = mirrors.NewHealth(set, 5*time.Second, log)
+	for _, e := range set.All() {
+		met.MirrorUp(e.ID, func() bool { return a.health.Err(e.ID) == nil })
+	}
+	var notify func(context.Context, string, store.File)
+	if len(cfg.Webhooks) > 0 {
+		var hooks []webhooks.Hook
+		for _, w := range cfg.Webhooks {
+			hooks = append(hooks, webhooks.Hook{URL: w.URL, Secret: w.Secret, Events: w.Events})
+		}
+		a.hooks = webhooks.New(webhooks.Config{
+			Hooks: hooks, Store: st, Log: log,
+			View: func(f store.File) any { return api.FileInfo(cfg.PublicURL, f) },
+		})
+		notify = a.hooks.Notify
+	}
 	a.chunks, err = chunks.New(chunks.Config{
 		Store: st, Mirrors: set, Clock: clock, Log: log,
 		SpoolDir:      spool,
@@ -110,6 +134,7 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, clock store.Clock
 		LeaseTime:     cfg.LeaseTime,
 		Health:        a.health.Err,
 		Sniff:         api.Sniff,
+		Notify:        notify,
 	})
 	if err != nil {
 		return nil, err
@@ -124,6 +149,7 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, clock store.Clock
 	tusHandler, err := tus.New(tus.Config{
 		Store: st, Chunks: a.chunks, PublicURL: cfg.PublicURL, Clock: clock, Log: log,
 		Idle: cfg.Limits.SessionIdle, Origins: cfg.Tus.CORSOrigins, MaxSize: cfg.Limits.MaxFileSize,
+		Stopping: a.stopping,
 	})
 	if err != nil {
 		return nil, err
@@ -136,17 +162,23 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, clock store.Clock
 			MaxSize: cfg.Raw.MaxSize, RequireKey: cfg.Raw.RequireKey,
 			Anonymous: anon, TTL: cfg.Raw.TTL,
 		},
-		Remote:      fetcher(cfg.Remote),
-		RemoteSlots: cfg.Remote.MaxConcurrent,
-		MinBodyRate: cfg.Limits.MinBodyRate,
-		BodyWindow:  cfg.Limits.BodyWindow,
-		Tus:         tusHandler,
-		Health:      a.health.Err,
+		Remote:         fetcher(cfg.Remote),
+		RemoteSlots:    cfg.Remote.MaxConcurrent,
+		MinBodyRate:    cfg.Limits.MinBodyRate,
+		BodyWindow:     cfg.Limits.BodyWindow,
+		Tus:            tusHandler,
+		Health:         a.health.Err,
+		Metrics:        met,
+		MetricsHandler: met.Handler(),
+		MetricsToken:   cfg.MetricsToken,
+		Ready:          a.ready,
+		AdminToken:     cfg.AdminToken,
 	})
 	return a, nil
 }
 
 func (a *app) Close() error {
+	a.stop()
 	a.chunks.Close()
 	return a.store.Close()
 }
@@ -181,6 +213,7 @@ func (a *app) seedAccounts(ctx context.Context) error {
 			UserID: ac.UserID, Username: ac.Username, DisplayName: ac.DisplayName,
 			Mirrors: ac.Mirrors, DefaultMirrors: ac.DefaultMirrors,
 			MaxMirrors: ac.MaxMirrors, MaxFileSize: ac.MaxFileSize, Rooms: ac.Rooms,
+			QuotaBytes: ac.QuotaBytes, QuotaFiles: ac.QuotaFiles,
 		}
 		old, err := a.store.Account(ctx, ac.APIKey)
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
@@ -189,7 +222,7 @@ func (a *app) seedAccounts(ctx context.Context) error {
 		if acct.UserID == "" {
 			acct.UserID = old.UserID // generated once, then kept
 		}
-		if err := completeIdentity(&acct); err != nil {
+		if err := acct.CompleteIdentity(); err != nil {
 			return err
 		}
 		if err := a.store.PutAccount(ctx, acct); err != nil {
@@ -256,16 +289,8 @@ func (a *app) anonymous(ctx context.Context) (string, error) {
 // createAccount makes an account with fresh credentials and returns it and
 // its token (which the store keeps only hashed).
 func createAccount(ctx context.Context, st store.Store, name string) (store.Account, string, error) {
-	key, err := slug.Hex(16)
+	acct, token, err := store.NewAccount(name)
 	if err != nil {
-		return store.Account{}, "", err
-	}
-	token, err := slug.Hex(16)
-	if err != nil {
-		return store.Account{}, "", err
-	}
-	acct := store.Account{Name: name, APIKey: key, TokenHash: store.HashToken(token)}
-	if err := completeIdentity(&acct); err != nil {
 		return store.Account{}, "", err
 	}
 	if err := st.PutAccount(ctx, acct); err != nil {
@@ -274,48 +299,40 @@ func createAccount(ctx context.Context, st store.Store, name string) (store.Acco
 	return acct, token, nil
 }
 
-var notUsername = regexp.MustCompile(`[^a-z0-9._-]+`)
-
-// completeIdentity fills in the chat identity an account lacks.
-func completeIdentity(a *store.Account) error {
-	if a.UserID == "" {
-		id, err := slug.ID()
-		if err != nil {
-			return err
-		}
-		a.UserID = id
-	}
-	if a.Username == "" {
-		a.Username = strings.Trim(notUsername.ReplaceAllString(strings.ToLower(a.Name), "-"), "-")
-		if a.Username == "" {
-			a.Username = "user"
-		}
-	}
-	if a.DisplayName == "" {
-		a.DisplayName = a.Name
-	}
-	return nil
-}
-
-// serve answers HTTP on ln until ctx ends, then shuts down gracefully.
+// serve answers HTTP on ln until ctx ends, then shuts down gracefully: it
+// stops accepting connections and lets the requests in flight finish for
+// up to shutdown_grace; their contexts are cancelled only after that.
 func (a *app) serve(ctx context.Context, ln net.Listener) error {
-	ctx, cancel := context.WithCancel(ctx)
+	bg, cancel := context.WithCancel(ctx)
 	defer cancel()
-	go a.health.Run(ctx, a.cfg.HealthInterval)
-	go a.reapLoop(ctx)
-	go a.job(ctx, "repair", a.cfg.RepairInterval, a.chunks.Repair)
-	go a.job(ctx, "scrub", a.cfg.ScrubInterval, func(ctx context.Context) (int, error) {
+	go a.health.Run(bg, a.cfg.HealthInterval)
+	go a.reapLoop(bg)
+	go a.job(bg, "repair", a.cfg.RepairInterval, a.chunks.Repair)
+	go a.job(bg, "scrub", a.cfg.ScrubInterval, func(ctx context.Context) (int, error) {
 		return a.chunks.Scrub(ctx, a.cfg.ScrubShare)
 	})
-	go a.job(ctx, "janitor", a.cfg.Janitor.Interval, func(ctx context.Context) (int, error) {
+	go a.job(bg, "janitor", a.cfg.Janitor.Interval, func(ctx context.Context) (int, error) {
 		return a.chunks.Sweep(ctx, a.cfg.Janitor.Grace)
 	})
+	hooksDone := make(chan struct{})
+	go func() {
+		defer close(hooksDone)
+		if a.hooks != nil {
+			a.hooks.Run(bg)
+		}
+	}()
+	// Deliveries in progress record their outcome before the store closes.
+	defer func() { cancel(); <-hooksDone }()
+	// Requests live in their own context: the signal that ends ctx must
+	// not cut off a chunk that is still arriving.
+	reqs, cancelReqs := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelReqs()
 	srv := &http.Server{
 		Handler:           a.handler,
 		ReadHeaderTimeout: a.cfg.Limits.HeaderTimeout,
 		IdleTimeout:       a.cfg.Limits.IdleTimeout,
 		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
-		BaseContext:       func(net.Listener) context.Context { return ctx },
+		BaseContext:       func(net.Listener) context.Context { return reqs },
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -326,11 +343,16 @@ func (a *app) serve(ctx context.Context, ln net.Listener) error {
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
-	shut, done := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	a.log.Info("shutting down: no new connections, waiting for requests in flight", "grace", a.cfg.ShutdownGrace)
+	a.stop() // tus PATCHes end now and keep what they received
+	shut, done := context.WithTimeout(context.WithoutCancel(ctx), a.cfg.ShutdownGrace)
 	defer done()
 	if err := srv.Shutdown(shut); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
+		cancelReqs()
+		srv.Close()
+		return fmt.Errorf("shutdown: requests still running after %v: %w", a.cfg.ShutdownGrace, err)
 	}
+	a.log.Info("stopped")
 	return nil
 }
 
@@ -351,17 +373,23 @@ func (a *app) reapLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		n, err := a.chunks.Reap(ctx, a.cfg.Limits.SessionIdle)
-		if err != nil {
-			a.log.Warn("reap idle uploads", "err", err)
-		} else if n > 0 {
-			a.log.Info("abandoned idle uploads", "count", n)
-		}
-		n, err = a.chunks.Expire(ctx)
-		if err != nil {
-			a.log.Warn("remove expired files", "err", err)
-		} else if n > 0 {
-			a.log.Info("removed expired files", "count", n)
-		}
+		a.reap(ctx)
+	}
+}
+
+// reap abandons idle uploads and removes expired files once.
+func (a *app) reap(ctx context.Context) {
+	n, err := a.chunks.Reap(ctx, a.cfg.Limits.SessionIdle)
+	a.metrics.Reaped(n)
+	if err != nil {
+		a.log.Warn("reap idle uploads", "err", err)
+	} else if n > 0 {
+		a.log.Info("abandoned idle uploads", "count", n)
+	}
+	n, err = a.chunks.Expire(ctx)
+	if err != nil {
+		a.log.Warn("remove expired files", "err", err)
+	} else if n > 0 {
+		a.log.Info("removed expired files", "count", n)
 	}
 }

@@ -44,6 +44,7 @@ func TestMain(m *testing.M) {
 		os.Exit(serveMain(path))
 	}
 	code := m.Run()
+	built.remove()
 	if benchTable != "" {
 		fmt.Print("\n" + benchTable)
 	}

@@ -155,17 +155,18 @@ func (b tab) download(sel string) []byte {
 
 // uploadGate counts MirrorAce upload requests and holds some where the
 // test wants them: the first steps requests each wait for a release, and
-// the request numbered cut waits until the server stops.
+// the request numbered cut waits until halt is closed.
 type uploadGate struct {
 	n       atomic.Int32
 	steps   int32
 	cut     atomic.Int32
 	arrived chan int32
 	release chan struct{}
+	halt    chan struct{} // closed: held requests fail, as if cut off
 }
 
 func newGate(steps, cut int32) *uploadGate {
-	g := &uploadGate{steps: steps, arrived: make(chan int32, 1), release: make(chan struct{})}
+	g := &uploadGate{steps: steps, arrived: make(chan int32, 1), release: make(chan struct{}), halt: make(chan struct{})}
 	g.cut.Store(cut)
 	return g
 }
@@ -178,8 +179,10 @@ func (g *uploadGate) wrap(h http.Handler) http.Handler {
 				g.arrived <- i
 				select {
 				case <-g.release:
-				case <-r.Context().Done(): // the server stops
+				case <-g.halt: // the connection is lost as the server stops
 					http.Error(w, "stopping", http.StatusServiceUnavailable)
+					return
+				case <-r.Context().Done():
 					return
 				}
 			}
@@ -283,6 +286,7 @@ func TestBrowser(t *testing.T) {
 	// The server stops while chunk 12 is on its way, and comes back.
 	<-gate.arrived
 	before := eval[int](b, `document.querySelector('#queue progress').value`)
+	close(gate.halt) // a stopping node lets requests finish; this one is cut off
 	first.stop()
 	ln, err = net.Listen("tcp", addr)
 	if err != nil {
@@ -290,6 +294,7 @@ func TestBrowser(t *testing.T) {
 	}
 	after := newGate(0, 0)
 	second := startOn(t, cfg, first.clock, ln, after.wrap)
+	t.Cleanup(func() { close(after.halt) }) // before second stops: the chunk held below is cut off
 	b.do("the upload finishes", chromedp.WaitVisible(chromedp.CSS(`#queue a.file-link`)))
 	b.shot("upload-done")
 	if n := after.n.Load(); n > chunks-11+2 {

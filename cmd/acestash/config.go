@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -41,7 +42,14 @@ type Config struct {
 	Janitor        JanitorConfig `yaml:"janitor"`
 	HealthInterval time.Duration `yaml:"health_interval"`
 	LogLevel       string        `yaml:"log_level"`
+	// AdminToken turns the admin API on; it is the bearer token it demands.
+	AdminToken string `yaml:"admin_token"`
+	// MetricsToken, when set, is the bearer token GET /metrics demands.
+	MetricsToken string `yaml:"metrics_token"`
+	// ShutdownGrace is how long requests in flight may run after SIGTERM.
+	ShutdownGrace time.Duration `yaml:"shutdown_grace"`
 
+	Webhooks []WebhookConfig `yaml:"webhooks"`
 	Mirrors  []MirrorConfig  `yaml:"mirrors"`
 	Accounts []AccountConfig `yaml:"accounts"`
 	Limits   Limits          `yaml:"limits"`
@@ -55,6 +63,13 @@ type TusConfig struct {
 	// CORSOrigins are the browser origins allowed to upload, such as
 	// https://app.example.com; "*" allows any. Default: any.
 	CORSOrigins []string `yaml:"cors_origins"`
+}
+
+// WebhookConfig is a receiver of events.
+type WebhookConfig struct {
+	URL    string   `yaml:"url"`
+	Secret string   `yaml:"secret"`
+	Events []string `yaml:"events"` // file.completed, file.removed; empty: both
 }
 
 // RawConfig is Mirage's storage service: POST /upload, GET /uploads/<id>.
@@ -113,6 +128,8 @@ type AccountConfig struct {
 	MaxMirrors     int      `yaml:"max_mirrors"`
 	MaxFileSize    int64    `yaml:"max_file_size"`
 	Rooms          []string `yaml:"rooms"`
+	QuotaBytes     int64    `yaml:"quota_bytes"`
+	QuotaFiles     int64    `yaml:"quota_files"`
 }
 
 // Limits bound what clients may send.
@@ -157,10 +174,11 @@ func loadConfig(path string) (Config, error) {
 		}
 	}
 	for env, dst := range map[string]*string{
-		"ACESTASH_LISTEN":     &cfg.Listen,
-		"ACESTASH_PUBLIC_URL": &cfg.PublicURL,
-		"ACESTASH_DATA_DIR":   &cfg.DataDir,
-		"ACESTASH_REDIS_URL":  &cfg.RedisURL,
+		"ACESTASH_LISTEN":      &cfg.Listen,
+		"ACESTASH_PUBLIC_URL":  &cfg.PublicURL,
+		"ACESTASH_DATA_DIR":    &cfg.DataDir,
+		"ACESTASH_REDIS_URL":   &cfg.RedisURL,
+		"ACESTASH_ADMIN_TOKEN": &cfg.AdminToken,
 	} {
 		if v, ok := os.LookupEnv(env); ok {
 			*dst = v
@@ -244,6 +262,9 @@ func (c *Config) setDefaults() error {
 	if c.HealthInterval == 0 {
 		c.HealthInterval = 15 * time.Second
 	}
+	if c.ShutdownGrace == 0 {
+		c.ShutdownGrace = 30 * time.Second
+	}
 	if c.Limits.MaxFileSize == 0 {
 		c.Limits.MaxFileSize = chunks.DefaultMaxFileSize
 	}
@@ -320,8 +341,26 @@ func (c *Config) setDefaults() error {
 			return fmt.Errorf("config: remote.allow_cidrs: %w", err)
 		}
 	}
+	for i, a := range c.Accounts {
+		if a.QuotaBytes < 0 || a.QuotaFiles < 0 {
+			return fmt.Errorf("config: accounts[%d] (%s): quota_bytes and quota_files may not be negative", i, a.Name)
+		}
+	}
 	if c.Raw.MaxSize < 0 || c.Raw.TTL < 0 {
 		return fmt.Errorf("config: raw.max_size and raw.ttl may not be negative")
+	}
+	for i, w := range c.Webhooks {
+		if u, err := url.Parse(w.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("config: webhooks[%d]: url %q is not an http or https URL", i, w.URL)
+		}
+		if w.Secret == "" {
+			return fmt.Errorf("config: webhooks[%d]: a secret is required (it signs every event)", i)
+		}
+		for _, e := range w.Events {
+			if e != chunks.EventCompleted && e != chunks.EventRemoved {
+				return fmt.Errorf("config: webhooks[%d]: event %q is not %s or %s", i, e, chunks.EventCompleted, chunks.EventRemoved)
+			}
+		}
 	}
 	if c.WriteQuorum < 0 {
 		return fmt.Errorf("config: write_quorum %d is negative", c.WriteQuorum)

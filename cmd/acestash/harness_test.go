@@ -74,16 +74,33 @@ type testServer struct {
 // start runs a node with cfg until the test ends (or Stop).
 func start(t *testing.T, cfg Config, clock *storetest.Clock) *testServer {
 	t.Helper()
+	return startLogged(t, cfg, clock, testLog(t))
+}
+
+// testLog sends a node's warnings and errors to the test log.
+func testLog(t *testing.T) *slog.Logger {
+	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+// startLogged is start with the node logging to log.
+func startLogged(t *testing.T, cfg Config, clock *storetest.Clock, log *slog.Logger) *testServer {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	return startOn(t, cfg, clock, ln, nil)
+	return startOnLogged(t, cfg, clock, ln, nil, log)
 }
 
 // startOn runs a node with cfg on ln until the test ends (or Stop); wrap,
 // if set, wraps its HTTP handler.
 func startOn(t *testing.T, cfg Config, clock *storetest.Clock, ln net.Listener, wrap func(http.Handler) http.Handler) *testServer {
+	t.Helper()
+	return startOnLogged(t, cfg, clock, ln, wrap, testLog(t))
+}
+
+// startOnLogged is startOn with the node logging to log.
+func startOnLogged(t *testing.T, cfg Config, clock *storetest.Clock, ln net.Listener, wrap func(http.Handler) http.Handler, log *slog.Logger) *testServer {
 	t.Helper()
 	cfg.Listen = ln.Addr().String()
 	if cfg.PublicURL == "" {
@@ -95,7 +112,6 @@ func startOn(t *testing.T, cfg Config, clock *storetest.Clock, ln net.Listener, 
 	if clock == nil {
 		clock = storetest.NewClock(time.Now().UTC())
 	}
-	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	ctx, cancel := context.WithCancel(context.Background())
 	a, err := newApp(ctx, cfg, log, clock.Now)
 	if err != nil {

@@ -3,6 +3,8 @@
 //
 //	acestash serve [--config FILE]
 //	acestash account create --name NAME [--config FILE]
+//	acestash probe [URL]
+//	acestash files ls|info|rm …, acestash accounts ls|create|set|rotate-token|rm …
 package main
 
 import (
@@ -21,6 +23,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/acestash/acestash/reqid"
 )
 
 func main() {
@@ -33,8 +37,11 @@ func main() {
 const usage = `usage:
   acestash serve [--config FILE]
   acestash account create --name NAME [--config FILE]
+  acestash probe [URL]     exit 0 if URL (default http://127.0.0.1:8080/readyz) answers 200
 
-The configuration file may also be named by ACESTASH_CONFIG.`
+The configuration file may also be named by ACESTASH_CONFIG.
+
+` + adminUsage
 
 func run(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
@@ -45,6 +52,12 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return serveCmd(args[1:], stderr)
 	case len(args) >= 2 && args[0] == "account" && args[1] == "create":
 		return accountCreateCmd(args[2:], stdout, stderr)
+	case args[0] == "files":
+		return filesCmd(args[1:], stdout)
+	case args[0] == "accounts":
+		return accountsCmd(args[1:], stdout)
+	case args[0] == "probe":
+		return probeCmd(args[1:], stdout)
 	case args[0] == "help" || args[0] == "-h" || args[0] == "--help":
 		fmt.Fprintln(stdout, usage)
 		return nil
@@ -90,6 +103,7 @@ func serveCmd(args []string, stderr io.Writer) error {
 		return err
 	}
 	log := newLogger(stderr, cfg.LogLevel)
+	slog.SetDefault(slog.New(reqid.Handler(log.Handler()))) // for the few lines logged outside a component
 	if os.Getenv("GOMEMLIMIT") == "" {
 		// Upload pieces live outside the Go heap (chunks' pool bounds
 		// them); what is left is small, and a soft limit makes the runtime

@@ -20,18 +20,21 @@ import (
 // Bucket names. Index buckets hold keys only; their keys start with a
 // timeKey so that a cursor walks them in time order.
 const (
-	bucketAccounts = "accounts" // api key -> Account JSON
-	bucketUsers    = "users"    // user id -> api key
-	bucketSessions = "sessions" // upload key -> Session JSON
-	bucketIdle     = "idle"     // timeKey(Updated) + upload key, started sessions only
-	bucketLapses   = "lapses"   // timeKey(Expires) + upload key, unstarted sessions only
-	bucketFiles    = "files"    // slug -> File JSON; its sequence numbers file IDs
-	bucketAliases  = "aliases"  // alias -> slug
-	bucketExpiry   = "expiry"   // timeKey(Expires) + slug, active files with an Expires
-	bucketOwners   = "owners"   // one bucket per owner: timeKey(Created) + slug
-	bucketDamaged  = "damaged"  // slug, files with a Missing mirror
-	bucketLocks    = "locks"    // name -> lock JSON
-	bucketCounts   = "counts"   // key -> count JSON
+	bucketAccounts = "accounts"  // api key -> Account JSON
+	bucketUsers    = "users"     // user id -> api key
+	bucketSessions = "sessions"  // upload key -> Session JSON
+	bucketIdle     = "idle"      // timeKey(Updated) + upload key, started sessions only
+	bucketLapses   = "lapses"    // timeKey(Expires) + upload key, unstarted sessions only
+	bucketFiles    = "files"     // slug -> File JSON; its sequence numbers file IDs
+	bucketAliases  = "aliases"   // alias -> slug
+	bucketExpiry   = "expiry"    // timeKey(Expires) + slug, active files with an Expires
+	bucketOwners   = "owners"    // one bucket per owner: timeKey(Created) + slug
+	bucketDamaged  = "damaged"   // slug, files with a Missing mirror
+	bucketLocks    = "locks"     // name -> lock JSON
+	bucketCounts   = "counts"    // key -> count JSON
+	bucketUsage    = "usage"     // ownerName(owner) -> store.Usage JSON of its active files
+	bucketHooks    = "hooks"     // delivery id -> store.Delivery JSON
+	bucketHooksDue = "hooks-due" // timeKey(Due) + delivery id
 )
 
 // purgeBatch is how many lapsed sessions CreateSession removes at most.
@@ -57,30 +60,48 @@ func Open(path string, clock store.Clock) (*Store, error) {
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
 		indexed := tx.Bucket([]byte(bucketOwners)) != nil
+		counted := tx.Bucket([]byte(bucketUsage)) != nil
 		for _, name := range []string{bucketAccounts, bucketUsers, bucketSessions, bucketIdle,
 			bucketLapses, bucketFiles, bucketAliases, bucketExpiry, bucketOwners,
-			bucketDamaged, bucketLocks, bucketCounts} {
+			bucketDamaged, bucketLocks, bucketCounts, bucketUsage, bucketHooks, bucketHooksDue} {
 			if _, err := tx.CreateBucketIfNotExists([]byte(name)); err != nil {
 				return fmt.Errorf("bucket %s: %w", name, err)
 			}
 		}
-		if !indexed {
-			// A store written before the owner index existed.
-			return bucket(tx, bucketFiles).ForEach(func(k, v []byte) error {
-				f, err := get[store.File](bucket(tx, bucketFiles), string(k), "file")
-				if err != nil {
+		if indexed && counted {
+			return nil
+		}
+		// A store written before the owner index or the usage counters.
+		return bucket(tx, bucketFiles).ForEach(func(k, v []byte) error {
+			f, err := get[store.File](bucket(tx, bucketFiles), string(k), "file")
+			if err != nil {
+				return err
+			}
+			if !indexed {
+				if err := indexOwner(tx, f); err != nil {
 					return err
 				}
-				return indexOwner(tx, f)
-			})
-		}
-		return nil
+			}
+			if !counted {
+				return tally(tx, f, 1)
+			}
+			return nil
+		})
 	})
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
 	return &Store{db: db, clock: clock}, nil
+}
+
+// Ping opens and ends a read transaction: it fails once the store is
+// closed.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.db.View(func(*bolt.Tx) error { return nil }); err != nil {
+		return fmt.Errorf("store: ping: %w", err)
+	}
+	return nil
 }
 
 // Close closes the file.
@@ -489,6 +510,9 @@ func (s *Store) CreateFile(ctx context.Context, f store.File) (store.File, error
 		if err := indexOwner(tx, f); err != nil {
 			return fmt.Errorf("create file: %w", err)
 		}
+		if err := tally(tx, f, 1); err != nil {
+			return fmt.Errorf("create file: %w", err)
+		}
 		if err := indexDamaged(tx, f); err != nil {
 			return fmt.Errorf("create file: %w", err)
 		}
@@ -589,6 +613,12 @@ func (s *Store) UpdateFile(ctx context.Context, f store.File) error {
 				return fmt.Errorf("update file: %w", err)
 			}
 		}
+		if err := tally(tx, old, -1); err != nil {
+			return fmt.Errorf("update file: %w", err)
+		}
+		if err := tally(tx, f, 1); err != nil {
+			return fmt.Errorf("update file: %w", err)
+		}
 		if expiring(f) {
 			if err := expiry.Put(timeKey(f.Expires, f.Slug), nil); err != nil {
 				return fmt.Errorf("update file: %w", err)
@@ -628,6 +658,9 @@ func (s *Store) DeleteFile(ctx context.Context, slug string) error {
 		if err := unindexOwner(tx, old); err != nil {
 			return fmt.Errorf("delete file: %w", err)
 		}
+		if err := tally(tx, old, -1); err != nil {
+			return fmt.Errorf("delete file: %w", err)
+		}
 		if err := bucket(tx, bucketDamaged).Delete([]byte(slug)); err != nil {
 			return fmt.Errorf("delete file: %w", err)
 		}
@@ -636,6 +669,38 @@ func (s *Store) DeleteFile(ctx context.Context, slug string) error {
 		}
 		return nil
 	})
+}
+
+// tally adds an active file to its owner's usage (sign 1) or takes it
+// away (sign -1); other files are not counted.
+func tally(tx *bolt.Tx, f store.File, sign int64) error {
+	if f.Status != store.StatusActive {
+		return nil
+	}
+	b, key := bucket(tx, bucketUsage), string(ownerName(f.Owner))
+	u, err := get[store.Usage](b, key, "usage")
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	u.Bytes += sign * f.Size
+	u.Files += sign
+	if u.Files <= 0 {
+		return b.Delete([]byte(key))
+	}
+	return put(b, key, u)
+}
+
+// Usage returns what the owner's active files take.
+func (s *Store) Usage(ctx context.Context, owner string) (store.Usage, error) {
+	var u store.Usage
+	err := s.view(ctx, func(tx *bolt.Tx) (err error) {
+		u, err = get[store.Usage](bucket(tx, bucketUsage), string(ownerName(owner)), "usage")
+		if errors.Is(err, store.ErrNotFound) {
+			u, err = store.Usage{}, nil
+		}
+		return err
+	})
+	return u, err
 }
 
 // ownerName names an owner's index bucket; bolt refuses an empty name.

@@ -1,6 +1,7 @@
 package boltstore
 
 import (
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -155,5 +156,39 @@ func TestOpenIndexesOwners(t *testing.T) {
 	list, total, err := s.OwnerFiles(ctx, "k", 0, 10)
 	if err != nil || total != 2 || len(list) != 2 || list[0].Slug != "new" || list[1].Slug != "old" {
 		t.Fatalf("OwnerFiles after reopen = %+v, %d, %v; want new, old", list, total, err)
+	}
+}
+
+// A store written before the usage counters existed is counted on open.
+func TestOpenCountsUsage(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "acestash.db")
+	clock := storetest.NewClock(storetest.Epoch())
+	s, err := Open(path, clock.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, size := range []int64{100, 20, 3} {
+		f := store.File{Slug: fmt.Sprintf("old%d", i), Owner: "k", Size: size, Status: store.StatusActive, Created: clock.Now()}
+		if i == 2 {
+			f.Status = store.StatusCopyright
+		}
+		if _, err := s.CreateFile(ctx, f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.db.Update(func(tx *bolt.Tx) error { return tx.DeleteBucket([]byte(bucketUsage)) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err = Open(path, clock.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if u, err := s.Usage(ctx, "k"); err != nil || u != (store.Usage{Bytes: 120, Files: 2}) {
+		t.Fatalf("Usage after reopen = %+v, %v; want 120 bytes in 2 files", u, err)
 	}
 }

@@ -63,8 +63,33 @@ func ownerKey(owner string) string       { return "acestash:{o:" + owner + "}:fi
 func lockKey(name string) string         { return "acestash:{lock:" + name + "}" }
 func countKey(key string) string         { return "acestash:{c:" + key + "}:count" }
 
+// usageKeys are an owner's usage counters (a hash of bytes and files) and
+// the sizes of the files they count (a hash of slug to size), which makes
+// counting a file twice, or taking it away twice, impossible.
+func usageKeys(owner string) []string {
+	return []string{"acestash:{o:" + owner + "}:counted", "acestash:{o:" + owner + "}:usage"}
+}
+
 // Scripts. Each touches the keys of one hash slot.
 var (
+	// usageCountScript counts the file ARGV[1] of ARGV[2] bytes in its owner's
+	// usage, unless it is counted already.
+	usageCountScript = redis.NewScript(`
+if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 1 then
+  redis.call('HINCRBY', KEYS[2], 'bytes', ARGV[2])
+  redis.call('HINCRBY', KEYS[2], 'files', 1)
+end
+return 0`)
+	// usageUncountScript takes the file ARGV[1] out of its owner's usage, if
+	// it is counted.
+	usageUncountScript = redis.NewScript(`
+local size = redis.call('HGET', KEYS[1], ARGV[1])
+if size then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+  redis.call('HINCRBY', KEYS[2], 'bytes', -tonumber(size))
+  redis.call('HINCRBY', KEYS[2], 'files', -1)
+end
+return 0`)
 	// putAccount: KEYS accounts, users; ARGV api key, user id, JSON.
 	putAccountScript = redis.NewScript(`
 local old = redis.call('HGET', KEYS[1], ARGV[1])
@@ -287,6 +312,14 @@ func redactURL(u string) string {
 }
 
 // Close closes the connections.
+// Ping sends PING to Redis.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.rdb.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("redis store: ping: %w", err)
+	}
+	return nil
+}
+
 func (s *Store) Close() error {
 	if err := s.rdb.Close(); err != nil {
 		return fmt.Errorf("close redis store: %w", err)
@@ -470,7 +503,7 @@ func (s *Store) runPipelined(ctx context.Context, script *redis.Script, keys []s
 	}
 	for _, c := range cmds[1:] {
 		if err := c.Err(); err != nil {
-			slog.Default().Warn("redis store: index not updated", "keys", keys, "err", err)
+			slog.Default().WarnContext(ctx, "redis store: index not updated", "keys", keys, "err", err)
 		}
 	}
 	return cmd, nil
@@ -788,7 +821,8 @@ func (s *Store) CreateFile(ctx context.Context, f store.File) (store.File, error
 		return fail(fmt.Errorf("create file %q: %w", f.Slug, err))
 	}
 	var set *redis.BoolCmd
-	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+	var cnt *redis.Cmd
+	s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		set = p.SetNX(ctx, fileKey(f.Slug), data, 0)
 		// Harmless if the slug is taken: OwnerFiles checks the record.
 		p.ZAdd(ctx, ownerKey(f.Owner), redis.Z{Score: score(f.Created), Member: f.Slug})
@@ -800,15 +834,120 @@ func (s *Store) CreateFile(ctx context.Context, f store.File) (store.File, error
 		if len(f.Missing) > 0 {
 			p.ZAdd(ctx, keyDamaged, redis.Z{Member: f.Slug}) // likewise, DamagedFiles checks
 		}
+		if f.Status == store.StatusActive {
+			// Undone below if the slug is taken.
+			cnt = usageCountScript.EvalSha(ctx, p, usageKeys(f.Owner), f.Slug, f.Size)
+		}
 		return nil
 	})
-	if err != nil {
+	if err := set.Err(); err != nil {
 		return fail(fmt.Errorf("create file %q: %w", f.Slug, err))
 	}
 	if !set.Val() {
+		if cnt != nil && cnt.Err() == nil {
+			s.uncountTaken(ctx, f)
+		}
 		return fail(fmt.Errorf("file %q: %w", f.Slug, store.ErrExists))
 	}
+	if cnt != nil && cnt.Err() != nil {
+		// Not cached yet (NOSCRIPT), or the count failed: count again.
+		if err := usageCountScript.Run(ctx, s.rdb, usageKeys(f.Owner), f.Slug, f.Size).Err(); err != nil {
+			slog.Default().WarnContext(ctx, "redis store: usage not counted", "slug", f.Slug, "owner", f.Owner, "err", err)
+		}
+	}
 	return f, nil
+}
+
+// uncountTaken undoes the count of f, whose slug turned out to be taken,
+// unless the file holding the slug is f's owner's active file (which its
+// own create counted).
+func (s *Store) uncountTaken(ctx context.Context, f store.File) {
+	ctx = context.WithoutCancel(ctx)
+	if other, err := s.File(ctx, f.Slug); err == nil && other.Owner == f.Owner && other.Status == store.StatusActive {
+		return
+	}
+	if err := usageUncountScript.Run(ctx, s.rdb, usageKeys(f.Owner), f.Slug).Err(); err != nil {
+		slog.Default().WarnContext(ctx, "redis store: usage not corrected", "slug", f.Slug, "owner", f.Owner, "err", err)
+	}
+}
+
+// recount moves a file's count from how old was to how f is: counted
+// while active, by owner and size.
+func (s *Store) recount(ctx context.Context, old, f store.File) error {
+	same := old.Owner == f.Owner && old.Size == f.Size && old.Status == f.Status
+	if same {
+		return nil
+	}
+	if old.Status == store.StatusActive {
+		if err := usageUncountScript.Run(ctx, s.rdb, usageKeys(old.Owner), old.Slug).Err(); err != nil {
+			return fmt.Errorf("usage of %q: %w", old.Owner, err)
+		}
+	}
+	if f.Status == store.StatusActive {
+		if err := usageCountScript.Run(ctx, s.rdb, usageKeys(f.Owner), f.Slug, f.Size).Err(); err != nil {
+			return fmt.Errorf("usage of %q: %w", f.Owner, err)
+		}
+	}
+	return nil
+}
+
+// Usage returns what the owner's active files take. The first call for an
+// owner also counts files an older acestash stored before there were
+// counters (see countOld).
+func (s *Store) Usage(ctx context.Context, owner string) (store.Usage, error) {
+	for range 2 {
+		vals, err := s.rdb.HMGet(ctx, usageKeys(owner)[1], "bytes", "files", "complete").Result()
+		if err != nil {
+			return store.Usage{}, fmt.Errorf("usage of %q: %w", owner, err)
+		}
+		if vals[2] == nil {
+			if err := s.countOld(ctx, owner); err != nil {
+				return store.Usage{}, err
+			}
+			continue
+		}
+		var u store.Usage
+		for i, dst := range []*int64{&u.Bytes, &u.Files} {
+			if v, ok := vals[i].(string); ok {
+				if *dst, err = strconv.ParseInt(v, 10, 64); err != nil {
+					return store.Usage{}, fmt.Errorf("usage of %q: %w", owner, err)
+				}
+			}
+		}
+		return u, nil
+	}
+	return store.Usage{}, fmt.Errorf("usage of %q: not counted", owner)
+}
+
+// countOld counts every active file in the owner's index, then marks the
+// counters complete. usageCountScript skips files counted already, so this is
+// safe to repeat and to run beside new writes; only a file deleted while
+// it runs may stay counted.
+func (s *Store) countOld(ctx context.Context, owner string) error {
+	slugs, err := s.rdb.ZRange(ctx, ownerKey(owner), 0, -1).Result()
+	if err != nil {
+		return fmt.Errorf("usage of %q: %w", owner, err)
+	}
+	for len(slugs) > 0 {
+		n := min(len(slugs), 500)
+		files, err := s.Files(ctx, slugs[:n])
+		if err != nil {
+			return fmt.Errorf("usage of %q: %w", owner, err)
+		}
+		slugs = slugs[n:]
+		for _, f := range files {
+			if f.Owner != owner || f.Status != store.StatusActive {
+				continue
+			}
+			if err := usageCountScript.Run(ctx, s.rdb, usageKeys(owner), f.Slug, f.Size).Err(); err != nil {
+				return fmt.Errorf("usage of %q: %w", owner, err)
+			}
+		}
+	}
+	if err := s.rdb.HSet(ctx, usageKeys(owner)[1], "complete", 1).Err(); err != nil {
+		return fmt.Errorf("usage of %q: %w", owner, err)
+	}
+	return nil
 }
 
 // File returns the file with the slug.
@@ -913,6 +1052,9 @@ func (s *Store) UpdateFile(ctx context.Context, f store.File) error {
 			return err
 		}
 	}
+	if err := s.recount(ctx, old, f); err != nil {
+		return fmt.Errorf("update file %q: %w", f.Slug, err)
+	}
 	if old.Owner != f.Owner || !old.Created.Equal(f.Created) {
 		_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 			p.ZRem(ctx, ownerKey(old.Owner), f.Slug)
@@ -943,11 +1085,10 @@ func (s *Store) DeleteFile(ctx context.Context, slug string) error {
 			return err
 		}
 	}
-	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+	_, err = s.runPipelined(ctx, usageUncountScript, usageKeys(old.Owner), []any{slug}, func(p redis.Pipeliner) {
 		p.ZRem(ctx, keyExpiry, slug)
 		p.ZRem(ctx, ownerKey(old.Owner), slug)
 		p.ZRem(ctx, keyDamaged, slug)
-		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("unindex file %q: %w", slug, err)
@@ -987,7 +1128,7 @@ func (s *Store) OwnerFiles(ctx context.Context, owner string, offset, limit int)
 		if !ok || f.Owner != owner {
 			total--
 			if err := s.rdb.ZRem(ctx, ownerKey(owner), slug).Err(); err != nil {
-				slog.Default().Warn("redis store: owner index not repaired", "slug", slug, "err", err)
+				slog.Default().WarnContext(ctx, "redis store: owner index not repaired", "slug", slug, "err", err)
 			}
 			continue
 		}

@@ -279,3 +279,33 @@ func TestConformanceSentinel(t *testing.T) {
 		return open(t, sentinel.URL, clock)
 	})
 }
+
+// A store written before the usage counters existed is counted on the
+// first Usage call for an owner.
+func TestUsageOfOlderStore(t *testing.T) {
+	ctx := t.Context()
+	srv := redistest.Start(t)
+	client := srv.Client()
+	clock := storetest.NewClock(storetest.Epoch())
+	s := open(t, srv.URL, clock.Now)
+	defer s.Close()
+	for i, size := range []int64{100, 20, 3} {
+		f := store.File{Slug: fmt.Sprintf("old%d", i), Owner: "k", Size: size, Status: store.StatusActive, Created: clock.Now()}
+		if i == 2 {
+			f.Status = store.StatusAdmin
+		}
+		if _, err := s.CreateFile(ctx, f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	client.Del(ctx, usageKeys("k")...) // as an older acestash left it
+	if u, err := s.Usage(ctx, "k"); err != nil || u != (store.Usage{Bytes: 120, Files: 2}) {
+		t.Fatalf("Usage of an older store = %+v, %v; want 120 bytes in 2 files", u, err)
+	}
+	if err := s.DeleteFile(ctx, "old0"); err != nil {
+		t.Fatal(err)
+	}
+	if u, err := s.Usage(ctx, "k"); err != nil || u != (store.Usage{Bytes: 20, Files: 1}) {
+		t.Fatalf("Usage after a delete = %+v, %v; want 20 bytes in 1 file", u, err)
+	}
+}

@@ -1,0 +1,183 @@
+package api
+
+import (
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/acestash/acestash/reqid"
+)
+
+// Every request gets an id (the client's X-Request-Id when it is sane, else
+// a new one), carried in its context so that every log line it causes names
+// it, and sent back in X-Request-Id. When it ends, one log line and the
+// metrics record what it did.
+
+// observe is the outermost middleware: it names the request, runs it and
+// records it.
+func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		r := c.Request()
+		id := r.Header.Get(echo.HeaderXRequestID)
+		if !reqid.Valid(id) {
+			id = reqid.New()
+		}
+		ctx := reqid.With(r.Context(), id)
+		body := &countingBody{ReadCloser: r.Body}
+		r = r.WithContext(ctx)
+		if r.Body != nil && r.Body != http.NoBody {
+			r.Body = body
+		}
+		c.SetRequest(r)
+		out := &countingWriter{ResponseWriter: c.Response().Writer}
+		c.Response().Writer = out
+		c.Response().Header().Set(echo.HeaderXRequestID, id)
+		start := time.Now()
+		kind := routeKind(c.Path(), r.Method)
+		s.observer().Begin(kind)
+		if err := next(c); err != nil {
+			c.Error(err)
+		}
+		took := time.Since(start)
+		route := c.Path()
+		if route == "" {
+			route = "unmatched"
+		}
+		status := c.Response().Status
+		s.cfg.Log.LogAttrs(ctx, slog.LevelInfo, "request",
+			slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.String("route", route),
+			slog.Int("status", status), slog.Int64("bytes_in", body.n.Load()), slog.Int64("bytes_out", out.n),
+			slog.Duration("duration", took), slog.String("remote", r.RemoteAddr))
+		s.observer().End(Request{
+			Dialect: dialectOf(route), Route: route, Kind: kind, Method: methodLabel(r.Method), Status: status,
+			In: body.n.Load(), Out: out.n, Took: took,
+		})
+		return nil
+	}
+}
+
+// countingBody counts the bytes a handler reads from a request body.
+type countingBody struct {
+	io.ReadCloser
+	n atomic.Int64
+}
+
+func (b *countingBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	b.n.Add(int64(n))
+	return n, err
+}
+
+// countingWriter counts the body bytes written, also those a download
+// hands to the connection with sendfile (io.ReaderFrom).
+type countingWriter struct {
+	http.ResponseWriter
+	n int64
+}
+
+func (w *countingWriter) Write(p []byte) (int, error) {
+	n, err := w.ResponseWriter.Write(p)
+	w.n += int64(n)
+	return n, err
+}
+
+func (w *countingWriter) ReadFrom(r io.Reader) (int64, error) {
+	n, err := io.Copy(w.ResponseWriter, r) // the server's writer does sendfile
+	w.n += n
+	return n, err
+}
+
+// Unwrap lets http.ResponseController reach the server's writer.
+func (w *countingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// Request is what a finished request did, as the metrics see it: no slugs
+// or keys, only bounded labels.
+type Request struct {
+	Dialect string // mirrorace, rocketchat, mirage, tus, web, pages, admin, ops, none
+	Route   string // the Echo route pattern
+	Kind    string // upload, download or "" for anything else
+	Method  string // an HTTP method, or "other"
+	Status  int
+	In, Out int64 // body bytes read and written
+	Took    time.Duration
+}
+
+// Observer is told about requests: Begin when one starts, with its kind,
+// End when it ends; and about each remote fetch's result: ok, refused or
+// failed.
+type Observer interface {
+	Begin(kind string)
+	End(r Request)
+	Fetched(result string)
+}
+
+// methodLabel is the method, or "other" for one HTTP does not define, so
+// that clients cannot grow the metrics' labels.
+func methodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return m
+	}
+	return "other"
+}
+
+// dialectOf names the dialect of a route pattern.
+func dialectOf(route string) string {
+	switch {
+	case strings.HasPrefix(route, "/api/v1/rooms.upload"), strings.HasPrefix(route, "/file-upload/"):
+		return "rocketchat"
+	case strings.HasPrefix(route, "/api/v1/"):
+		return "mirrorace"
+	case strings.HasPrefix(route, "/api/admin/"):
+		return "admin"
+	case strings.HasPrefix(route, "/m/"):
+		return "pages"
+	case route == "/upload" || strings.HasPrefix(route, "/uploads/"):
+		return "mirage"
+	case route == "/files" || strings.HasPrefix(route, "/files/"):
+		return "tus"
+	case route == "/" || strings.HasPrefix(route, "/web/") || strings.HasPrefix(route, "/assets/"):
+		return "web"
+	case route == "/healthz" || route == "/readyz" || route == "/metrics":
+		return "ops"
+	}
+	return "none"
+}
+
+// routeKind says whether a request to a route pattern uploads or
+// downloads a file.
+func routeKind(route, method string) string {
+	if route == "/files" || route == "/files/*" {
+		if method == http.MethodPatch || method == http.MethodPost {
+			return "upload" // tus: a PATCH, or a creation that may carry bytes
+		}
+		return ""
+	}
+	switch route {
+	case "/api/v1/upload", "/api/v1/upload/remote", "/upload", "/api/v1/rooms.upload/:rid":
+		return "upload"
+	case "/m/:slug/download", "/uploads/:id", "/file-upload/:id/:name":
+		return "download"
+	}
+	return ""
+}
+
+// observer returns the configured Observer, or one that ignores all.
+func (s *Server) observer() Observer {
+	if s.cfg.Metrics == nil {
+		return nopObserver{}
+	}
+	return s.cfg.Metrics
+}
+
+type nopObserver struct{}
+
+func (nopObserver) Begin(string)   {}
+func (nopObserver) End(Request)    {}
+func (nopObserver) Fetched(string) {}

@@ -1,0 +1,88 @@
+package chunks
+
+import (
+	"context"
+	"errors"
+
+	"github.com/acestash/acestash/store"
+)
+
+// Quotas: an account with quota_bytes or quota_files may hold at most that
+// much in active files, as the store counts them. An upload is refused as
+// soon as it is known not to fit: at file/upload when the quota is used up,
+// at the first chunk when its Content-Range total does not fit, else at the
+// chunk that crosses the quota; an upload refused part way is discarded
+// whole. Uploads running at once are each checked against the files stored,
+// so together they may pass the quota by what they hold.
+
+// room returns how many more bytes the account may store, -1 when it has
+// no byte quota, or an OverQuota error when it may store no more files or
+// bytes. An account without quotas costs no store call.
+func (s *Service) room(ctx context.Context, a store.Account) (int64, error) {
+	if a.QuotaBytes <= 0 && a.QuotaFiles <= 0 {
+		return -1, nil
+	}
+	u, err := s.cfg.Store.Usage(ctx, a.APIKey)
+	if err != nil {
+		return 0, unavailable("cannot read the account's usage", err)
+	}
+	if a.QuotaFiles > 0 && u.Files >= a.QuotaFiles {
+		return 0, Errorf(OverQuota, "this account has reached its quota of %d files; remove files before uploading more", a.QuotaFiles)
+	}
+	if a.QuotaBytes <= 0 {
+		return -1, nil
+	}
+	left := a.QuotaBytes - u.Bytes
+	if left <= 0 {
+		return 0, Errorf(OverQuota, "this account has used its quota of %d bytes; remove files before uploading more", a.QuotaBytes)
+	}
+	return left, nil
+}
+
+// Room reports, before a request's body is read, whether the account may
+// store a file of size bytes (size < 0: unknown) under its quotas.
+func (s *Service) Room(ctx context.Context, a store.Account, size int64) error {
+	left, err := s.room(ctx, a)
+	if err == nil && left >= 0 && size > left {
+		err = doesNotFit(a, size, left)
+	}
+	return err
+}
+
+func doesNotFit(a store.Account, size, left int64) error {
+	return Errorf(OverQuota, "the file of %d bytes does not fit in this account's quota of %d bytes: %d bytes are left", size, a.QuotaBytes, left)
+}
+
+// crossed is the error of an upload that went past the quota while its
+// bytes arrived.
+func crossed(a store.Account, left int64) error {
+	return Errorf(OverQuota, "the upload goes past this account's quota of %d bytes (%d bytes were left); nothing of it was kept", a.QuotaBytes, left)
+}
+
+// capped lowers maxSize to what the account's quota leaves, and says
+// whether the quota is what bounds it.
+func (s *Service) capped(ctx context.Context, a store.Account, maxSize int64) (int64, int64, error) {
+	left, err := s.room(ctx, a)
+	if err != nil {
+		return 0, -1, err
+	}
+	if left >= 0 && left < maxSize {
+		return left, left, nil
+	}
+	return maxSize, -1, nil
+}
+
+// overQuota turns the TooLarge error of a body cut at what the quota left
+// (left >= 0) into the quota's error.
+func overQuota(err error, a store.Account, left int64) error {
+	if ce, ok := AsError(err); ok && ce.Kind == TooLarge && left >= 0 {
+		return crossed(a, left)
+	}
+	return err
+}
+
+// isOverQuota reports whether err is a quota's refusal.
+func isOverQuota(err error) bool {
+	var ce *Error
+	return errors.As(err, &ce) && ce.Kind == OverQuota
+}
