@@ -70,12 +70,13 @@ func (s *Service) repair(ctx context.Context, f store.File) int {
 }
 
 // recordCopy moves id from the file's Missing to its Mirrors, on the record
-// as it is now. A file removed meanwhile loses the copy again.
+// as it is now. A file removed or taken down meanwhile loses the copy
+// again, and its record is left as it is.
 func (s *Service) recordCopy(ctx context.Context, f store.File, id string) error {
 	cur, err := s.cfg.Store.File(ctx, f.Slug)
-	if errors.Is(err, store.ErrNotFound) || err == nil && cur.ObjectKey != f.ObjectKey {
+	if errors.Is(err, store.ErrNotFound) || err == nil && (cur.ObjectKey != f.ObjectKey || cur.Status != store.StatusActive) {
 		s.deleteCopy(ctx, id, f.ObjectKey)
-		return nil
+		return errors.New("the file was removed while it was copied")
 	}
 	if err != nil {
 		return err

@@ -94,3 +94,50 @@ func TestRepairChecksTheBytes(t *testing.T) {
 		t.Fatalf("mirror 2 kept a copy that does not match: %v", keys)
 	}
 }
+
+// TestRepairWithdrawnMeanwhile takes a file down while its copy is being
+// repaired: the copy made for a file no longer served must not stay on the
+// mirror, nor be listed in the record.
+func TestRepairWithdrawnMeanwhile(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, 2, func(c *Config) { c.WriteQuorum = 1 })
+	var repairing atomic.Bool
+	var slug atomic.Value
+	e.faulty[1].Fail = func(method string, n int) error {
+		if !repairing.Load() {
+			if method == "Put" || method == "Begin" {
+				return errors.New("down for the upload")
+			}
+			return nil
+		}
+		if method == "Put" && n == 1 {
+			// The owner deletes the file while the repair copies it.
+			if _, err := e.svc.Withdraw(t.Context(), slug.Load().(string), store.StatusUser); err != nil {
+				return fmt.Errorf("withdraw: %w", err)
+			}
+		}
+		return nil
+	}
+	b := data(3000, 34)
+	res := e.upload(t, b, len(b))
+	if fmt.Sprint(res.File.Missing) != "[2]" {
+		t.Fatalf("missing %v, want [2]", res.File.Missing)
+	}
+	slug.Store(res.File.Slug)
+	repairing.Store(true)
+	if n, err := e.svc.Repair(t.Context()); err != nil || n != 0 {
+		t.Fatalf("Repair of a file withdrawn meanwhile: %d copies, %v; want 0", n, err)
+	}
+	f, err := e.store.File(t.Context(), res.File.Slug)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Status != store.StatusUser || len(f.Mirrors) != 0 || len(f.Missing) != 0 {
+		t.Fatalf("record after repair: status %q, mirrors %v, missing %v", f.Status, f.Mirrors, f.Missing)
+	}
+	for i, m := range e.mem {
+		if keys := m.Keys(); len(keys) != 0 {
+			t.Fatalf("mirror %d still holds %v of a withdrawn file", i+1, keys)
+		}
+	}
+}
