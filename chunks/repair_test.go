@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/acestash/acestash/store"
 )
@@ -139,5 +141,31 @@ func TestRepairWithdrawnMeanwhile(t *testing.T) {
 		if keys := m.Keys(); len(keys) != 0 {
 			t.Fatalf("mirror %d still holds %v of a withdrawn file", i+1, keys)
 		}
+	}
+}
+
+// TestCopyTimeoutPerOperation copies a file in parts to a mirror that takes
+// a while for each: MirrorTimeout bounds each operation, not the whole
+// copy, so a file of many parts still gets its copy.
+func TestCopyTimeoutPerOperation(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, 1, func(c *Config) { c.MirrorTimeout = 400 * time.Millisecond })
+	e.faulty[0].Fail = func(method string, n int) error {
+		if method == "PutPart" {
+			time.Sleep(150 * time.Millisecond) // a slow link: each part takes this long
+		}
+		return nil
+	}
+	b := data(5000, 35)
+	if err := e.svc.writeParts(t.Context(), e.faulty[0], "files/copy", bytes.NewReader(b), int64(len(b)), 1000); err != nil {
+		t.Fatalf("a copy of 5 parts, each well within MirrorTimeout: %v", err)
+	}
+	rc, err := e.mem[0].Open(t.Context(), "files/copy", 0, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	if got, err := io.ReadAll(rc); err != nil || !bytes.Equal(got, b) {
+		t.Fatalf("the copy holds %d bytes (%v), not the file", len(got), err)
 	}
 }
