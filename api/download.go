@@ -155,11 +155,11 @@ func (s *Server) download(c echo.Context) error {
 		}
 		ctx, addr := c.Request().Context(), c.RealIP()
 		if pw != "" {
-			blocked, err := s.guesses.blocked(ctx, f.Slug, addr)
+			ok, err := s.guesses.try(ctx, f.Slug, addr)
 			if err != nil {
 				return fmt.Errorf("check password guesses: %w", err)
 			}
-			if blocked {
+			if !ok {
 				return fail(http.StatusTooManyRequests, "too many wrong passwords for this file from your address; try again later")
 			}
 		}
@@ -170,6 +170,9 @@ func (s *Server) download(c echo.Context) error {
 				}
 			}
 			return fail(http.StatusForbidden, "this file needs its password: send it from the file's page or in an X-File-Password header")
+		}
+		if pw != "" {
+			s.guesses.right(ctx, f.Slug, addr)
 		}
 	} else if c.Request().Method == http.MethodPost {
 		return fail(http.StatusMethodNotAllowed, "use GET")

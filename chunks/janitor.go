@@ -23,13 +23,17 @@ const objectPrefix = "files/"
 
 // Sweep removes, from every mirror that can list what it holds, the
 // objects and uploads under objectPrefix that are older than grace and
-// that no file record or upload session names. It returns how many it
+// that no active file record or upload session names. It returns how many it
 // removed.
 func (s *Service) Sweep(ctx context.Context, grace time.Duration) (int, error) {
-	keys := map[string]bool{}               // object keys files and sessions name
+	keys := map[string]bool{}               // object keys live files and sessions name
 	uploads := map[string]map[string]bool{} // mirror id -> upload ids sessions name
 	err := s.cfg.Store.EachFile(ctx, func(f store.File) error {
-		keys[f.ObjectKey] = true
+		// A file taken down keeps its record, not its bytes: a copy a
+		// mirror failed to delete then is swept.
+		if f.Status == store.StatusActive {
+			keys[f.ObjectKey] = true
+		}
 		return nil
 	})
 	if err != nil {

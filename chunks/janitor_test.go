@@ -2,9 +2,12 @@ package chunks
 
 import (
 	"bytes"
+	"errors"
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/acestash/acestash/store"
 )
 
 // TestSweep leaves on a mirror what crashes leave: an object written and
@@ -71,4 +74,38 @@ func TestSweep(t *testing.T) {
 	m.Abort(ctx, newUp)
 	e.holds(t, res.File, b, "1")
 	e.holds(t, done.File, b)
+}
+
+// TestSweepWithdrawn: a file taken down while one mirror could not delete
+// its copy keeps its record, which says the file is gone; the copy that
+// mirror kept is swept like any object no live file needs.
+func TestSweepWithdrawn(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, 2, nil)
+	ctx := t.Context()
+	res := e.upload(t, data(1000, 51), 1000)
+	e.faulty[1].Fail = func(method string, n int) error {
+		if method == "Delete" {
+			return errors.New("mirror 2 is down for the delete")
+		}
+		return nil
+	}
+	if _, err := e.svc.Withdraw(ctx, res.File.Slug, store.StatusUser); err == nil {
+		t.Fatal("Withdraw with a mirror failing to delete: no error")
+	}
+	e.faulty[1].Fail = nil
+	if keys := e.mem[1].Keys(); len(keys) != 1 {
+		t.Fatalf("mirror 2 holds %v; want the copy it could not delete", keys)
+	}
+	e.mem[1].Age(res.File.ObjectKey, 2*time.Hour)
+	// Its upload's session is reaped in time, as any finished one is.
+	if err := e.store.DeleteSession(ctx, res.File.UploadKey); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := e.svc.Sweep(ctx, time.Hour); err != nil || n != 1 {
+		t.Fatalf("Sweep: %d, %v; want the withdrawn file's copy removed", n, err)
+	}
+	if keys := e.mem[1].Keys(); len(keys) != 0 {
+		t.Fatalf("mirror 2 still holds %v of a withdrawn file", keys)
+	}
 }

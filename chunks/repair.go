@@ -70,12 +70,13 @@ func (s *Service) repair(ctx context.Context, f store.File) int {
 }
 
 // recordCopy moves id from the file's Missing to its Mirrors, on the record
-// as it is now. A file removed meanwhile loses the copy again.
+// as it is now. A file removed or taken down meanwhile loses the copy
+// again, and its record is left as it is.
 func (s *Service) recordCopy(ctx context.Context, f store.File, id string) error {
 	cur, err := s.cfg.Store.File(ctx, f.Slug)
-	if errors.Is(err, store.ErrNotFound) || err == nil && cur.ObjectKey != f.ObjectKey {
+	if errors.Is(err, store.ErrNotFound) || err == nil && (cur.ObjectKey != f.ObjectKey || cur.Status != store.StatusActive) {
 		s.deleteCopy(ctx, id, f.ObjectKey)
-		return nil
+		return errors.New("the file was removed while it was copied")
 	}
 	if err != nil {
 		return err
@@ -121,29 +122,52 @@ func (s *Service) copyTo(ctx context.Context, f store.File, dst mirrors.Mirror) 
 // write stores size bytes from r as the object key on m: with one Put,
 // or in parts when that is too large for one.
 func (s *Service) write(ctx context.Context, m mirrors.Mirror, key string, r io.Reader, size int64) error {
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.MirrorTimeout)
-	defer cancel()
-	if size <= copyPart {
-		if err := m.Put(ctx, key, r, size); err != nil {
+	return s.writeParts(ctx, m, key, r, size, copyPart)
+}
+
+// writeParts is write with parts of the given size. Each operation on m is
+// bounded by MirrorTimeout, not the whole copy, so a file of any size can
+// be copied.
+func (s *Service) writeParts(ctx context.Context, m mirrors.Mirror, key string, r io.Reader, size, part int64) error {
+	op := func(fn func(context.Context) error) error {
+		ctx, cancel := context.WithTimeout(ctx, s.cfg.MirrorTimeout)
+		defer cancel()
+		return fn(ctx)
+	}
+	if size <= part {
+		if err := op(func(ctx context.Context) error { return m.Put(ctx, key, r, size) }); err != nil {
 			return fmt.Errorf("put: %w", err)
 		}
 		return nil
 	}
-	up, err := m.Begin(ctx, key)
+	var up mirrors.Upload
+	err := op(func(ctx context.Context) (err error) {
+		up, err = m.Begin(ctx, key)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
+	abort := func() {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.MirrorTimeout)
+		defer cancel()
+		m.Abort(ctx, up)
+	}
 	var prev mirrors.Part
 	for left := size; left > 0; {
-		n := min(left, copyPart)
-		if prev, err = m.PutPart(ctx, up, prev, io.LimitReader(r, n), n); err != nil {
-			m.Abort(context.WithoutCancel(ctx), up)
+		n := min(left, part)
+		err := op(func(ctx context.Context) (err error) {
+			prev, err = m.PutPart(ctx, up, prev, io.LimitReader(r, n), n)
+			return err
+		})
+		if err != nil {
+			abort()
 			return fmt.Errorf("put part: %w", err)
 		}
 		left -= n
 	}
-	if err := m.Complete(ctx, up, prev); err != nil {
-		m.Abort(context.WithoutCancel(ctx), up)
+	if err := op(func(ctx context.Context) error { return m.Complete(ctx, up, prev) }); err != nil {
+		abort()
 		return fmt.Errorf("complete: %w", err)
 	}
 	return nil

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/acestash/acestash/store"
 )
@@ -92,5 +94,78 @@ func TestRepairChecksTheBytes(t *testing.T) {
 	}
 	if keys := e.mem[1].Keys(); len(keys) != 0 {
 		t.Fatalf("mirror 2 kept a copy that does not match: %v", keys)
+	}
+}
+
+// TestRepairWithdrawnMeanwhile takes a file down while its copy is being
+// repaired: the copy made for a file no longer served must not stay on the
+// mirror, nor be listed in the record.
+func TestRepairWithdrawnMeanwhile(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, 2, func(c *Config) { c.WriteQuorum = 1 })
+	var repairing atomic.Bool
+	var slug atomic.Value
+	e.faulty[1].Fail = func(method string, n int) error {
+		if !repairing.Load() {
+			if method == "Put" || method == "Begin" {
+				return errors.New("down for the upload")
+			}
+			return nil
+		}
+		if method == "Put" && n == 1 {
+			// The owner deletes the file while the repair copies it.
+			if _, err := e.svc.Withdraw(t.Context(), slug.Load().(string), store.StatusUser); err != nil {
+				return fmt.Errorf("withdraw: %w", err)
+			}
+		}
+		return nil
+	}
+	b := data(3000, 34)
+	res := e.upload(t, b, len(b))
+	if fmt.Sprint(res.File.Missing) != "[2]" {
+		t.Fatalf("missing %v, want [2]", res.File.Missing)
+	}
+	slug.Store(res.File.Slug)
+	repairing.Store(true)
+	if n, err := e.svc.Repair(t.Context()); err != nil || n != 0 {
+		t.Fatalf("Repair of a file withdrawn meanwhile: %d copies, %v; want 0", n, err)
+	}
+	f, err := e.store.File(t.Context(), res.File.Slug)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Status != store.StatusUser || len(f.Mirrors) != 0 || len(f.Missing) != 0 {
+		t.Fatalf("record after repair: status %q, mirrors %v, missing %v", f.Status, f.Mirrors, f.Missing)
+	}
+	for i, m := range e.mem {
+		if keys := m.Keys(); len(keys) != 0 {
+			t.Fatalf("mirror %d still holds %v of a withdrawn file", i+1, keys)
+		}
+	}
+}
+
+// TestCopyTimeoutPerOperation copies a file in parts to a mirror that takes
+// a while for each: MirrorTimeout bounds each operation, not the whole
+// copy, so a file of many parts still gets its copy.
+func TestCopyTimeoutPerOperation(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, 1, func(c *Config) { c.MirrorTimeout = 400 * time.Millisecond })
+	e.faulty[0].Fail = func(method string, n int) error {
+		if method == "PutPart" {
+			time.Sleep(150 * time.Millisecond) // a slow link: each part takes this long
+		}
+		return nil
+	}
+	b := data(5000, 35)
+	if err := e.svc.writeParts(t.Context(), e.faulty[0], "files/copy", bytes.NewReader(b), int64(len(b)), 1000); err != nil {
+		t.Fatalf("a copy of 5 parts, each well within MirrorTimeout: %v", err)
+	}
+	rc, err := e.mem[0].Open(t.Context(), "files/copy", 0, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	if got, err := io.ReadAll(rc); err != nil || !bytes.Equal(got, b) {
+		t.Fatalf("the copy holds %d bytes (%v), not the file", len(got), err)
 	}
 }

@@ -2,8 +2,12 @@ package chunks
 
 import (
 	"bytes"
+	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/acestash/acestash/store"
 )
 
 // TestScrub damages copies in three ways (a flipped byte, a cut, a loss)
@@ -68,5 +72,39 @@ func TestScrubShare(t *testing.T) {
 	}
 	if quarter := time.Since(start); quarter < 3*full/2 {
 		t.Fatalf("a scrub at a quarter share took %v, one at the full share %v", quarter, full)
+	}
+}
+
+// TestScrubWithdrawnMeanwhile takes a file down while the scrubber
+// rewrites one of its copies: the rewritten copy must not outlive it.
+func TestScrubWithdrawnMeanwhile(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, 2, nil)
+	ctx := t.Context()
+	b := data(2000, 62)
+	res := e.upload(t, b, len(b))
+	bad := bytes.Clone(b)
+	bad[10] ^= 1
+	if err := e.mem[1].Put(ctx, res.File.ObjectKey, bytes.NewReader(bad), int64(len(bad))); err != nil {
+		t.Fatal(err)
+	}
+	var scrubbing atomic.Bool
+	e.faulty[1].Fail = func(method string, n int) error {
+		if scrubbing.Load() && method == "Put" {
+			// The owner deletes the file while its copy is rewritten.
+			if _, err := e.svc.Withdraw(ctx, res.File.Slug, store.StatusUser); err != nil {
+				return fmt.Errorf("withdraw: %w", err)
+			}
+		}
+		return nil
+	}
+	scrubbing.Store(true)
+	if _, err := e.svc.Scrub(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	for i, m := range e.mem {
+		if keys := m.Keys(); len(keys) != 0 {
+			t.Fatalf("mirror %d still holds %v of a withdrawn file", i+1, keys)
+		}
 	}
 }

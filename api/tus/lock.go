@@ -118,7 +118,7 @@ func (k *lock) Lock(ctx context.Context, requestRelease func()) error {
 }
 
 // watch renews the lease until Unlock, and ends the request holding it
-// when a request on another node asks for it.
+// when a request on another node asks for it, or when the lease is lost.
 func (k *lock) watch() {
 	defer close(k.done)
 	t := time.NewTicker(min(time.Second, k.l.ttl/3))
@@ -135,13 +135,22 @@ func (k *lock) watch() {
 		var err error
 		if time.Since(renewed) >= k.l.ttl/3 {
 			var sess store.Session
+			sent := time.Now()
 			sess, err = k.l.chunks.Hold(ctx, k.id, k.holder, k.l.clock().Add(k.l.ttl))
-			wants, renewed = sess.LeaseWants, time.Now()
+			if err == nil {
+				wants, renewed = sess.LeaseWants, sent
+			}
 		} else {
 			_, wants, err = k.l.chunks.Lease(ctx, k.id)
 		}
 		switch {
 		case errors.Is(err, store.ErrNotFound):
+		case errors.Is(err, store.ErrLeased) || err != nil && time.Since(renewed) >= k.l.ttl/2:
+			// Another took the lease, or it may run out before a renewal
+			// lands: the request stops writing before another can begin.
+			k.l.log.Warn("tus: upload lock lost; ending its request", "id", k.id, "err", err)
+			k.release()
+			return
 		case err != nil:
 			k.l.log.Warn("tus: renew upload lock", "id", k.id, "err", err)
 		case wants > k.wants:

@@ -556,3 +556,40 @@ func TestLockShared(t *testing.T) {
 func testLog(t *testing.T) *slog.Logger {
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }
+
+// TestLockLost takes a held lock's lease away, as when its node could not
+// renew it in time and another node took it: the request holding the lock
+// is told to end, so that it writes no more to the upload's mirrors.
+func TestLockLost(t *testing.T) {
+	e := newEnv(t, 1, store.Account{})
+	a, err := e.store.Account(t.Context(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess, err := e.svc.Create(t.Context(), chunks.StreamSpec{Account: a, Name: "a.bin", Size: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &locker{chunks: e.svc, clock: time.Now, ttl: 1500 * time.Millisecond, log: testLog(t), held: map[string]*lock{}}
+	k, _ := l.NewLock(sess.UploadKey)
+	ended := make(chan struct{})
+	var once sync.Once
+	if err := k.Lock(t.Context(), func() { once.Do(func() { close(ended) }) }); err != nil {
+		t.Fatal(err)
+	}
+	defer k.Unlock()
+	// Another node holds the lease now.
+	cur, err := e.store.Session(t.Context(), sess.UploadKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cur.Lease, cur.LeaseUntil = "another node", time.Now().Add(time.Hour)
+	if _, err := e.store.UpdateSession(t.Context(), cur); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-ended:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the request holding a lost lock was not told to end")
+	}
+}

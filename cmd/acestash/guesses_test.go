@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"net/http"
+	"sync"
 	"testing"
 )
 
@@ -46,5 +47,62 @@ func TestGuessesAcrossNodes(t *testing.T) {
 		if resp, body := fetch(t, n.URL+"/m/"+r.Slug+"/download", owner); resp.StatusCode != 200 || !bytes.Equal(body, data) {
 			t.Fatalf("the owner's right password on %s: %d", n.URL, resp.StatusCode)
 		}
+	}
+}
+
+// TestGuessesAtOnce sends many wrong passwords from one address at the
+// same moment: they are limited like guesses one after another, so no more
+// than the limit of them are tried.
+func TestGuessesAtOnce(t *testing.T) {
+	srv := start(t, testConfig(t, embedded), nil)
+	u := newUpload(t, srv, "1")
+	u.fields = append(u.fields, field{"file_password", "right one"})
+	var r uploadResult
+	u.send("", testData(100, 42)).result(t, &r)
+
+	const n = 40
+	codes := make(chan int, n)
+	errs := make(chan error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			req, err := http.NewRequest(http.MethodGet, srv.URL+"/m/"+r.Slug+"/download", nil)
+			if err != nil {
+				errs <- err
+				return
+			}
+			req.Header.Set("X-File-Password", fmt.Sprint("guess ", i))
+			req.Header.Set("X-Forwarded-For", "198.51.100.7")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				errs <- err
+				return
+			}
+			resp.Body.Close()
+			codes <- resp.StatusCode
+		})
+	}
+	wg.Wait()
+	close(codes)
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	tried := 0
+	for c := range codes {
+		switch c {
+		case http.StatusForbidden:
+			tried++
+		case http.StatusTooManyRequests:
+		default:
+			t.Fatalf("a wrong guess got %d", c)
+		}
+	}
+	if tried != 10 {
+		t.Fatalf("%d of %d simultaneous wrong guesses were tried, want 10", tried, n)
+	}
+	owner := http.Header{"X-File-Password": {"right one"}, "X-Forwarded-For": {"192.0.2.45"}}
+	if resp, _ := fetch(t, srv.URL+"/m/"+r.Slug+"/download", owner); resp.StatusCode != http.StatusOK {
+		t.Fatalf("the owner's right password: %d", resp.StatusCode)
 	}
 }
