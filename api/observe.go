@@ -10,7 +10,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/acestash/acestash/reqid"
+	"github.com/acestash/acestash/api/reqid"
 )
 
 // Every request gets an id (the client's X-Request-Id when it is sane, else

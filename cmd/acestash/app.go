@@ -15,18 +15,18 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/acestash/acestash/api"
+	"github.com/acestash/acestash/api/metrics"
 	"github.com/acestash/acestash/api/remote"
+	"github.com/acestash/acestash/api/reqid"
 	"github.com/acestash/acestash/api/tus"
+	"github.com/acestash/acestash/api/webhooks"
 	"github.com/acestash/acestash/chunks"
-	"github.com/acestash/acestash/metrics"
 	"github.com/acestash/acestash/mirrors"
 	"github.com/acestash/acestash/mirrors/fsmirror"
 	"github.com/acestash/acestash/mirrors/s3mirror"
-	"github.com/acestash/acestash/reqid"
 	"github.com/acestash/acestash/store"
 	"github.com/acestash/acestash/store/boltstore"
 	"github.com/acestash/acestash/store/redisstore"
-	"github.com/acestash/acestash/webhooks"
 )
 
 // app is one acestash node: its store, mirrors and handlers.

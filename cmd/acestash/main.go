@@ -24,7 +24,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/acestash/acestash/reqid"
+	"github.com/acestash/acestash/api/reqid"
 )
 
 func main() {
