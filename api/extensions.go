@@ -2,6 +2,7 @@ package api
 
 import (
 	"errors"
+	"math"
 	"strconv"
 
 	"github.com/labstack/echo/v4"
@@ -68,7 +69,10 @@ func (s *Server) fileList(c echo.Context) error {
 	if per > maxPerPage {
 		return badRequest("per_page is at most 100")
 	}
-	files, total, err := s.cfg.Store.OwnerFiles(c.Request().Context(), a.APIKey, (page-1)*per, per)
+	// A page far past the end is empty; capping it keeps the offset from
+	// overflowing.
+	offset := min(page-1, math.MaxInt32/per) * per
+	files, total, err := s.cfg.Store.OwnerFiles(c.Request().Context(), a.APIKey, offset, per)
 	if err != nil {
 		return unavailable("cannot list files", err)
 	}

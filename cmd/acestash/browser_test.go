@@ -336,7 +336,7 @@ func TestBrowser(t *testing.T) {
 	locked := eval[string](b, `document.querySelector('#queue a.file-link').href`)
 	b.do("open the locked page", chromedp.Navigate(locked), chromedp.WaitVisible(chromedp.CSS(`#file-password`)))
 	if n := eval[int](b, `document.querySelectorAll('#sha256, #download, .preview').length`); n != 0 {
-		t.Fatal("the page of a file with a password shows its hash, link or preview")
+		t.Fatal("the page of a file with a password shows its hash, download button or preview")
 	}
 	b.shot("download-password")
 	b.do("type the password", chromedp.SendKeys(chromedp.CSS(`#file-password`), "open sesame"))

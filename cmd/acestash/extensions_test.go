@@ -78,6 +78,10 @@ func TestFileList(t *testing.T) {
 	if p2 := list(field{"per_page", "2"}, field{"page", "2"}); p2.Total != "3" || len(p2.Files) != 1 || p2.Files[0].Slug != slugs[0] {
 		t.Fatalf("page 2: %+v", p2)
 	}
+	// A page far past the end is empty, not the first page again.
+	if far := list(field{"per_page", "100"}, field{"page", "9223372036854775807"}); far.Total != "3" || len(far.Files) != 0 {
+		t.Fatalf("page 2^63-1: %+v", far)
+	}
 	// The raw JSON: files is an array even when empty, total a string.
 	a := postForm(t, srv.URL+"/api/v1/file/list", creds(otherKey, otherToken))
 	if string(a.env.Result) != `{"files":[],"total":"0"}` {

@@ -95,8 +95,14 @@ func leftoversGone(t *testing.T, srv *testServer) bool {
 	for _, e := range srv.app.mirrors.All() {
 		l := e.Mirror.(mirrors.Lister)
 		found := false
-		l.ListObjects(t.Context(), "files/crashed", func(string, mirrors.Info) error { found = true; return nil })
-		l.ListUploads(t.Context(), "files/crashed", func(mirrors.Upload, time.Time) error { found = true; return nil })
+		err := l.ListObjects(t.Context(), "files/crashed", func(string, mirrors.Info) error { found = true; return nil })
+		if err != nil {
+			t.Fatalf("mirror %s: list objects: %v", e.ID, err)
+		}
+		err = l.ListUploads(t.Context(), "files/crashed", func(mirrors.Upload, time.Time) error { found = true; return nil })
+		if err != nil {
+			t.Fatalf("mirror %s: list uploads: %v", e.ID, err)
+		}
 		if found {
 			return false
 		}
