@@ -25,16 +25,18 @@ type faultyStore struct {
 
 func (f *faultyStore) fault(method string) error {
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	if f.calls == nil {
 		f.calls = map[string]int{}
 	}
 	n := f.calls[method]
 	f.calls[method]++
-	if f.fail == nil {
+	fail := f.fail
+	f.mu.Unlock()
+	if fail == nil {
 		return nil
 	}
-	return f.fail(method, n)
+	return fail(method, n) // unlocked: fail may call the store itself
+
 }
 
 func (f *faultyStore) setFail(fn func(method string, n int) error) {
@@ -48,6 +50,13 @@ func (f *faultyStore) UpdateSession(ctx context.Context, s store.Session) (store
 		return store.Session{}, err
 	}
 	return f.Store.UpdateSession(ctx, s)
+}
+
+func (f *faultyStore) UpdateFile(ctx context.Context, file store.File) error {
+	if err := f.fault("UpdateFile"); err != nil {
+		return err
+	}
+	return f.Store.UpdateFile(ctx, file)
 }
 
 func (f *faultyStore) Renew(ctx context.Context, key, holder string, until time.Time) error {

@@ -88,7 +88,13 @@ func (s *Service) recordCopy(ctx context.Context, f store.File, id string) error
 	if !slices.Contains(cur.Mirrors, id) {
 		cur.Mirrors = append(cur.Mirrors, id)
 	}
-	return s.cfg.Store.UpdateFile(ctx, cur)
+	err = s.cfg.Store.UpdateFile(ctx, cur)
+	if errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNotFound) {
+		// Taken down or deleted between the read and the write.
+		s.deleteCopy(ctx, id, f.ObjectKey)
+		return errors.New("the file was removed while it was copied")
+	}
+	return err
 }
 
 func (s *Service) deleteCopy(ctx context.Context, id, key string) {

@@ -169,3 +169,43 @@ func TestCopyTimeoutPerOperation(t *testing.T) {
 		t.Fatalf("the copy holds %d bytes (%v), not the file", len(got), err)
 	}
 }
+
+// A file taken down after the repairer read its record, just before the
+// repairer records the new copy, stays down and loses that copy.
+func TestRepairWithdrawnBeforeRecord(t *testing.T) {
+	t.Parallel()
+	e, fs := newFaultyEnv(t, 2, func(c *Config) { c.WriteQuorum = 1 })
+	e.faulty[1].Fail = func(method string, n int) error {
+		if method == "Put" || method == "Begin" {
+			return errors.New("down for the upload")
+		}
+		return nil
+	}
+	b := data(3000, 35)
+	res := e.upload(t, b, len(b))
+	e.faulty[1].Fail = nil
+	fs.setFail(func(method string, n int) error {
+		if method == "UpdateFile" && n == 0 {
+			// The repairer's write: the owner deletes the file first.
+			if _, err := e.svc.Withdraw(t.Context(), res.File.Slug, store.StatusUser); err != nil {
+				return fmt.Errorf("withdraw: %w", err)
+			}
+		}
+		return nil
+	})
+	if n, err := e.svc.Repair(t.Context()); err != nil || n != 0 {
+		t.Fatalf("Repair: %d copies, %v; want 0", n, err)
+	}
+	f, err := e.store.File(t.Context(), res.File.Slug)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Status != store.StatusUser || len(f.Mirrors) != 0 {
+		t.Fatalf("record after repair: status %q, mirrors %v; want it to stay removed", f.Status, f.Mirrors)
+	}
+	for i, m := range e.mem {
+		if keys := m.Keys(); len(keys) != 0 {
+			t.Fatalf("mirror %d still holds %v of a withdrawn file", i+1, keys)
+		}
+	}
+}

@@ -22,7 +22,8 @@ var (
 	// ErrExists is returned (wrapped) when creating a record whose key is taken.
 	ErrExists = errors.New("already exists")
 	// ErrConflict is returned (wrapped) by UpdateSession when the session
-	// changed since it was read.
+	// changed since it was read, and by UpdateFile when it would bring back
+	// a file taken down.
 	ErrConflict = errors.New("changed concurrently")
 	// ErrLeased is returned (wrapped) by Lease when another holder's lease
 	// on the session is still running.
@@ -215,6 +216,9 @@ type Store interface {
 	// FileByAlias returns the file with the alias.
 	FileByAlias(ctx context.Context, alias string) (File, error)
 	// UpdateFile replaces the stored file with f.Slug; ErrNotFound if absent.
+	// A file taken down stays down: an update that would make it active
+	// again fails with ErrConflict, so a writer that read the record before
+	// it was removed cannot bring it back.
 	UpdateFile(ctx context.Context, f File) error
 	// DeleteFile removes the file record with the slug and its alias; a
 	// missing file is not an error.

@@ -585,6 +585,9 @@ func (s *Store) UpdateFile(ctx context.Context, f store.File) error {
 		if err != nil {
 			return fmt.Errorf("update file: %w", err)
 		}
+		if old.Status != store.StatusActive && f.Status == store.StatusActive {
+			return fmt.Errorf("file %q was taken down: %w", f.Slug, store.ErrConflict)
+		}
 		if old.Alias != f.Alias {
 			if f.Alias != "" {
 				if aliases.Get([]byte(f.Alias)) != nil {

@@ -249,6 +249,16 @@ end
 if ARGV[1] == '0' then return tonumber(c[1]) end
 return redis.call('HINCRBY', KEYS[1], 'c', ARGV[1])`)
 
+	// updateFile: KEYS file; ARGV JSON, new status. Replaces the record and
+	// returns the one it replaced; false if there is none, and "" if the
+	// record was taken down and the new one would make it active again.
+	updateFileScript = redis.NewScript(`
+local cur = redis.call('GET', KEYS[1])
+if not cur then return false end
+if ARGV[2] == 'active' and cjson.decode(cur)['status'] ~= 'active' then return '' end
+redis.call('SET', KEYS[1], ARGV[1], 'KEEPTTL')
+return cur`)
+
 	// deleteIfEqual: KEYS key; ARGV value. Deletes the key if it holds value.
 	deleteIfEqualScript = redis.NewScript(`
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -1033,11 +1043,18 @@ func (s *Store) UpdateFile(ctx context.Context, f store.File) error {
 	if err != nil {
 		return fmt.Errorf("update file %q: %w", f.Slug, err)
 	}
-	ok, err := s.rdb.SetXX(ctx, fileKey(f.Slug), data, redis.KeepTTL).Result()
-	if err == nil && !ok {
+	replaced, err := updateFileScript.Run(ctx, s.rdb, []string{fileKey(f.Slug)}, data, f.Status).Text()
+	switch {
+	case errors.Is(err, redis.Nil):
 		err = fmt.Errorf("file %q: %w", f.Slug, store.ErrNotFound)
-	} else if err != nil {
+	case err != nil:
 		err = fmt.Errorf("update file %q: %w", f.Slug, err)
+	case replaced == "":
+		err = fmt.Errorf("file %q was taken down: %w", f.Slug, store.ErrConflict)
+	default:
+		// What was replaced, not what was read before, decides the
+		// counters and indexes.
+		old, err = decode[store.File](replaced, fmt.Sprintf("file %q", f.Slug))
 	}
 	if err != nil {
 		if newAlias {

@@ -922,6 +922,18 @@ func testFileUpdate(t *testing.T, e *env) {
 	if got.Status != store.StatusUser {
 		t.Fatalf("Status = %q", got.Status)
 	}
+	// A writer that read the record before it was taken down cannot bring
+	// it back; the record and its alias stay as they were.
+	stale := f
+	stale.Status, stale.Alias = store.StatusActive, "a-stale"
+	wantErr(t, "UpdateFile(active again)", e.s.UpdateFile(e.ctx, stale), store.ErrConflict)
+	got, err = e.s.File(e.ctx, "s")
+	must(t, "File", err)
+	if got.Status != store.StatusUser || got.Alias != f.Alias {
+		t.Fatalf("after a refused revival: status %q, alias %q", got.Status, got.Alias)
+	}
+	_, err = e.s.FileByAlias(e.ctx, "a-stale")
+	wantErr(t, "FileByAlias(alias of a refused update)", err, store.ErrNotFound)
 
 	// Changing the alias moves it.
 	_, err = e.s.CreateFile(e.ctx, e.file("other", "a-other"))
