@@ -22,7 +22,7 @@ import (
 // Browser sessions (README, "The web page"). A session is a signed cookie,
 // not a record: any node verifies it with a key derived from the account's
 // stored token hash, so it works across nodes, and it dies when the
-// account's token changes. The page's scripts never see the api_token: the
+// account's token changes or it is signed out (a mark in the store). The page's scripts never see the api_token: the
 // MirrorAce calls accept the cookie together with the session's CSRF token
 // in an X-CSRF-Token header instead of api_key and api_token.
 
@@ -90,8 +90,19 @@ func (s *Server) session(r *http.Request) (store.Account, string, error) {
 	if !hmac.Equal([]byte(parts[3]), []byte(mac(webKey(a), "session", body))) {
 		return store.Account{}, "", errNoSession
 	}
+	ended, err := s.cfg.Store.Count(r.Context(), signedOut(parts[2]), 0, time.Unix(exp, 0))
+	if err != nil {
+		return store.Account{}, "", unavailable("cannot check the session", err)
+	}
+	if ended > 0 {
+		return store.Account{}, "", errNoSession
+	}
 	return a, c.Value, nil
 }
+
+// signedOut is the store counter that, once above zero, says the session
+// with the nonce was signed out; it lapses when the session would have.
+func signedOut(nonce string) string { return "web-signed-out:" + nonce }
 
 type sessionAccountKey struct{}
 
@@ -209,8 +220,20 @@ func (s *Server) signIn(c echo.Context) error {
 }
 
 func (s *Server) signOut(c echo.Context) error {
-	if !s.sameOrigin(c.Request()) {
+	r := c.Request()
+	if !s.sameOrigin(r) {
 		return fail(http.StatusForbidden, "sign-out must come from this server's own page")
+	}
+	// Ending the session in the store, not only in this browser, makes a
+	// copy of the cookie worthless too.
+	if _, cookie, err := s.session(r); err == nil {
+		parts := strings.Split(cookie, ".")
+		exp, _ := strconv.ParseInt(parts[1], 10, 64)
+		if _, err := s.cfg.Store.Count(r.Context(), signedOut(parts[2]), 1, time.Unix(exp, 0)); err != nil {
+			return unavailable("cannot end the session", err)
+		}
+	} else if !errors.Is(err, errNoSession) {
+		return err
 	}
 	c.SetCookie(&http.Cookie{
 		Name: sessionCookie, Value: "", Path: "/", MaxAge: -1,

@@ -262,12 +262,9 @@ func TestWebSession(t *testing.T) {
 	if got := list(sess.CSRF, &forged).errText(t); got != "the session has ended; sign in again" {
 		t.Fatalf("a cookie changed to another account: %q", got)
 	}
-	// A cookie signed before its expiry is refused after it.
-	srv.clock.Advance(13 * time.Hour)
-	if got := list(sess.CSRF, c).errText(t); got != "the session has ended; sign in again" {
-		t.Fatalf("expired session: %q", got)
-	}
 
+	// Sign-out ends the session on the server: a copy of the cookie kept
+	// from before is refused as well.
 	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/web/signout", nil)
 	req.Header.Set("Origin", srv.URL)
 	req.AddCookie(c)
@@ -278,6 +275,21 @@ func TestWebSession(t *testing.T) {
 	out.Body.Close()
 	if oc := out.Cookies(); out.StatusCode != 204 || len(oc) != 1 || oc[0].MaxAge >= 0 || oc[0].Value != "" {
 		t.Fatalf("sign-out: %d %v", out.StatusCode, oc)
+	}
+	if got := list(sess.CSRF, c).errText(t); got != "the session has ended; sign in again" {
+		t.Fatalf("the cookie after sign-out: %q", got)
+	}
+
+	// A cookie signed before its expiry is refused after it.
+	resp = signIn(srv.URL, testToken)
+	json.NewDecoder(resp.Body).Decode(&sess)
+	resp.Body.Close()
+	c = resp.Cookies()[0]
+	var r2 listResult
+	list(sess.CSRF, c).result(t, &r2)
+	srv.clock.Advance(13 * time.Hour)
+	if got := list(sess.CSRF, c).errText(t); got != "the session has ended; sign in again" {
+		t.Fatalf("expired session: %q", got)
 	}
 }
 
