@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"math"
 	"net"
 	"os"
@@ -75,6 +77,7 @@ type bench struct {
 	aceBucket  string          // acestash's bucket on every MinIO
 	minio      []*minio.Client // one for each MinIO, to empty buckets
 	minioPID   []int
+	minioDir   []string   // each MinIO's data directory
 	baseline   []s3Target // bucket "baseline" on each MinIO
 	about      string     // versions and sizes, for the table
 }
@@ -170,6 +173,7 @@ func newBench(b *testing.B) *bench {
 			b.Fatal(err)
 		}
 		e.minio, e.minioPID, e.baseline = append(e.minio, mc), append(e.minioPID, pid), append(e.baseline, t)
+		e.minioDir = append(e.minioDir, m.Dir)
 	}
 
 	// tusd in its fastest setting: no MD5 or SHA-256 of the content.
@@ -391,6 +395,18 @@ func (e *bench) empty(b *testing.B, i int, bucket string, want int, size int64) 
 	objs, err := emptyBucket(context.Background(), e.minio[i], bucket)
 	if err != nil {
 		b.Fatal(err)
+	}
+	// MinIO moves what it deletes to a trash it empties slowly, a little
+	// at a time; a run writes more GiBs than the disk may have free.
+	trash := filepath.Join(e.minioDir[i], ".minio.sys", "tmp", ".trash")
+	entries, err := os.ReadDir(trash)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		b.Fatal(err)
+	}
+	for _, d := range entries {
+		if err := os.RemoveAll(filepath.Join(trash, d.Name())); err != nil {
+			b.Fatal(err)
+		}
 	}
 	n := 0
 	for _, o := range objs {
