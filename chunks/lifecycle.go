@@ -134,8 +134,8 @@ func (s *Service) deleteObjects(ctx context.Context, f store.File, ids []string)
 	return nil
 }
 
-// Expire removes files whose expiry has passed and returns how many it
-// removed.
+// Expire removes files whose expiry has passed, telling Notify of each, and
+// returns how many it removed.
 func (s *Service) Expire(ctx context.Context) (int, error) {
 	old, err := s.cfg.Store.ExpiredFiles(ctx, s.cfg.Clock(), 100)
 	if err != nil {
@@ -147,6 +147,7 @@ func (s *Service) Expire(ctx context.Context) (int, error) {
 			s.cfg.Log.WarnContext(ctx, "remove expired file", "slug", f.Slug, "err", err)
 			continue
 		}
+		s.notify(ctx, EventRemoved, f)
 		n++
 	}
 	return n, nil

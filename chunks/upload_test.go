@@ -437,3 +437,33 @@ func TestWithdraw(t *testing.T) {
 		t.Fatalf("Withdraw of a missing slug: %v, want not found", err)
 	}
 }
+
+func TestExpireNotifies(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	var events []string
+	now := time.Now()
+	e := newEnv(t, 1, func(c *Config) {
+		c.Clock = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+		c.Notify = func(_ context.Context, event string, f store.File) {
+			mu.Lock()
+			events = append(events, event+" "+f.Slug)
+			mu.Unlock()
+		}
+	})
+	f, err := e.svc.Put(t.Context(), Spec{Account: e.acct, Name: "brief", Mirrors: e.ids(), Expires: now.Add(time.Minute)}, bytes.NewReader(data(1000, 5)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	now = now.Add(2 * time.Minute)
+	mu.Unlock()
+	if n, err := e.svc.Expire(t.Context()); err != nil || n != 1 {
+		t.Fatalf("Expire = %d, %v; want 1", n, err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if want := []string{"file.completed " + f.Slug, "file.removed " + f.Slug}; fmt.Sprint(events) != fmt.Sprint(want) {
+		t.Fatalf("events %v, want %v", events, want)
+	}
+}
