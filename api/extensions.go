@@ -88,15 +88,7 @@ func (s *Server) fileList(c echo.Context) error {
 // file fails the whole call before anything is deleted.
 func (s *Server) fileDelete(c echo.Context) error {
 	ctx := c.Request().Context()
-	v, a, err := s.authForm(c)
-	if err != nil {
-		return err
-	}
-	slugs, err := slugList(v)
-	if err != nil {
-		return err
-	}
-	found, err := s.files(ctx, slugs)
+	a, slugs, found, err := s.namedFiles(c)
 	if err != nil {
 		return err
 	}

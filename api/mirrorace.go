@@ -209,17 +209,26 @@ func (s *Server) complete(f store.File) map[string]string {
 
 func (s *Server) fileURL(slug string) string { return s.cfg.PublicURL + "/m/" + slug }
 
-func (s *Server) fileInfo(c echo.Context) error {
-	ctx := c.Request().Context()
+// namedFiles authenticates a request that names files (files=slug,slug) and
+// returns its account, the slugs, and the records found of them.
+func (s *Server) namedFiles(c echo.Context) (store.Account, []string, map[string]store.File, error) {
 	v, acct, err := s.authForm(c)
 	if err != nil {
-		return err
+		return store.Account{}, nil, nil, err
 	}
 	slugs, err := slugList(v)
 	if err != nil {
-		return err
+		return store.Account{}, nil, nil, err
 	}
-	found, err := s.files(ctx, slugs)
+	found, err := s.files(c.Request().Context(), slugs)
+	if err != nil {
+		return store.Account{}, nil, nil, err
+	}
+	return acct, slugs, found, nil
+}
+
+func (s *Server) fileInfo(c echo.Context) error {
+	acct, slugs, found, err := s.namedFiles(c)
 	if err != nil {
 		return err
 	}
