@@ -124,13 +124,25 @@ local function lapsed(key, ns, nn)
   return ns > xs or (ns == xs and nn >= xn)
 end
 `
-	// leaseLua defines setLease(key, holder, s, ns): the lease fields.
+	// leaseLua defines setLease(key, holder, s, ns), the lease fields, and
+	// keepUntil(key, s, ns, ttl), which keeps an unstarted session that long.
 	leaseLua = `
 local function setLease(key, l, ls, ln)
   if l == '' then
     redis.call('HDEL', key, 'l', 'ls', 'ln')
   else
     redis.call('HSET', key, 'l', l, 'ls', ls, 'ln', ln)
+  end
+end
+-- keepUntil moves a session that has not started, and so lapses at its
+-- Expires (xs, xn), to lapse no earlier than us, un, with TTL ms.
+local function keepUntil(key, us, un, ttl)
+  local x = redis.call('HMGET', key, 'xs', 'xn')
+  if not x[1] then return end
+  local xs, xn, s, n = tonumber(x[1]), tonumber(x[2]), tonumber(us), tonumber(un)
+  if s > xs or (s == xs and n > xn) then
+    redis.call('HSET', key, 'xs', us, 'xn', un)
+    redis.call('PEXPIRE', key, ttl)
   end
 end
 `
@@ -187,14 +199,7 @@ end
 if status == 1 then
   redis.call('HSET', KEYS[1], 'v', tostring(tonumber(v) + 1))
   setLease(KEYS[1], ARGV[1], ARGV[2], ARGV[3])
-  local x = redis.call('HMGET', KEYS[1], 'xs', 'xn')
-  if x[1] then
-    local xs, xn, us, un = tonumber(x[1]), tonumber(x[2]), tonumber(ARGV[2]), tonumber(ARGV[3])
-    if us > xs or (us == xs and un > xn) then
-      redis.call('HSET', KEYS[1], 'xs', ARGV[2], 'xn', ARGV[3])
-      redis.call('PEXPIRE', KEYS[1], ARGV[6])
-    end
-  end
+  keepUntil(KEYS[1], ARGV[2], ARGV[3], ARGV[6])
 end
 local f = redis.call('HMGET', KEYS[1], 'd', 'v', 'l', 'ls', 'ln', 'xs', 'xn')
 table.insert(f, 1, status)
@@ -209,14 +214,7 @@ local v = redis.call('HGET', KEYS[1], 'v')
 if not v or lapsed(KEYS[1], ns, nn) then return 0 end
 if redis.call('HGET', KEYS[1], 'l') ~= ARGV[1] then return -1 end
 setLease(KEYS[1], ARGV[1], ARGV[2], ARGV[3])
-local x = redis.call('HMGET', KEYS[1], 'xs', 'xn')
-if x[1] then
-  local xs, xn, us, un = tonumber(x[1]), tonumber(x[2]), tonumber(ARGV[2]), tonumber(ARGV[3])
-  if us > xs or (us == xs and un > xn) then
-    redis.call('HSET', KEYS[1], 'xs', ARGV[2], 'xn', ARGV[3])
-    redis.call('PEXPIRE', KEYS[1], ARGV[6])
-  end
-end
+keepUntil(KEYS[1], ARGV[2], ARGV[3], ARGV[6])
 return 1`)
 
 	// lock: KEYS lock; ARGV holder, until s, until ns, now s, now ns, TTL
