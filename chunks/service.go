@@ -180,12 +180,24 @@ func (s *Service) Issue(ctx context.Context, a store.Account) (store.Session, er
 	if _, err := s.room(ctx, a); err != nil {
 		return store.Session{}, err
 	}
-	for range 3 {
-		key, err := slug.Hex(16)
+	return s.newSession(ctx, "cannot issue an upload key", func(key, sl string, now time.Time) (store.Session, error) {
+		tracker, err := slug.Hex(16)
 		if err != nil {
 			return store.Session{}, err
 		}
-		tracker, err := slug.Hex(16)
+		return store.Session{
+			UploadKey: key, CTracker: tracker, APIKey: a.APIKey, Slug: sl,
+			Issued: now, Expires: now.Add(s.cfg.KeyLifetime), Updated: now, Total: -1,
+		}, nil
+	})
+}
+
+// newSession stores the session that build makes around a new upload key
+// and slug, drawing both again while the key is taken; fail says what
+// failed when the store does.
+func (s *Service) newSession(ctx context.Context, fail string, build func(key, sl string, now time.Time) (store.Session, error)) (store.Session, error) {
+	for range 3 {
+		key, err := slug.Hex(16)
 		if err != nil {
 			return store.Session{}, err
 		}
@@ -193,17 +205,16 @@ func (s *Service) Issue(ctx context.Context, a store.Account) (store.Session, er
 		if err != nil {
 			return store.Session{}, err
 		}
-		now := s.cfg.Clock().UTC()
-		sess := store.Session{
-			UploadKey: key, CTracker: tracker, APIKey: a.APIKey, Slug: sl,
-			Issued: now, Expires: now.Add(s.cfg.KeyLifetime), Updated: now, Total: -1,
+		sess, err := build(key, sl, s.cfg.Clock().UTC())
+		if err != nil {
+			return store.Session{}, err
 		}
 		err = s.cfg.Store.CreateSession(ctx, sess)
 		if errors.Is(err, store.ErrExists) {
 			continue
 		}
 		if err != nil {
-			return store.Session{}, unavailable("cannot issue an upload key", err)
+			return store.Session{}, unavailable(fail, err)
 		}
 		sess.Version = 1 // as CreateSession stored it
 		return sess, nil

@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"io"
+	"time"
 
-	"github.com/acestash/acestash/slug"
 	"github.com/acestash/acestash/store"
 )
 
@@ -44,35 +44,15 @@ func (s *Service) Create(ctx context.Context, spec StreamSpec) (store.Session, e
 	if len(ids) == 0 {
 		ids = s.DefaultMirrors(spec.Account)
 	}
-	for range 3 {
-		key, err := slug.Hex(16)
-		if err != nil {
-			return store.Session{}, err
-		}
-		sl, err := slug.New(s.cfg.SlugLength)
-		if err != nil {
-			return store.Session{}, err
-		}
-		now := s.cfg.Clock().UTC()
+	return s.newSession(ctx, "cannot create the upload", func(key, sl string, now time.Time) (store.Session, error) {
 		sess := store.Session{
 			UploadKey: key, APIKey: spec.Account.APIKey, Slug: sl, Type: spec.Type,
 			Issued: now, Expires: now, Updated: now, Started: true, Total: spec.Size,
 			Meta: spec.Meta, Partial: spec.Partial,
 		}
-		if err := s.start(&sess, spec.Account, spec.Name, ids, spec.Password); err != nil {
-			return store.Session{}, err
-		}
-		err = s.cfg.Store.CreateSession(ctx, sess)
-		if errors.Is(err, store.ErrExists) {
-			continue
-		}
-		if err != nil {
-			return store.Session{}, unavailable("cannot create the upload", err)
-		}
-		sess.Version = 1
-		return sess, nil
-	}
-	return store.Session{}, errors.New("chunks: could not find a free upload key")
+		err := s.start(&sess, spec.Account, spec.Name, ids, spec.Password)
+		return sess, err
+	})
 }
 
 // Stream returns the session of the account's stream upload.
