@@ -320,6 +320,12 @@ func fetch(t testing.TB, u string, hdr http.Header) (*http.Response, []byte) {
 	for k, v := range hdr {
 		req.Header[k] = v
 	}
+	return doRaw(t, req)
+}
+
+// doRaw sends req and returns the response and its body.
+func doRaw(t testing.TB, req *http.Request) (*http.Response, []byte) {
+	t.Helper()
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

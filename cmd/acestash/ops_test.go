@@ -101,21 +101,6 @@ func TestRequestIDs(t *testing.T) {
 	}
 }
 
-// doRaw sends req and returns the response and its body.
-func doRaw(t *testing.T, req *http.Request) (*http.Response, []byte) {
-	t.Helper()
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp, body
-}
-
 // TestGracefulStop sends SIGTERM to a real acestash process while a chunk
 // is half way through its body: the process stops accepting connections,
 // the chunk completes the upload, the process exits 0, and the file comes
