@@ -95,15 +95,7 @@ func TestLeaseRenewedWhileWriting(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	first := e.req(sess, b, 0, mib)
-	g := &gate{r: first.Body, started: make(chan struct{}), release: make(chan struct{})}
-	first.Body = g
-	errc := make(chan error, 1)
-	go func() {
-		_, err := e.svc.Chunk(context.Background(), first)
-		errc <- err
-	}()
-	<-g.started
+	g, errc := e.heldChunk(sess, b)
 	for i := range 6 { // a lease time and a half of renewals
 		if err := <-fs.renewed; err != nil {
 			t.Fatalf("renewal %d: %v", i, err)

@@ -288,14 +288,10 @@ func (g *gate) Read(p []byte) (int, error) {
 	return g.r.Read(p)
 }
 
-func TestLeaseKeepsWritersApart(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t, 2, nil)
-	b := data(3*mib, 8)
-	sess, err := e.svc.Issue(t.Context(), e.acct)
-	if err != nil {
-		t.Fatal(err)
-	}
+// heldChunk sends the first MiB of b as a chunk of sess in the background,
+// its body held at the first read until the gate is released, and returns
+// once the request is reading; its error arrives on errc.
+func (e *env) heldChunk(sess store.Session, b []byte) (*gate, chan error) {
 	first := e.req(sess, b, 0, mib)
 	g := &gate{r: first.Body, started: make(chan struct{}), release: make(chan struct{})}
 	first.Body = g
@@ -304,7 +300,19 @@ func TestLeaseKeepsWritersApart(t *testing.T) {
 		_, err := e.svc.Chunk(context.Background(), first)
 		errc <- err
 	}()
-	<-g.started // the first request holds the lease and is reading
+	<-g.started
+	return g, errc
+}
+
+func TestLeaseKeepsWritersApart(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, 2, nil)
+	b := data(3*mib, 8)
+	sess, err := e.svc.Issue(t.Context(), e.acct)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, errc := e.heldChunk(sess, b) // the first request holds the lease and is reading
 	_, err = e.svc.Chunk(t.Context(), e.req(sess, b, 0, mib))
 	if ce, ok := AsError(err); !ok || ce.Kind != Unavailable {
 		t.Fatalf("a second writer while the first holds the lease: %v, want Unavailable", err)
