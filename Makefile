@@ -20,7 +20,7 @@ run: build
 # failed) run as ordinary tests in `make test`; each target also fuzzes
 # for FUZZ_SHORT there, and for FUZZTIME with `make fuzz`.
 FUZZ_TARGETS := ./chunks:FuzzParseRange ./chunks:FuzzCleanName ./api:FuzzParseByteRange \
-                ./api:FuzzReadForm ./api/remote:FuzzLiteral
+                ./api:FuzzReadForm ./api:FuzzMultipart ./api/remote:FuzzLiteral
 FUZZ_SHORT   ?= 2s
 FUZZTIME     ?= 1m
 

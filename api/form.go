@@ -1,12 +1,10 @@
 package api
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io"
 	"mime"
-	"mime/multipart"
 	"net/http"
 	"net/url"
 	"os"
@@ -28,7 +26,7 @@ type form struct {
 	FileName string
 	FileType string
 
-	mr         *multipart.Reader // nil once every part is read
+	mr         *multipartReader // nil once every part is read
 	fileFields []string
 	hasFile    bool
 	spooled    *os.File
@@ -68,12 +66,11 @@ func readForm(r *http.Request, spoolDir string, fileFields []string, fileLimit i
 		f.Values = r.PostForm
 		return f, nil
 	}
-	if params["boundary"] == "" {
-		return nil, errForm{msg: "multipart request without a boundary"}
+	mr, err := newMultipartReader(r.Body, params["boundary"])
+	if err != nil {
+		return nil, errForm{msg: err.Error()}
 	}
-	// The multipart reader reads 4 KiB at a time; a larger buffer under it
-	// makes that a copy rather than a system call.
-	f.mr = multipart.NewReader(bufio.NewReaderSize(r.Body, 64<<10), params["boundary"])
+	f.mr = mr
 	file, err := f.fields()
 	if err != nil {
 		f.Close()
@@ -97,7 +94,7 @@ func readForm(r *http.Request, spoolDir string, fileFields []string, fileLimit i
 
 // fields reads parts into f.Values up to the next file part, which it
 // returns, or to the end of the request.
-func (f *form) fields() (*multipart.Part, error) {
+func (f *form) fields() (*multipartPart, error) {
 	for f.mr != nil {
 		p, err := f.mr.NextPart()
 		if errors.Is(err, io.EOF) {

@@ -100,9 +100,13 @@ type roomUpload struct {
 // past. On error, a file already stored is returned for the caller to remove.
 func (s *Server) readRocketForm(ctx context.Context, r *http.Request, a store.Account) (roomUpload, error) {
 	up := roomUpload{fields: url.Values{}}
-	mr, err := r.MultipartReader()
-	if err != nil {
+	mt, params, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if mt != "multipart/form-data" && mt != "multipart/mixed" {
 		return up, invalidField("send the file as multipart/form-data in the field file")
+	}
+	mr, err := newMultipartReader(r.Body, params["boundary"])
+	if err != nil {
+		return up, invalidField(err.Error())
 	}
 	for {
 		p, err := mr.NextPart()
