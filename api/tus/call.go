@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -97,6 +98,13 @@ func (t *endpoint) begin(next http.Handler) http.Handler {
 			c.ended.Store(true)
 			c.res.SetReadDeadline(time.Now()) // a read in progress returns
 		}
+		if !fromProxy(r.RemoteAddr) {
+			// Only a proxy may say which host and scheme the client used;
+			// tusd builds each new upload's Location from them.
+			for _, h := range []string{"Forwarded", "X-Forwarded-Host", "X-Forwarded-Proto"} {
+				r.Header.Del(h)
+			}
+		}
 		stop := context.AfterFunc(r.Context(), end)
 		defer stop()
 		if t.cfg.Stopping != nil {
@@ -105,6 +113,18 @@ func (t *endpoint) begin(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(ww, r.WithContext(context.WithValue(r.Context(), callKey{}, c)))
 	})
+}
+
+// fromProxy reports whether a request comes from a loopback or private
+// address, as a reverse proxy's do; X-Forwarded-For is trusted by the same
+// rule.
+func fromProxy(remote string) bool {
+	ap, err := netip.ParseAddrPort(remote)
+	if err != nil {
+		return false
+	}
+	a := ap.Addr().Unmap()
+	return a.IsLoopback() || a.IsPrivate() || a.IsLinkLocalUnicast()
 }
 
 // writer adds a call's headers to the response.

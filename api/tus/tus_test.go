@@ -41,6 +41,7 @@ type env struct {
 	store store.Store
 	mem   []*memmirror.Mirror
 	nodes []*httptest.Server
+	last  http.Handler // the last node's handler
 	svc   *chunks.Service
 }
 
@@ -78,6 +79,7 @@ func newEnv(t *testing.T, nodes int, acct store.Account) *env {
 		if err != nil {
 			t.Fatal(err)
 		}
+		e.last = h
 		mux := http.NewServeMux()
 		mux.Handle("/files/", h)
 		srv := httptest.NewServer(mux)
@@ -591,5 +593,30 @@ func TestLockLost(t *testing.T) {
 	case <-ended:
 	case <-time.After(10 * time.Second):
 		t.Fatal("the request holding a lost lock was not told to end")
+	}
+}
+
+// X-Forwarded-Host and -Proto shape a new upload's Location only when the
+// request comes from a proxy's address: loopback or private.
+func TestForwardedHeaders(t *testing.T) {
+	e := newEnv(t, 1, store.Account{Name: "fwd"})
+	for _, c := range []struct{ peer, want string }{
+		{"127.0.0.1:5000", "https://proxy.example/files/"},
+		{"10.1.2.3:5000", "https://proxy.example/files/"},
+		{"[fd00::7]:5000", "https://proxy.example/files/"},
+		{"203.0.113.5:5000", "http://node.example/files/"},
+		{"[2001:db8::1]:5000", "http://node.example/files/"},
+	} {
+		req := httptest.NewRequest(http.MethodPost, "http://node.example/files/", nil)
+		req.RemoteAddr = c.peer
+		for k, v := range map[string]string{"Tus-Resumable": "1.0.0", "Authorization": "Bearer " + key + ":" + token,
+			"Upload-Length": "3", "X-Forwarded-Host": "proxy.example", "X-Forwarded-Proto": "https"} {
+			req.Header.Set(k, v)
+		}
+		rec := httptest.NewRecorder()
+		e.last.ServeHTTP(rec, req)
+		if loc := rec.Header().Get("Location"); rec.Code != http.StatusCreated || !strings.HasPrefix(loc, c.want) {
+			t.Errorf("from %s: %d, Location %q; want 201 and a Location under %s", c.peer, rec.Code, loc, c.want)
+		}
 	}
 }
