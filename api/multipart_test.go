@@ -27,12 +27,19 @@ type parsedPart struct {
 	Content        []byte
 }
 
-// withStdlib parses body with mime/multipart, the reference.
-func withStdlib(body []byte, boundary string) parsed {
+// part is a part as either reader gives it.
+type part interface {
+	io.Reader
+	FormName() string
+	FileName() string
+}
+
+// collect reads the parts next returns until io.EOF, the content of the
+// i-th with read(p, i).
+func collect(next func() (part, textproto.MIMEHeader, error), read func(p io.Reader, i int) ([]byte, error)) parsed {
 	var out parsed
-	mr := multipart.NewReader(bytes.NewReader(body), boundary)
-	for {
-		p, err := mr.NextPart()
+	for i := 0; ; i++ {
+		p, h, err := next()
 		if errors.Is(err, io.EOF) {
 			return out
 		}
@@ -40,50 +47,58 @@ func withStdlib(body []byte, boundary string) parsed {
 			out.Err = true
 			return out
 		}
-		c, err := io.ReadAll(p)
+		c, err := read(p, i)
 		if err != nil {
 			out.Err = true
 			return out
 		}
-		out.Parts = append(out.Parts, parsedPart{p.Header, p.FormName(), p.FileName(), c})
+		out.Parts = append(out.Parts, parsedPart{h, p.FormName(), p.FileName(), c})
 	}
+}
+
+// withStdlib parses body with mime/multipart, the reference.
+func withStdlib(body []byte, boundary string) parsed {
+	mr := multipart.NewReader(bytes.NewReader(body), boundary)
+	next := func() (part, textproto.MIMEHeader, error) {
+		p, err := mr.NextPart()
+		if err != nil {
+			return nil, nil, err
+		}
+		return p, p.Header, nil
+	}
+	return collect(next, func(p io.Reader, _ int) ([]byte, error) { return io.ReadAll(p) })
 }
 
 // withOurs parses body with multipartReader, the body arriving in reads of
 // at most the sizes in arrive and the content read into buffers of the
 // sizes in bufs, each list used round and round.
 func withOurs(body []byte, boundary string, arrive, bufs []int) parsed {
-	var out parsed
 	mr, err := newMultipartReader(&choppy{r: bytes.NewReader(body), sizes: arrive}, boundary)
 	if err != nil {
-		out.Err = true
-		return out
+		return parsed{Err: true}
+	}
+	next := func() (part, textproto.MIMEHeader, error) {
+		p, err := mr.NextPart()
+		if err != nil {
+			return nil, nil, err
+		}
+		return p, p.Header, nil
 	}
 	scratch := make([]byte, slices.Max(bufs))
-	for i := 0; ; i++ {
-		p, err := mr.NextPart()
-		if errors.Is(err, io.EOF) {
-			return out
-		}
-		if err != nil {
-			out.Err = true
-			return out
-		}
+	return collect(next, func(p io.Reader, i int) ([]byte, error) {
 		c := []byte{} // as io.ReadAll's
 		for j := 0; ; j++ {
 			buf := scratch[:bufs[(i+j)%len(bufs)]]
 			n, err := p.Read(buf)
 			c = append(c, buf[:n]...)
 			if errors.Is(err, io.EOF) {
-				break
+				return c, nil
 			}
 			if err != nil {
-				out.Err = true
-				return out
+				return c, err
 			}
 		}
-		out.Parts = append(out.Parts, parsedPart{p.Header, p.FormName(), p.FileName(), c})
-	}
+	})
 }
 
 // choppy returns at most sizes[i] bytes from its i-th read, round and round.
