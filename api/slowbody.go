@@ -21,7 +21,8 @@ import (
 
 // isTus reports whether the request is for the tus endpoint, whose handler
 // sets read deadlines of its own (a timeout per read, and stopping a read
-// when its lock is wanted) that these must not undo.
+// when its lock is wanted) that these must not undo; it keeps the same
+// minimum rate its own way.
 func isTus(c echo.Context) bool {
 	return c.Path() == "/files" || strings.HasPrefix(c.Path(), "/files/")
 }

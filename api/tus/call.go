@@ -19,6 +19,7 @@ type call struct {
 	public  string
 	res     *http.ResponseController
 	ended   atomic.Bool // the request's context ended: read no more
+	pace    *pace       // nil: the body may come at any rate
 
 	mu      sync.Mutex
 	slug    string    // set once the upload is a published file
@@ -107,6 +108,16 @@ func (t *endpoint) begin(next http.Handler) http.Handler {
 		}
 		stop := context.AfterFunc(r.Context(), end)
 		defer stop()
+		if t.cfg.MinBodyRate > 0 && r.Body != nil && r.Body != http.NoBody {
+			c.pace = newPace(t.cfg.MinBodyRate, t.cfg.BodyWindow)
+			done := make(chan struct{})
+			defer close(done)
+			go c.pace.watch(done, func() {
+				t.cfg.Log.WarnContext(r.Context(), "tus body too slow: request ended, bytes kept",
+					"min_rate", t.cfg.MinBodyRate, "window", t.cfg.BodyWindow)
+				end()
+			})
+		}
 		if t.cfg.Stopping != nil {
 			stopping := context.AfterFunc(t.cfg.Stopping, end)
 			defer stopping()
@@ -158,7 +169,8 @@ func (w *writer) Write(b []byte) (int, error) {
 // Unwrap lets tusd set read deadlines on the connection.
 func (w *writer) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// body is a request body that ends where the request's context ended.
+// body is a request body that ends where the request's context ended, and
+// that keeps its pace.
 type body struct {
 	r io.Reader
 	c *call
@@ -168,5 +180,11 @@ func (b body) Read(p []byte) (int, error) {
 	if b.c.ended.Load() {
 		return 0, io.EOF
 	}
-	return b.r.Read(p)
+	if b.c.pace == nil {
+		return b.r.Read(p)
+	}
+	b.c.pace.begin()
+	n, err := b.r.Read(p)
+	b.c.pace.end(n)
+	return n, err
 }

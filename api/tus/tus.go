@@ -53,8 +53,14 @@ type Config struct {
 	// then, keeping what they received, rather than at the end of the
 	// node's grace period (clients resume them from the kept offset).
 	Stopping context.Context
-	Clock    store.Clock
-	Log      *slog.Logger
+	// MinBodyRate, in bytes per second, and BodyWindow: while the server
+	// waits for a request body, it must bring MinBodyRate × BodyWindow
+	// bytes in every BodyWindow, or the request is ended (keeping what
+	// came). Zero or negative MinBodyRate: no minimum.
+	MinBodyRate int64
+	BodyWindow  time.Duration
+	Clock       store.Clock
+	Log         *slog.Logger
 }
 
 // New returns the handler of the tus endpoint, for requests whose path
@@ -65,6 +71,9 @@ func New(cfg Config) (http.Handler, error) {
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
+	}
+	if cfg.MinBodyRate > 0 && cfg.BodyWindow <= 0 {
+		return nil, fmt.Errorf("tus: a minimum body rate needs a window, not %v", cfg.BodyWindow)
 	}
 	if cfg.LockTime == 0 {
 		cfg.LockTime = 30 * time.Second

@@ -47,6 +47,12 @@ type env struct {
 
 func newEnv(t *testing.T, nodes int, acct store.Account) *env {
 	t.Helper()
+	return newEnvWith(t, nodes, acct, func(*Config) {})
+}
+
+// newEnvWith is newEnv with each node's Config changed by change.
+func newEnvWith(t *testing.T, nodes int, acct store.Account, change func(*Config)) *env {
+	t.Helper()
 	st, err := boltstore.Open(filepath.Join(t.TempDir(), "acestash.db"), time.Now)
 	if err != nil {
 		t.Fatal(err)
@@ -74,8 +80,10 @@ func newEnv(t *testing.T, nodes int, acct store.Account) *env {
 			t.Fatal(err)
 		}
 		e.svc = svc
-		h, err := New(Config{Store: st, Chunks: svc, PublicURL: "https://files.example", Idle: time.Hour,
-			Origins: []string{"https://app.example"}, MaxSize: 64 * mib})
+		cfg := Config{Store: st, Chunks: svc, PublicURL: "https://files.example", Idle: time.Hour,
+			Origins: []string{"https://app.example"}, MaxSize: 64 * mib}
+		change(&cfg)
+		h, err := New(cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -619,4 +627,60 @@ func TestForwardedHeaders(t *testing.T) {
 			t.Errorf("from %s: %d, Location %q; want 201 and a Location under %s", c.peer, rec.Code, loc, c.want)
 		}
 	}
+}
+
+// A PATCH whose body slows to a trickle is ended once a window of waiting
+// brings less than the minimum rate; the bytes that came are kept, and the
+// upload resumes from them.
+func TestSlowBody(t *testing.T) {
+	const window = 400 * time.Millisecond
+	e := newEnvWith(t, 1, store.Account{Name: "slow"}, func(c *Config) {
+		c.MinBodyRate, c.BodyWindow = 10000, window // 4000 bytes a window
+	})
+	data := testBytes(100000, 9)
+	path := e.create(0, map[string]string{"Upload-Length": "100000", "Upload-Metadata": meta("filename", "slow.bin")})
+
+	pr, pw := io.Pipe()
+	trickled := make(chan int)
+	go func() {
+		pw.Write(data[:60000]) // at full speed
+		n := 60000
+		for ; n < len(data); n++ {
+			if _, err := pw.Write(data[n : n+1]); err != nil {
+				break // the server ended the request
+			}
+			time.Sleep(50 * time.Millisecond) // 20 bytes a second
+		}
+		trickled <- n
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 4*window+2*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPatch, e.nodes[0].URL+path, pr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Tus-Resumable", "1.0.0")
+	req.Header.Set("Authorization", "Bearer "+key+":"+token)
+	req.Header.Set("Content-Type", "application/offset+octet-stream")
+	req.Header.Set("Upload-Offset", "0")
+	start := time.Now()
+	resp, err := http.DefaultClient.Do(req)
+	took := time.Since(start)
+	if err == nil {
+		resp.Body.Close()
+	}
+	pw.CloseWithError(errors.New("test over"))
+	sent := <-trickled
+	if ctx.Err() != nil {
+		t.Fatalf("the trickling PATCH still ran after %v; want it ended about a window (%v) after it slowed", took, window)
+	}
+	held := e.offset(0, path)
+	if held < 60000 || held > int64(sent) {
+		t.Fatalf("offset %d after the cut PATCH; want the 60000 fast bytes and at most the %d sent", held, sent)
+	}
+	resp = e.patch(0, path, held, data[held:])
+	if resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("resuming at %d: %s", held, resp.Status)
+	}
+	e.checkFile(resp.Header.Get(SlugHeader), "slow.bin", data)
 }

@@ -149,7 +149,7 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, clock store.Clock
 	tusHandler, err := tus.New(tus.Config{
 		Store: st, Chunks: a.chunks, PublicURL: cfg.PublicURL, Clock: clock, Log: log,
 		Idle: cfg.Limits.SessionIdle, Origins: cfg.Tus.CORSOrigins, MaxSize: cfg.Limits.MaxFileSize,
-		Stopping: a.stopping,
+		Stopping: a.stopping, MinBodyRate: cfg.Limits.MinBodyRate, BodyWindow: cfg.Limits.BodyWindow,
 	})
 	if err != nil {
 		return nil, err
