@@ -343,8 +343,10 @@ func (a *app) serve(ctx context.Context, ln net.Listener) error {
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
-	a.log.Info("shutting down: no new connections, waiting for requests in flight", "grace", a.cfg.ShutdownGrace)
-	a.stop() // tus PATCHes end now and keep what they received
+	srv.RegisterOnShutdown(func() { // once the listener is closed
+		a.log.Info("shutting down: no new connections, waiting for requests in flight", "grace", a.cfg.ShutdownGrace)
+		a.stop() // tus PATCHes end now and keep what they received
+	})
 	shut, done := context.WithTimeout(context.WithoutCancel(ctx), a.cfg.ShutdownGrace)
 	defer done()
 	if err := srv.Shutdown(shut); err != nil {

@@ -150,7 +150,8 @@ func TestGracefulStop(t *testing.T) {
 	}
 	p.signal(syscall.SIGTERM)
 	p.waitLine("shutting down")
-	if resp, err := http.Get(p.URL + "/healthz"); err == nil {
+	fresh := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}} // not a connection kept from before
+	if resp, err := fresh.Get(p.URL + "/healthz"); err == nil {
 		resp.Body.Close()
 		t.Fatalf("a new connection after SIGTERM was answered: %s", resp.Status)
 	}
