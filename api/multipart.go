@@ -150,7 +150,10 @@ func (p *multipartPart) readHeader() error {
 			return fmt.Errorf("multipart: reading part headers: %w", err)
 		}
 		cont := line[0] == ' ' || line[0] == '\t'
-		line = bytes.TrimSpace(line)
+		// As net/textproto: the line break goes, then spaces and tabs
+		// only; other bytes, such as UTF-8's spaces, are the value's.
+		line = bytes.TrimSuffix(line[:len(line)-1], []byte("\r"))
+		line = bytes.Trim(line, " \t")
 		switch {
 		case cont && logical == nil:
 			return fmt.Errorf("multipart: part headers begin with a continuation line %q", line)

@@ -170,6 +170,7 @@ func TestMultipartLikeStdlib(t *testing.T) {
 		"whitespace after":         []byte("--XyZ \t\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\nv\r\n--XyZ  \r\nContent-Disposition: form-data; name=\"b\"\r\n\r\nw\r\n--XyZ--  \r\n"),
 		"quoted-printable":         []byte("--XyZ\r\nContent-Disposition: form-data; name=\"a\"\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\nh=C3=A9llo=\r\n world\r\n--XyZ--\r\n"),
 		"folded header":            []byte("--XyZ\r\nContent-Disposition: form-data;\r\n name=\"a\"; filename=\"dir/x.txt\"\r\n\r\nv\r\n--XyZ--\r\n"),
+		"non-ASCII space in value": []byte("--XyZ\r\nContent-Disposition: form-data; name=\"a\"\r\nContent-Type: text/plain\xc2\xa0\r\nX-Note: \xe3\x80\x80x\r\n \xc2\x85y\r\n\r\nv\r\n--XyZ--\r\n"),
 		"no final boundary":        formBody("XyZ", "a=1")[:len(formBody("XyZ", "a=1"))-9],
 		"truncated in the content": formBody("XyZ", "files[];a.bin="+string(big))[:100000],
 		"final boundary, no CRLF":  []byte("--XyZ\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\nv\r\n--XyZ--"),
