@@ -343,13 +343,17 @@ func (a *app) serve(ctx context.Context, ln net.Listener) error {
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
-	srv.RegisterOnShutdown(func() { // once the listener is closed
+	hooked := make(chan struct{})
+	srv.RegisterOnShutdown(func() { // once the listener is closed, in a goroutine of its own
+		defer close(hooked)
 		a.log.Info("shutting down: no new connections, waiting for requests in flight", "grace", a.cfg.ShutdownGrace)
 		a.stop() // tus PATCHes end now and keep what they received
 	})
 	shut, done := context.WithTimeout(context.WithoutCancel(ctx), a.cfg.ShutdownGrace)
 	defer done()
-	if err := srv.Shutdown(shut); err != nil {
+	err := srv.Shutdown(shut)
+	<-hooked // Shutdown started it but does not wait for it
+	if err != nil {
 		cancelReqs()
 		srv.Close()
 		return fmt.Errorf("shutdown: requests still running after %v: %w", a.cfg.ShutdownGrace, err)

@@ -225,3 +225,66 @@ func TestGraceRunsOut(t *testing.T) {
 	pw.CloseWithError(io.ErrUnexpectedEOF) // the client gives up too
 	<-done
 }
+
+// serve says it is shutting down, and has ended tus PATCHes, before it says
+// it stopped and returns: the line is logged by Shutdown's hook, which runs
+// in a goroutine of its own.
+func TestGracefulStopLogOrder(t *testing.T) {
+	h := &shutdownLog{stopped: make(chan struct{})}
+	s := startLogged(t, testConfig(t, embedded), nil, slog.New(h))
+	s.stop()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !h.sawStopped || h.early != "" {
+		t.Fatalf("stopped logged: %v; %s", h.sawStopped, h.early)
+	}
+	select {
+	case <-s.app.stopping.Done():
+	default:
+		t.Fatal("serve returned before tus PATCHes were told to end")
+	}
+}
+
+// shutdownLog notes whether "stopped" is logged before "shutting down" is
+// done being logged. It holds the "shutting down" line for a moment, or
+// until "stopped" comes, so that a serve which does not wait for it is
+// caught every time.
+type shutdownLog struct {
+	mu                   sync.Mutex
+	shutting, sawStopped bool
+	holding              bool
+	early                string // why "stopped" came too early
+	stopped              chan struct{}
+}
+
+func (l *shutdownLog) Enabled(context.Context, slog.Level) bool { return true }
+func (l *shutdownLog) WithAttrs([]slog.Attr) slog.Handler       { return l }
+func (l *shutdownLog) WithGroup(string) slog.Handler            { return l }
+
+func (l *shutdownLog) Handle(_ context.Context, r slog.Record) error {
+	switch {
+	case strings.HasPrefix(r.Message, "shutting down"):
+		l.mu.Lock()
+		l.shutting, l.holding = true, true
+		l.mu.Unlock()
+		select {
+		case <-l.stopped:
+		case <-time.After(300 * time.Millisecond):
+		}
+		l.mu.Lock()
+		l.holding = false
+		l.mu.Unlock()
+	case r.Message == "stopped":
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		l.sawStopped = true
+		switch {
+		case !l.shutting:
+			l.early = "before \"shutting down\""
+		case l.holding:
+			l.early = "while \"shutting down\" was being logged"
+		}
+		close(l.stopped)
+	}
+	return nil
+}
