@@ -110,13 +110,18 @@ func (t *endpoint) begin(next http.Handler) http.Handler {
 		defer stop()
 		if t.cfg.MinBodyRate > 0 && r.Body != nil && r.Body != http.NoBody {
 			c.pace = newPace(t.cfg.MinBodyRate, t.cfg.BodyWindow)
-			done := make(chan struct{})
-			defer close(done)
-			go c.pace.watch(done, func() {
-				t.cfg.Log.WarnContext(r.Context(), "tus body too slow: request ended, bytes kept",
-					"min_rate", t.cfg.MinBodyRate, "window", t.cfg.BodyWindow)
-				end()
-			})
+			done, watched := make(chan struct{}), make(chan struct{})
+			go func() {
+				defer close(watched)
+				c.pace.watch(done, func() {
+					t.cfg.Log.WarnContext(r.Context(), "tus body too slow: request ended, bytes kept",
+						"min_rate", t.cfg.MinBodyRate, "window", t.cfg.BodyWindow)
+					end()
+				})
+			}()
+			// A cut after the handler returned would set a read deadline
+			// on the connection's next request.
+			defer func() { close(done); <-watched }()
 		}
 		if t.cfg.Stopping != nil {
 			stopping := context.AfterFunc(t.cfg.Stopping, end)

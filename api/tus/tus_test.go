@@ -7,12 +7,14 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -683,4 +685,32 @@ func TestSlowBody(t *testing.T) {
 		t.Fatalf("resuming at %d: %s", held, resp.Status)
 	}
 	e.checkFile(resp.Header.Get(SlugHeader), "slow.bin", data)
+}
+
+// A request's pace watcher has ended when its handler returns: a cut that
+// came later would set a read deadline on a connection that has moved on
+// to the client's next request.
+func TestSlowBodyWatcherEnds(t *testing.T) {
+	e := newEnvWith(t, 1, store.Account{Name: "watch"}, func(c *Config) {
+		c.MinBodyRate, c.BodyWindow = 10000, time.Minute
+		c.Log = slog.New(slog.DiscardHandler) // a recorder has no read deadlines to set
+	})
+	data := testBytes(20, 5)
+	for i := range 20 {
+		path := e.create(0, map[string]string{"Upload-Length": "20", "Upload-Metadata": meta("filename", fmt.Sprint(i, ".bin"))})
+		req := httptest.NewRequest(http.MethodPatch, "http://node.example"+path, bytes.NewReader(data))
+		req.Header.Set("Tus-Resumable", "1.0.0")
+		req.Header.Set("Authorization", "Bearer "+key+":"+token)
+		req.Header.Set("Content-Type", "application/offset+octet-stream")
+		req.Header.Set("Upload-Offset", "0")
+		rec := httptest.NewRecorder()
+		e.last.ServeHTTP(rec, req)
+		if rec.Code != http.StatusNoContent {
+			t.Fatalf("PATCH: %d %s", rec.Code, rec.Body)
+		}
+		buf := make([]byte, 1<<20)
+		if stacks := buf[:runtime.Stack(buf, true)]; bytes.Contains(stacks, []byte("(*pace).watch")) {
+			t.Fatalf("PATCH %d answered, its pace still watched:\n%s", i, stacks)
+		}
+	}
 }
