@@ -111,7 +111,7 @@ func (f *form) fields() (*multipartPart, error) {
 			}
 			return p, nil
 		}
-		if len(f.Values) >= maxFields {
+		if f.count() >= maxFields { // values, not names: a name may come many times
 			return nil, errForm{msg: fmt.Sprintf("more than %d form fields", maxFields)}
 		}
 		v, err := io.ReadAll(io.LimitReader(p, maxFieldBytes+1))
@@ -124,6 +124,15 @@ func (f *form) fields() (*multipartPart, error) {
 		f.Add(name, string(v))
 	}
 	return nil, nil
+}
+
+// count is the field values read so far.
+func (f *form) count() int {
+	n := 0
+	for _, vals := range f.Values {
+		n += len(vals)
+	}
+	return n
 }
 
 // size is the bytes of field values read so far.

@@ -7,7 +7,10 @@ import (
 	"io"
 	"math/rand/v2"
 	"mime/multipart"
+	"net/http"
+	"net/http/httptest"
 	"net/textproto"
+	"net/url"
 	"reflect"
 	"slices"
 	"strings"
@@ -260,4 +263,24 @@ func FuzzMultipart(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte, arrive uint8, buf uint16) {
 		sameAsStdlib(t, body, "XyZ", []int{int(arrive) + 1, 1 << 16}, []int{int(buf) + 1, directRead})
 	})
+}
+
+// A form of many parts is refused once it has more than maxFields values,
+// however short: each value read is kept until the request ends.
+func TestFormManyFields(t *testing.T) {
+	parts := make([]string, 50000)
+	for i := range parts {
+		parts[i] = "a="
+	}
+	body := formBody("XyZ", parts...)
+	r := httptest.NewRequest(http.MethodPost, "/api/v1/upload", bytes.NewReader(body))
+	r.Header.Set("Content-Type", "multipart/form-data; boundary=XyZ")
+	f, err := readForm(r, t.TempDir(), []string{"files[]"}, 1<<20, func(url.Values) bool { return true })
+	if err == nil {
+		f.Close()
+		t.Fatalf("a form of %d values was read whole", len(f.Values["a"]))
+	}
+	if want := fmt.Sprintf("more than %d form fields", maxFields); err.Error() != want {
+		t.Fatalf("error %q, want %q", err, want)
+	}
 }
