@@ -22,7 +22,7 @@ import (
 // job runs fn whenever it is due and this node holds the lock name, until
 // ctx ends.
 func (a *app) job(ctx context.Context, name string, interval time.Duration, fn func(context.Context) (int, error)) {
-	t := time.NewTicker(min(interval/4, time.Minute))
+	t := time.NewTicker(max(min(interval/4, time.Minute), time.Millisecond))
 	defer t.Stop()
 	for {
 		select {
