@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/acestash/acestash/store/storetest"
 )
 
 // TestRepairAfterMirrorDown uploads while one MinIO of three is down
@@ -82,7 +84,8 @@ func TestRepairAfterMirrorDown(t *testing.T) {
 func TestScrubRewritesAFlippedByte(t *testing.T) {
 	cfg := testConfig(t, embedded)
 	cfg.ScrubInterval, cfg.ScrubShare = time.Second, 1
-	srv := start(t, cfg, nil)
+	clock := storetest.NewClock(time.Now().UTC()) // moved as time passes: jobs are due by the store's clock
+	srv := start(t, cfg, clock)
 	data := testData(5000, 23)
 	u := newUpload(t, srv, "1", "2")
 	var res uploadResult
@@ -110,6 +113,7 @@ func TestScrubRewritesAFlippedByte(t *testing.T) {
 			t.Fatal("the flipped byte is still there 10 scrub intervals later")
 		}
 		time.Sleep(100 * time.Millisecond)
+		clock.Advance(100 * time.Millisecond)
 	}
 	t.Logf("rewritten %v after the byte was flipped", time.Since(flipped).Round(time.Millisecond))
 	checkComplete(t, srv, res, "f.bin", data)
