@@ -248,10 +248,15 @@ func (p *partContent) Read(b []byte) (int, error) {
 // or for NextPart, what may be or is the boundary.
 func (p *partContent) readDirect(b []byte) (int, error) {
 	mr := p.mr
-	n := 0
+	n, empty := 0, 0
 	for {
 		m, err := mr.src.Read(b[n:])
 		n += m
+		if m == 0 && err == nil {
+			if empty++; empty == 100 { // as bufio gives up
+				err = io.ErrNoProgress
+			}
+		}
 		if err != nil && p.readErr == nil {
 			p.readErr = err
 		}

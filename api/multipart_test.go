@@ -284,3 +284,32 @@ func TestFormManyFields(t *testing.T) {
 		t.Fatalf("error %q, want %q", err, want)
 	}
 }
+
+// stalled returns its bytes, then (0, nil) for ever.
+type stalled struct{ r io.Reader }
+
+func (s *stalled) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	if errors.Is(err, io.EOF) {
+		return 0, nil
+	}
+	return n, err
+}
+
+// A body that stops making progress inside a part is an error, not a
+// read that never returns.
+func TestMultipartNoProgress(t *testing.T) {
+	head := "--XyZ\r\nContent-Disposition: form-data; name=\"files[]\"; filename=\"a\"\r\n\r\n" + strings.Repeat("z", 100000)
+	mr, err := newMultipartReader(&stalled{strings.NewReader(head)}, "XyZ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := mr.NextPart()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = io.CopyBuffer(io.Discard, struct{ io.Reader }{p}, make([]byte, 64<<10))
+	if !errors.Is(err, io.ErrNoProgress) {
+		t.Fatalf("reading a part whose body stalls: %v, want io.ErrNoProgress", err)
+	}
+}

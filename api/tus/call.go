@@ -131,9 +131,9 @@ func (t *endpoint) begin(next http.Handler) http.Handler {
 	})
 }
 
-// fromProxy reports whether a request comes from a loopback or private
-// address, as a reverse proxy's do; X-Forwarded-For is trusted by the same
-// rule.
+// fromProxy reports whether a request comes from a loopback, private or
+// link-local address, as a reverse proxy's do; X-Forwarded-For is trusted
+// by the same rule.
 func fromProxy(remote string) bool {
 	ap, err := netip.ParseAddrPort(remote)
 	if err != nil {

@@ -59,7 +59,7 @@ func (p *pace) late() bool {
 // watch calls cut once the body is late, checking four times a window,
 // until done is closed.
 func (p *pace) watch(done <-chan struct{}, cut func()) {
-	t := time.NewTicker(p.window / 4)
+	t := time.NewTicker(max(p.window/4, time.Millisecond))
 	defer t.Stop()
 	for {
 		select {
