@@ -57,18 +57,10 @@ func (c *call) keep(fn func() error) error {
 		return fn()
 	}
 	done := make(chan struct{})
-	go func() {
-		t := time.NewTicker(30 * time.Second)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				c.res.SetWriteDeadline(time.Now().Add(2 * time.Minute))
-			}
-		}
-	}()
+	go every(done, 30*time.Second, func() bool {
+		c.res.SetWriteDeadline(time.Now().Add(2 * time.Minute))
+		return true
+	})
 	defer close(done)
 	return fn()
 }

@@ -59,15 +59,25 @@ func (p *pace) late() bool {
 // watch calls cut once the body is late, checking four times a window,
 // until done is closed.
 func (p *pace) watch(done <-chan struct{}, cut func()) {
-	t := time.NewTicker(max(p.window/4, time.Millisecond))
+	every(done, max(p.window/4, time.Millisecond), func() bool {
+		if p.late() {
+			cut()
+			return false
+		}
+		return true
+	})
+}
+
+// every calls fn each period until done is closed or fn returns false.
+func every(done <-chan struct{}, period time.Duration, fn func() bool) {
+	t := time.NewTicker(period)
 	defer t.Stop()
 	for {
 		select {
 		case <-done:
 			return
 		case <-t.C:
-			if p.late() {
-				cut()
+			if !fn() {
 				return
 			}
 		}
