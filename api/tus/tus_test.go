@@ -534,30 +534,23 @@ func TestLockShared(t *testing.T) {
 	}
 	b.Unlock()
 
-	// A holder that lets go when asked: the other node gets the lock
-	// without waiting for it to run out.
-	c, _ := nodes[0].NewLock(id)
-	var once sync.Once
-	if err := c.Lock(context.Background(), func() { once.Do(func() { go c.Unlock() }) }); err != nil {
-		t.Fatal(err)
+	// A holder that lets go when asked: a request on another node, or on
+	// the same one, gets the lock without waiting for it to run out.
+	for _, asker := range []struct {
+		node  int
+		where string
+	}{{1, "from another node"}, {0, "on the same node"}} {
+		c, _ := nodes[0].NewLock(id)
+		var once sync.Once
+		if err := c.Lock(context.Background(), func() { once.Do(func() { go c.Unlock() }) }); err != nil {
+			t.Fatal(err)
+		}
+		d, _ := nodes[asker.node].NewLock(id)
+		if err := d.Lock(context.Background(), func() {}); err != nil {
+			t.Fatalf("lock %s after asking the holder: %v", asker.where, err)
+		}
+		d.Unlock()
 	}
-	d, _ := nodes[1].NewLock(id)
-	if err := d.Lock(context.Background(), func() {}); err != nil {
-		t.Fatalf("lock from another node after asking the holder: %v", err)
-	}
-	d.Unlock()
-
-	// The same on one node.
-	var once2 sync.Once
-	f, _ := nodes[0].NewLock(id)
-	if err := f.Lock(context.Background(), func() { once2.Do(func() { go f.Unlock() }) }); err != nil {
-		t.Fatal(err)
-	}
-	g, _ := nodes[0].NewLock(id)
-	if err := g.Lock(context.Background(), func() {}); err != nil {
-		t.Fatalf("lock on the same node after asking the holder: %v", err)
-	}
-	g.Unlock()
 
 	m, _ := nodes[0].NewLock("missing")
 	if err := m.Lock(context.Background(), func() {}); !errors.Is(err, handler.ErrNotFound) {
