@@ -26,6 +26,7 @@ func (s *Service) Join(ctx context.Context, a store.Account, key, holder string,
 		return sess, Errorf(Invalid, "the upload holds bytes already; only an empty upload can be joined into")
 	}
 	var files []store.File
+	var partials []store.Session
 	var size int64
 	for _, k := range parts {
 		p, err := s.Stream(ctx, a, k)
@@ -35,6 +36,7 @@ func (s *Service) Join(ctx context.Context, a store.Account, key, holder string,
 		if !p.Partial || !p.Done {
 			return sess, Errorf(Invalid, "upload %s is not a finished partial upload", k)
 		}
+		partials = append(partials, p)
 		files = append(files, store.File{Slug: k, ObjectKey: p.ObjectKey, Mirrors: live(&p), Size: p.Total})
 		size += p.Total
 	}
@@ -72,12 +74,12 @@ func (s *Service) Join(ctx context.Context, a store.Account, key, holder string,
 		s.cfg.Log.Warn("mark joined upload done", "upload_key", key, "err", err)
 		saved = next
 	}
-	for _, k := range parts {
-		if p, err := s.cfg.Store.Session(ctx, k); err == nil {
-			s.dropObjects(context.WithoutCancel(ctx), p)
-			if err := s.cfg.Store.DeleteSession(context.WithoutCancel(ctx), k); err != nil {
-				s.cfg.Log.Warn("delete joined partial upload", "upload_key", k, "err", err)
-			}
+	// A finished partial upload no longer changes: its objects are where
+	// the first read of it said.
+	for _, p := range partials {
+		s.dropObjects(context.WithoutCancel(ctx), p)
+		if err := s.cfg.Store.DeleteSession(context.WithoutCancel(ctx), p.UploadKey); err != nil {
+			s.cfg.Log.Warn("delete joined partial upload", "upload_key", p.UploadKey, "err", err)
 		}
 	}
 	return saved, nil
