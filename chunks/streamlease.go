@@ -37,43 +37,48 @@ func (s *Service) Lease(ctx context.Context, key string) (holder string, wants i
 // Want asks whoever holds the upload's lease to let go, by counting one
 // more in its LeaseWants.
 func (s *Service) Want(ctx context.Context, key string) error {
-	for range 5 {
-		sess, err := s.cfg.Store.Session(ctx, key)
-		if err != nil {
-			return fmt.Errorf("chunks: want upload %s: %w", key, err)
-		}
+	return s.changeSession(ctx, key, "want", func(sess *store.Session) bool {
 		if sess.Lease == "" {
-			return nil
+			return false
 		}
 		sess.LeaseWants++
-		_, err = s.cfg.Store.UpdateSession(ctx, sess)
-		if !errors.Is(err, store.ErrConflict) {
-			return err
-		}
-	}
-	return fmt.Errorf("chunks: want upload %s: %w", key, store.ErrConflict)
+		return true
+	})
 }
 
 // Release ends holder's lease on the upload, if holder still has it.
 func (s *Service) Release(ctx context.Context, key, holder string) error {
-	for range 5 {
-		sess, err := s.cfg.Store.Session(ctx, key)
-		if errors.Is(err, store.ErrNotFound) {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("chunks: release upload %s: %w", key, err)
-		}
+	err := s.changeSession(ctx, key, "release", func(sess *store.Session) bool {
 		if sess.Lease != holder {
-			return nil
+			return false
 		}
 		sess.Lease, sess.LeaseUntil = "", time.Time{}
+		return true
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return nil // no upload, no lease
+	}
+	return err
+}
+
+// changeSession stores the upload's session as change leaves it, over the
+// session as it is now if another write came first; change returns false
+// to leave it as it is. what names the call in errors.
+func (s *Service) changeSession(ctx context.Context, key, what string, change func(*store.Session) bool) error {
+	for range 5 {
+		sess, err := s.cfg.Store.Session(ctx, key)
+		if err != nil {
+			return fmt.Errorf("chunks: %s upload %s: %w", what, key, err)
+		}
+		if !change(&sess) {
+			return nil
+		}
 		_, err = s.cfg.Store.UpdateSession(ctx, sess)
 		if !errors.Is(err, store.ErrConflict) {
 			return err
 		}
 	}
-	return fmt.Errorf("chunks: release upload %s: %w", key, store.ErrConflict)
+	return fmt.Errorf("chunks: %s upload %s: %w", what, key, store.ErrConflict)
 }
 
 // held reads the upload for a call made under holder's lease.
