@@ -22,10 +22,15 @@ import (
 type Mirror struct {
 	mu      sync.Mutex
 	objects map[string]object
-	uploads map[string]map[int]chunk  // by upload id, then chunk number
-	began   map[string]mirrors.Upload // by upload id
-	when    map[string]time.Time      // by upload id: when it began
-	calls   map[string]int            // by method name
+	uploads map[string]map[int]chunk // by upload id, then chunk number
+	begun   map[string]begun         // by upload id
+	calls   map[string]int           // by method name
+}
+
+// begun is an upload in progress and when it began.
+type begun struct {
+	up mirrors.Upload
+	at time.Time
 }
 
 // chunk is a chunk of an upload and where in the object it goes.
@@ -48,7 +53,7 @@ var (
 // New returns an empty mirror.
 func New() *Mirror {
 	return &Mirror{objects: map[string]object{}, uploads: map[string]map[int]chunk{}, calls: map[string]int{},
-		began: map[string]mirrors.Upload{}, when: map[string]time.Time{}}
+		begun: map[string]begun{}}
 }
 
 // Calls returns how many times the method (for example "Put") was called.
@@ -122,7 +127,7 @@ func (m *Mirror) Begin(ctx context.Context, key string) (mirrors.Upload, error) 
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.uploads[up.ID] = map[int]chunk{}
-	m.began[up.ID], m.when[up.ID] = up, time.Now()
+	m.begun[up.ID] = begun{up, time.Now()}
 	return up, nil
 }
 
@@ -192,8 +197,7 @@ func (m *Mirror) Abort(ctx context.Context, up mirrors.Upload) error {
 // forget drops an upload; the caller holds mu.
 func (m *Mirror) forget(id string) {
 	delete(m.uploads, id)
-	delete(m.began, id)
-	delete(m.when, id)
+	delete(m.begun, id)
 }
 
 // ListObjects lists the objects under prefix.
@@ -226,19 +230,18 @@ func (m *Mirror) ListObjects(ctx context.Context, prefix string, fn func(key str
 func (m *Mirror) ListUploads(ctx context.Context, prefix string, fn func(up mirrors.Upload, began time.Time) error) error {
 	m.count("ListUploads")
 	m.mu.Lock()
-	var ups []mirrors.Upload
-	var whens []time.Time
-	for id, up := range m.began {
-		if strings.HasPrefix(up.Key, prefix) {
-			ups, whens = append(ups, up), append(whens, m.when[id])
+	var list []begun
+	for _, b := range m.begun {
+		if strings.HasPrefix(b.up.Key, prefix) {
+			list = append(list, b)
 		}
 	}
 	m.mu.Unlock()
-	for i, up := range ups {
+	for _, b := range list {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if err := fn(up, whens[i]); err != nil {
+		if err := fn(b.up, b.at); err != nil {
 			return err
 		}
 	}
@@ -254,8 +257,9 @@ func (m *Mirror) Age(keyOrID string, d time.Duration) {
 		o.modified = o.modified.Add(-d)
 		m.objects[keyOrID] = o
 	}
-	if w, ok := m.when[keyOrID]; ok {
-		m.when[keyOrID] = w.Add(-d)
+	if b, ok := m.begun[keyOrID]; ok {
+		b.at = b.at.Add(-d)
+		m.begun[keyOrID] = b
 	}
 }
 
