@@ -40,6 +40,11 @@ func Errorf(k Kind, format string, args ...any) *Error {
 	return &Error{Kind: k, Msg: fmt.Sprintf(format, args...)}
 }
 
+// tooLarge is the error of a file of size bytes over the maximum of max.
+func tooLarge(size, max int64) *Error {
+	return Errorf(TooLarge, "file of %d bytes is over the maximum file size of %d bytes", size, max)
+}
+
 // unavailable wraps a storage failure the client may retry.
 func unavailable(msg string, err error) *Error {
 	return &Error{Kind: Unavailable, Msg: msg, Err: err}

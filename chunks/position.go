@@ -30,7 +30,7 @@ func (s *Service) classify(sess store.Session, r *Range, a store.Account) (step,
 		return step{start: 0, end: -1, total: -1, limit: min(limit, maxFile)}, nil
 	}
 	if r.Total > maxFile {
-		return step{}, Errorf(TooLarge, "file of %d bytes is over the maximum file size of %d bytes", r.Total, maxFile)
+		return step{}, tooLarge(r.Total, maxFile)
 	}
 	if sess.Total >= 0 && sess.Chunks > 0 && r.Total != sess.Total {
 		return step{}, Errorf(Invalid, "Content-Range total changed from %d to %d", sess.Total, r.Total)

@@ -35,7 +35,7 @@ type StreamSpec struct {
 // the upload from then on.
 func (s *Service) Create(ctx context.Context, spec StreamSpec) (store.Session, error) {
 	if max := s.MaxFileSize(spec.Account); spec.Size > max {
-		return store.Session{}, Errorf(TooLarge, "file of %d bytes is over the maximum file size of %d bytes", spec.Size, max)
+		return store.Session{}, tooLarge(spec.Size, max)
 	}
 	if err := s.Room(ctx, spec.Account, spec.Size); err != nil {
 		return store.Session{}, err
@@ -58,10 +58,7 @@ func (s *Service) Create(ctx context.Context, spec StreamSpec) (store.Session, e
 // Stream returns the session of the account's stream upload.
 func (s *Service) Stream(ctx context.Context, a store.Account, key string) (store.Session, error) {
 	sess, err := s.cfg.Store.Session(ctx, key)
-	if err := owned(sess, err, a); err != nil {
-		return sess, err
-	}
-	return sess, nil
+	return sess, owned(sess, err, a)
 }
 
 // ErrNoUpload is wrapped by the errors of stream calls on an upload that
@@ -176,7 +173,7 @@ func (s *Service) Declare(ctx context.Context, a store.Account, key, holder stri
 	case size < sess.Held:
 		return sess, Errorf(Invalid, "size %d is less than the %d bytes held", size, sess.Held)
 	case size > s.MaxFileSize(a):
-		return sess, Errorf(TooLarge, "file of %d bytes is over the maximum file size of %d bytes", size, s.MaxFileSize(a))
+		return sess, tooLarge(size, s.MaxFileSize(a))
 	}
 	next := sess
 	next.Total = size

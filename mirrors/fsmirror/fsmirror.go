@@ -161,7 +161,7 @@ func (m *Mirror) ListUploads(ctx context.Context, prefix string, fn func(up mirr
 		if _, err := uuid.Parse(e.Name()); err != nil || !e.IsDir() {
 			continue
 		}
-		key, err := os.ReadFile(filepath.Join(m.dir, uploadsDir, e.Name(), keyFile))
+		key, err := os.ReadFile(filepath.Join(m.uploadPath(e.Name()), keyFile))
 		if err != nil || !strings.HasPrefix(string(key), prefix) {
 			continue // gone meanwhile, or not begun by this version
 		}
