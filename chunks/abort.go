@@ -48,10 +48,7 @@ func (s *Service) abortRetry(id string, up mirrors.Upload) {
 			return
 		}
 		if s.healthy(id) == nil {
-			ctx, cancel := context.WithTimeout(context.Background(), s.cfg.MirrorTimeout)
-			err = e.Mirror.Abort(ctx, up)
-			cancel()
-			if err == nil || errors.Is(err, mirrors.ErrNotFound) {
+			if err = abort(context.Background(), e.Mirror, up, s.cfg.MirrorTimeout); err == nil {
 				return
 			}
 		}
@@ -69,4 +66,15 @@ func (s *Service) abortRetry(id string, up mirrors.Upload) {
 func (s *Service) Close() {
 	s.closeOnce.Do(func() { close(s.stop) })
 	s.bg.Wait()
+}
+
+// abort aborts up on m within timeout; an upload the mirror no longer has
+// is aborted already.
+func abort(ctx context.Context, m mirrors.Mirror, up mirrors.Upload, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if err := m.Abort(ctx, up); err != nil && !errors.Is(err, mirrors.ErrNotFound) {
+		return err
+	}
+	return nil
 }

@@ -106,10 +106,7 @@ func (s *Service) sweep(ctx context.Context, id string, m mirrors.Mirror, l mirr
 		n++
 	}
 	for _, up := range open {
-		actx, cancel := context.WithTimeout(ctx, s.cfg.MirrorTimeout)
-		err := m.Abort(actx, up)
-		cancel()
-		if err != nil && !errors.Is(err, mirrors.ErrNotFound) {
+		if err := abort(ctx, m, up, s.cfg.MirrorTimeout); err != nil {
 			s.cfg.Log.Warn("janitor: abort unrecorded upload", "mirror", id, "key", up.Key, "err", err)
 			continue
 		}

@@ -135,9 +135,7 @@ func (s *Service) abortAll(ctx context.Context, ups map[string]mirrors.Upload) {
 			continue
 		}
 		wg.Go(func() {
-			ctx, cancel := context.WithTimeout(ctx, min(s.cfg.MirrorTimeout, abortWait))
-			defer cancel()
-			if err := e.Mirror.Abort(ctx, up); err != nil && !errors.Is(err, mirrors.ErrNotFound) {
+			if err := abort(ctx, e.Mirror, up, min(s.cfg.MirrorTimeout, abortWait)); err != nil {
 				mu.Lock()
 				failed[id] = up
 				mu.Unlock()
