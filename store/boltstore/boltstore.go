@@ -887,6 +887,9 @@ const countPurge = 8
 // Count adds add to the counter under key.
 func (s *Store) Count(ctx context.Context, key string, add int64, until time.Time) (int64, error) {
 	now := s.clock()
+	if add == 0 {
+		return s.readCount(ctx, key, now)
+	}
 	var n int64
 	err := s.update(ctx, func(tx *bolt.Tx) error {
 		counts := bucket(tx, bucketCounts)
@@ -902,10 +905,27 @@ func (s *Store) Count(ctx context.Context, key string, add int64, until time.Tim
 		}
 		c.N += add
 		n = c.N
-		if add == 0 {
+		return put(counts, key, c)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("count %q: %w", key, err)
+	}
+	return n, nil
+}
+
+// readCount reads a counter in a read-only transaction: 0 if it lapsed or
+// never began.
+func (s *Store) readCount(ctx context.Context, key string, now time.Time) (int64, error) {
+	var n int64
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		c, err := get[count](bucket(tx, bucketCounts), key, "count")
+		if err == nil && now.Before(c.Until) {
+			n = c.N
+		}
+		if errors.Is(err, store.ErrNotFound) {
 			return nil
 		}
-		return put(counts, key, c)
+		return err
 	})
 	if err != nil {
 		return 0, fmt.Errorf("count %q: %w", key, err)
