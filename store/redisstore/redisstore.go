@@ -319,7 +319,6 @@ func redactURL(u string) string {
 	return scheme + "://xxxxx@" + rest[at+1:]
 }
 
-// Close closes the connections.
 // Ping sends PING to Redis.
 func (s *Store) Ping(ctx context.Context) error {
 	if err := s.rdb.Ping(ctx).Err(); err != nil {
@@ -328,6 +327,7 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
+// Close closes the connections.
 func (s *Store) Close() error {
 	if err := s.rdb.Close(); err != nil {
 		return fmt.Errorf("close redis store: %w", err)
@@ -421,6 +421,12 @@ func lapsed(sess store.Session, now time.Time) bool {
 	return !sess.Started && !now.Before(sess.Expires)
 }
 
+// pttl is the milliseconds from now to until, rounded up and at least 1:
+// a key's PEXPIRE that never ends it early.
+func pttl(now, until time.Time) int64 {
+	return max(int64(math.Ceil(float64(until.Sub(now))/float64(time.Millisecond))), 1)
+}
+
 // expiryArgs returns the script arguments for a session's lapse: Expires as
 // Unix seconds and nanoseconds and the TTL in milliseconds, or "" for a
 // started session, which does not lapse.
@@ -428,7 +434,7 @@ func expiryArgs(sess store.Session, now time.Time) (xs, xn, ttl string) {
 	if sess.Started {
 		return "", "", ""
 	}
-	ms := max(int64(math.Ceil(float64(sess.Expires.Sub(now))/float64(time.Millisecond))), 1)
+	ms := pttl(now, sess.Expires)
 	return strconv.FormatInt(sess.Expires.Unix(), 10), strconv.Itoa(sess.Expires.Nanosecond()),
 		strconv.FormatInt(ms, 10)
 }
@@ -603,7 +609,7 @@ func (s *Store) UpdateSession(ctx context.Context, sess store.Session) (store.Se
 func (s *Store) Lease(ctx context.Context, uploadKey, holder string, until time.Time) (store.Session, error) {
 	now := s.clock()
 	what := fmt.Sprintf("session %q", uploadKey)
-	ttl := max(int64(math.Ceil(float64(until.Sub(now))/float64(time.Millisecond))), 1)
+	ttl := pttl(now, until)
 	vals, err := leaseScript.Run(ctx, s.rdb, []string{sessionKey(uploadKey)},
 		holder, until.Unix(), until.Nanosecond(), now.Unix(), now.Nanosecond(), ttl).Slice()
 	if err != nil {
@@ -627,7 +633,7 @@ func (s *Store) Lease(ctx context.Context, uploadKey, holder string, until time.
 func (s *Store) Renew(ctx context.Context, uploadKey, holder string, until time.Time) error {
 	now := s.clock()
 	what := fmt.Sprintf("session %q", uploadKey)
-	ttl := max(int64(math.Ceil(float64(until.Sub(now))/float64(time.Millisecond))), 1)
+	ttl := pttl(now, until)
 	n, err := renewScript.Run(ctx, s.rdb, []string{sessionKey(uploadKey)},
 		holder, until.Unix(), until.Nanosecond(), now.Unix(), now.Nanosecond(), ttl).Int()
 	switch {
@@ -1230,7 +1236,7 @@ func (s *Store) DamagedFiles(ctx context.Context, after string, limit int) ([]st
 // Lock gives the named lock to holder until the time until, in one script.
 func (s *Store) Lock(ctx context.Context, name, holder string, until time.Time) error {
 	now := s.clock()
-	ttl := max(int64(math.Ceil(float64(until.Sub(now))/float64(time.Millisecond))), 1)
+	ttl := pttl(now, until)
 	n, err := lockScript.Run(ctx, s.rdb, []string{lockKey(name)}, holder, until.Unix(), until.Nanosecond(),
 		now.Unix(), now.Nanosecond(), ttl).Int()
 	if err != nil {
@@ -1303,7 +1309,7 @@ func (s *Store) EachFile(ctx context.Context, fn func(store.File) error) error {
 // Count adds add to the counter under key, in one script.
 func (s *Store) Count(ctx context.Context, key string, add int64, until time.Time) (int64, error) {
 	now := s.clock()
-	ttl := max(int64(math.Ceil(float64(until.Sub(now))/float64(time.Millisecond))), 1)
+	ttl := pttl(now, until)
 	n, err := countScript.Run(ctx, s.rdb, []string{countKey(key)}, add, until.Unix(), until.Nanosecond(),
 		now.Unix(), now.Nanosecond(), ttl).Int64()
 	if err != nil {
