@@ -140,14 +140,7 @@ func TestGracefulStop(t *testing.T) {
 	if _, err := pw.Write(body[:half]); err != nil {
 		t.Fatal(err)
 	}
-	// The server is receiving the chunk once it counts an upload in progress.
-	deadline := time.Now().Add(20 * time.Second)
-	for scrapeMetrics(t, p.URL, "").value("acestash_uploads_in_progress") != 1 {
-		if time.Now().After(deadline) {
-			t.Fatal("the chunk never showed as an upload in progress")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitInProgress(t, p) // the server is receiving the chunk
 	p.signal(syscall.SIGTERM)
 	p.waitLine("shutting down")
 	fresh := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}} // not a connection kept from before
@@ -206,13 +199,7 @@ func TestGraceRunsOut(t *testing.T) {
 	if _, err := pw.Write(body[:len(body)/2]); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for scrapeMetrics(t, p.URL, "").value("acestash_uploads_in_progress") != 1 {
-		if time.Now().After(deadline) {
-			t.Fatal("the upload never showed as in progress")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitInProgress(t, p)
 	start := time.Now()
 	p.signal(syscall.SIGTERM)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -287,4 +274,16 @@ func (l *shutdownLog) Handle(_ context.Context, r slog.Record) error {
 		close(l.stopped)
 	}
 	return nil
+}
+
+// waitInProgress waits until the node counts one upload in progress.
+func waitInProgress(t *testing.T, p *proc) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for scrapeMetrics(t, p.URL, "").value("acestash_uploads_in_progress") != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the upload never showed as in progress")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }

@@ -2,14 +2,10 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"net/http"
 	"strings"
 	"testing"
-
-	"github.com/minio/minio-go/v7"
-	"github.com/minio/minio-go/v7/pkg/credentials"
 
 	"github.com/acestash/acestash/store"
 )
@@ -23,16 +19,7 @@ func leftovers(t *testing.T, srv *testServer) int {
 		if m.Type != "s3" {
 			continue
 		}
-		c, err := minio.New(m.Endpoint, &minio.Options{Creds: credentials.NewStaticV4(m.AccessKey, m.SecretKey, ""), Secure: m.Secure})
-		if err != nil {
-			t.Fatal(err)
-		}
-		for up := range c.ListIncompleteUploads(context.Background(), m.Bucket, "", true) {
-			if up.Err != nil {
-				t.Fatal(up.Err)
-			}
-			n++
-		}
+		n += incompleteUploads(t, m)
 	}
 	return n
 }

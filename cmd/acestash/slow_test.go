@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -87,7 +88,7 @@ func TestSlowClientsCut(t *testing.T) {
 		t.Fatalf("a fast upload beside the slow ones: %d %q", resp, got)
 	}
 	t.Logf("40 slow bodies cut after %v to %v; a slow tus PATCH after %v; slow headers after %v",
-		minOf(took), maxOf(took), tusTook, headers)
+		slices.Min(took).Round(time.Millisecond), slices.Max(took).Round(time.Millisecond), tusTook, headers)
 }
 
 // tusPatchHead creates a tus upload of size bytes and returns the head of a
@@ -124,22 +125,6 @@ func fetchPost(t *testing.T, u string, body []byte) (int, string) {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, strings.TrimSpace(string(b))
-}
-
-func minOf(d []time.Duration) time.Duration {
-	m := d[0]
-	for _, x := range d {
-		m = min(m, x)
-	}
-	return m.Round(time.Millisecond)
-}
-
-func maxOf(d []time.Duration) time.Duration {
-	m := d[0]
-	for _, x := range d {
-		m = max(m, x)
-	}
-	return m.Round(time.Millisecond)
 }
 
 func httpPost(u string, body []byte) (*http.Response, error) {
