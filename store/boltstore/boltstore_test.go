@@ -43,15 +43,7 @@ func TestReopenKeepsData(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-
-	s, err = Open(path, clock.Now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s = reopen(t, s, path, clock.Now)
 	if a, err := s.AccountByUserID(ctx, "u"); err != nil || a.Name != "n" {
 		t.Fatalf("AccountByUserID after reopen = %+v, %v", a, err)
 	}
@@ -144,15 +136,7 @@ func TestOpenIndexesOwners(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-
-	s, err = Open(path, clock.Now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s = reopen(t, s, path, clock.Now)
 	list, total, err := s.OwnerFiles(ctx, "k", 0, 10)
 	if err != nil || total != 2 || len(list) != 2 || list[0].Slug != "new" || list[1].Slug != "old" {
 		t.Fatalf("OwnerFiles after reopen = %+v, %d, %v; want new, old", list, total, err)
@@ -180,15 +164,23 @@ func TestOpenCountsUsage(t *testing.T) {
 	if err := s.db.Update(func(tx *bolt.Tx) error { return tx.DeleteBucket([]byte(bucketUsage)) }); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	s, err = Open(path, clock.Now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s = reopen(t, s, path, clock.Now)
 	if u, err := s.Usage(ctx, "k"); err != nil || u != (store.Usage{Bytes: 120, Files: 2}) {
 		t.Fatalf("Usage after reopen = %+v, %v; want 120 bytes in 2 files", u, err)
 	}
+}
+
+// reopen closes s and opens the database at path again, to be closed when
+// the test ends.
+func reopen(t *testing.T, s *Store, path string, clock store.Clock) *Store {
+	t.Helper()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(path, clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
 }
