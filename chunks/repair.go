@@ -73,8 +73,8 @@ func (s *Service) repair(ctx context.Context, f store.File) int {
 // as it is now. A file removed or taken down meanwhile loses the copy
 // again, and its record is left as it is.
 func (s *Service) recordCopy(ctx context.Context, f store.File, id string) error {
-	cur, err := s.cfg.Store.File(ctx, f.Slug)
-	if errors.Is(err, store.ErrNotFound) || err == nil && (cur.ObjectKey != f.ObjectKey || cur.Status != store.StatusActive) {
+	cur, gone, err := s.removed(ctx, f)
+	if gone {
 		s.deleteCopy(ctx, id, f.ObjectKey)
 		return errors.New("the file was removed while it was copied")
 	}

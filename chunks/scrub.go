@@ -75,7 +75,7 @@ func (s *Service) scrub(ctx context.Context, f store.File, d *duty) int {
 			s.cfg.Log.Warn("scrub: rewrite bad copy", "slug", f.Slug, "mirror", id, "err", err)
 			continue
 		}
-		if gone, err := s.removed(ctx, f); err != nil || gone {
+		if _, gone, err := s.removed(ctx, f); err != nil || gone {
 			if gone {
 				s.deleteCopy(ctx, id, f.ObjectKey)
 			}
@@ -88,18 +88,18 @@ func (s *Service) scrub(ctx context.Context, f store.File, d *duty) int {
 	return n
 }
 
-// removed reports whether f's record no longer serves its object (the
-// file was removed or taken down), so that a copy just written for it is
-// not left behind.
-func (s *Service) removed(ctx context.Context, f store.File) (bool, error) {
-	cur, err := s.cfg.Store.File(ctx, f.Slug)
+// removed reads f's record as it is now and reports whether it no longer
+// serves f's object (the file was removed or taken down), so that a copy
+// just written for it is not left behind.
+func (s *Service) removed(ctx context.Context, f store.File) (cur store.File, gone bool, err error) {
+	cur, err = s.cfg.Store.File(ctx, f.Slug)
 	if errors.Is(err, store.ErrNotFound) {
-		return true, nil
+		return cur, true, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("read the record after writing a copy: %w", err)
+		return cur, false, fmt.Errorf("read the record after writing a copy: %w", err)
 	}
-	return cur.ObjectKey != f.ObjectKey || cur.Status != store.StatusActive, nil
+	return cur, cur.ObjectKey != f.ObjectKey || cur.Status != store.StatusActive, nil
 }
 
 // errBadCopy is a copy whose bytes are not the file's.
