@@ -3,6 +3,7 @@ package chunks
 import (
 	"context"
 	"errors"
+	"math"
 
 	"github.com/acestash/acestash/store"
 )
@@ -42,10 +43,7 @@ func (s *Service) room(ctx context.Context, a store.Account) (int64, error) {
 // Room reports, before a request's body is read, whether the account may
 // store a file of size bytes (size < 0: unknown) under its quotas.
 func (s *Service) Room(ctx context.Context, a store.Account, size int64) error {
-	left, err := s.room(ctx, a)
-	if err == nil && left >= 0 && size > left {
-		err = doesNotFit(a, size, left)
-	}
+	_, _, err := s.capped(ctx, a, size, 0, math.MaxInt64)
 	return err
 }
 
@@ -59,17 +57,24 @@ func crossed(a store.Account, left int64) error {
 	return Errorf(OverQuota, "the upload goes past this account's quota of %d bytes (%d bytes were left); nothing of it was kept", a.QuotaBytes, left)
 }
 
-// capped lowers maxSize to what the account's quota leaves, and says
-// whether the quota is what bounds it.
-func (s *Service) capped(ctx context.Context, a store.Account, maxSize int64) (int64, int64, error) {
+// capped checks that a file of size bytes (size < 0: unknown) fits in
+// what the account's quotas leave, and lowers limit, the bytes a request may
+// bring after the base the upload holds, to what the quota leaves after
+// base. quota is what the quota left when it is what bounds the limit,
+// else -1.
+func (s *Service) capped(ctx context.Context, a store.Account, size, base, limit int64) (capped, quota int64, err error) {
 	left, err := s.room(ctx, a)
-	if err != nil {
+	switch {
+	case err != nil:
 		return 0, -1, err
+	case left < 0:
+		return limit, -1, nil
+	case size > left:
+		return 0, -1, doesNotFit(a, size, left)
+	case left-base < limit:
+		return max(left-base, 0), left, nil
 	}
-	if left >= 0 && left < maxSize {
-		return left, left, nil
-	}
-	return maxSize, -1, nil
+	return limit, -1, nil
 }
 
 // overQuota turns the TooLarge error of a body cut at what the quota left

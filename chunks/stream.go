@@ -99,20 +99,13 @@ func (s *Service) Append(ctx context.Context, a store.Account, key, holder strin
 	if sess.Total >= 0 {
 		limit = sess.Total - sess.Held
 	}
-	left, err := s.room(ctx, a)
-	if err == nil && left >= 0 && sess.Total > left {
-		err = doesNotFit(a, sess.Total, left)
-	}
+	limit, quota, err := s.capped(ctx, a, sess.Total, sess.Held, limit)
 	if isOverQuota(err) {
 		s.discard(context.WithoutCancel(ctx), sess) // it cannot finish: drop all of it
 		return sess, err
 	}
 	if err != nil {
 		return sess, err
-	}
-	quota := int64(-1) // what the quota left, when it bounds the body
-	if left >= 0 && left-sess.Held < limit {
-		limit, quota = max(left-sess.Held, 0), left
 	}
 	h, err := restoreHash(sess.Hash)
 	if err != nil {

@@ -111,12 +111,13 @@ func (s *Service) receive(ctx context.Context, sess store.Session, req ChunkRequ
 	if err != nil {
 		return next, st, nil, err
 	}
-	left, err := s.room(ctx, req.Account)
+	limit := st.limit
+	if st.total >= 0 {
+		limit = min(limit, st.total-st.base)
+	}
+	limit, quota, err := s.capped(ctx, req.Account, st.total, st.base, limit)
 	if err != nil {
 		return next, st, nil, err
-	}
-	if left >= 0 && st.total > left {
-		return next, st, nil, doesNotFit(req.Account, st.total, left)
 	}
 	state, prev := sess.Hash, sess.Last
 	if st.retry {
@@ -125,14 +126,6 @@ func (s *Service) receive(ctx context.Context, sess store.Session, req ChunkRequ
 	h, err := restoreHash(state)
 	if err != nil {
 		return next, st, nil, err
-	}
-	limit := st.limit
-	if st.total >= 0 {
-		limit = min(limit, st.total-st.base)
-	}
-	quota := int64(-1) // what the quota left, when it is what bounds the chunk
-	if left >= 0 && left-st.base < limit {
-		limit, quota = max(left-st.base, 0), left
 	}
 	w := s.newWrite(&next, prev, h)
 	w.whole, w.total = sess.Chunks == 0 && st.base == 0, st.total
@@ -273,7 +266,7 @@ func (s *Service) fill(ctx context.Context, sess store.Session, req ChunkRequest
 	if maxSize <= 0 {
 		maxSize = s.MaxFileSize(req.Account)
 	}
-	maxSize, left, err := s.capped(ctx, req.Account, maxSize)
+	maxSize, left, err := s.capped(ctx, req.Account, -1, 0, maxSize)
 	if err != nil {
 		s.release(ctx, sess, true)
 		return Result{}, err
@@ -314,7 +307,7 @@ func (s *Service) Put(ctx context.Context, spec Spec, r io.Reader) (store.File, 
 	if maxSize <= 0 {
 		maxSize = s.MaxFileSize(spec.Account)
 	}
-	maxSize, left, err := s.capped(ctx, spec.Account, maxSize)
+	maxSize, left, err := s.capped(ctx, spec.Account, -1, 0, maxSize)
 	if err != nil {
 		return store.File{}, err
 	}
