@@ -34,11 +34,6 @@ func (s *Server) admin(g *echo.Group) {
 	g.POST("/accounts/:key/rotate-token", s.adminRotateToken)
 }
 
-// adminDialect writes {"error": "…"} with the problem's status.
-func adminDialect(c echo.Context, p *problem) {
-	c.JSON(p.status, map[string]string{"error": p.msg})
-}
-
 func (s *Server) adminAuth(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		if s.cfg.AdminToken == "" {

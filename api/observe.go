@@ -140,7 +140,7 @@ func dialectOf(route string) string {
 		return "pages"
 	case route == "/upload" || strings.HasPrefix(route, "/uploads/"):
 		return "mirage"
-	case route == "/files" || strings.HasPrefix(route, "/files/"):
+	case isTusRoute(route):
 		return "tus"
 	case route == "/" || strings.HasPrefix(route, "/web/") || strings.HasPrefix(route, "/assets/"):
 		return "web"
@@ -150,10 +150,15 @@ func dialectOf(route string) string {
 	return "none"
 }
 
+// isTusRoute reports whether a route pattern is the tus endpoint's.
+func isTusRoute(route string) bool {
+	return route == "/files" || strings.HasPrefix(route, "/files/")
+}
+
 // routeKind says whether a request to a route pattern uploads or
 // downloads a file.
 func routeKind(route, method string) string {
-	if route == "/files" || route == "/files/*" {
+	if isTusRoute(route) {
 		if method == http.MethodPatch || method == http.MethodPost {
 			return "upload" // tus: a PATCH, or a creation that may carry bytes
 		}

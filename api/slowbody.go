@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -24,7 +23,7 @@ import (
 // when its lock is wanted) that these must not undo; it keeps the same
 // minimum rate its own way.
 func isTus(c echo.Context) bool {
-	return c.Path() == "/files" || strings.HasPrefix(c.Path(), "/files/")
+	return isTusRoute(c.Path())
 }
 
 // errSlowBody is the read error of a body cut for being too slow.

@@ -24,14 +24,15 @@ func (s *Server) web(e *echo.Echo) {
 	e.GET("/", s.home)
 	e.HEAD("/", s.home)
 	e.GET("/assets/:name", s.asset)
-	g := s.group(e, "/web", webJSON)
+	g := s.group(e, "/web", jsonError)
 	g.POST("/signin", s.signIn)
 	g.POST("/signout", s.signOut)
 	g.GET("/session", s.whoAmI)
 }
 
-// webJSON writes a failure of the page's own calls as {"error": "..."}.
-func webJSON(c echo.Context, p *problem) {
+// jsonError writes a failure as {"error": "..."}: the dialect of the page's
+// own calls and of the admin API.
+func jsonError(c echo.Context, p *problem) {
 	c.JSON(p.status, map[string]string{"error": p.msg})
 }
 

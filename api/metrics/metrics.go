@@ -91,9 +91,6 @@ func New() *Metrics {
 	return m
 }
 
-// Registry is where the node's collectors are registered.
-func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
-
 // Handler serves the registry in Prometheus's exposition format.
 func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
