@@ -147,10 +147,14 @@ func (s *Server) adminRemoveFile(c echo.Context) error {
 	default:
 		return badRequest("reason must be admin or copyright")
 	}
-	if _, err := s.adminLookup(ctx, c.Param("slug")); err != nil {
+	sl := c.Param("slug")
+	if err := checkSlug(sl); err != nil {
 		return err
 	}
-	f, err := s.cfg.Chunks.Withdraw(context.WithoutCancel(ctx), c.Param("slug"), status)
+	f, err := s.cfg.Chunks.Withdraw(context.WithoutCancel(ctx), sl, status)
+	if errors.Is(err, store.ErrNotFound) {
+		return storeProblem(err, "file "+sl)
+	}
 	if err != nil {
 		if f.Slug == "" {
 			return unavailable("cannot take the file down", err)
@@ -162,14 +166,22 @@ func (s *Server) adminRemoveFile(c echo.Context) error {
 }
 
 func (s *Server) adminLookup(ctx context.Context, sl string) (store.File, error) {
-	if !slug.Valid(sl, 64) {
-		return store.File{}, fail(http.StatusNotFound, "file "+strconv.Quote(sl)+" not found")
+	if err := checkSlug(sl); err != nil {
+		return store.File{}, err
 	}
 	f, err := s.cfg.Store.File(ctx, sl)
 	if err != nil {
 		return store.File{}, storeProblem(err, "file "+sl)
 	}
 	return f, nil
+}
+
+// checkSlug is a 404 for what cannot be a slug.
+func checkSlug(sl string) error {
+	if !slug.Valid(sl, 64) {
+		return fail(http.StatusNotFound, "file "+strconv.Quote(sl)+" not found")
+	}
+	return nil
 }
 
 // storeProblem is a 404 for a missing record, else a retryable failure.

@@ -138,6 +138,9 @@ func TestAdminCLI(t *testing.T) {
 	if _, err := cli(t, p.URL, "files", "info", "NoSuchFile"); err == nil || !strings.Contains(err.Error(), "not found") {
 		t.Fatalf("files info of a missing slug: %v", err)
 	}
+	if _, err := cli(t, p.URL, "files", "rm", "NoSuchFile", "--reason", "admin"); err == nil || !strings.Contains(err.Error(), "file NoSuchFile not found") {
+		t.Fatalf("files rm of a missing slug: %v", err)
+	}
 
 	// Accounts: create, use, set, rotate, remove.
 	var acct adminAccount
