@@ -123,15 +123,23 @@ func (u *upload) WriteChunk(ctx context.Context, offset int64, src io.Reader) (i
 	if !ok {
 		return 0, errUnavailable("the upload is not locked by this request; retry")
 	}
+	sess, err := u.run(func() (store.Session, error) {
+		return u.d.cfg.Chunks.Append(ctx, u.a, u.sess.UploadKey, holder, offset, body{src, u.call})
+	})
+	return max(sess.Held-offset, 0), err
+}
+
+// run runs a call that may outlast the request's write deadline (see
+// call.keep), keeps the session it leaves and gives tusd its error.
+func (u *upload) run(fn func() (store.Session, error)) (store.Session, error) {
 	var sess store.Session
 	err := u.call.keep(func() error {
 		var err error
-		sess, err = u.d.cfg.Chunks.Append(ctx, u.a, u.sess.UploadKey, holder, offset, body{src, u.call})
+		sess, err = fn()
 		return err
 	})
-	n := max(sess.Held-offset, 0)
 	u.set(sess)
-	return n, tusError(u.d.cfg.Log, err)
+	return sess, tusError(u.d.cfg.Log, err)
 }
 
 // GetReader is not offered: downloads are at /m/<slug>.
@@ -145,14 +153,10 @@ func (u *upload) FinishUpload(ctx context.Context) error {
 		return nil
 	}
 	return u.d.locks.with(ctx, u.sess.UploadKey, func(holder string) error {
-		var sess store.Session
-		err := u.call.keep(func() error {
-			var err error
-			sess, err = u.d.cfg.Chunks.Finish(ctx, u.a, u.sess.UploadKey, holder)
-			return err
+		_, err := u.run(func() (store.Session, error) {
+			return u.d.cfg.Chunks.Finish(ctx, u.a, u.sess.UploadKey, holder)
 		})
-		u.set(sess)
-		return tusError(u.d.cfg.Log, err)
+		return err
 	})
 }
 
@@ -178,13 +182,9 @@ func (u *upload) ConcatUploads(ctx context.Context, partials []handler.Upload) e
 		keys[i] = p.(*upload).sess.UploadKey
 	}
 	return u.d.locks.with(ctx, u.sess.UploadKey, func(holder string) error {
-		var sess store.Session
-		err := u.call.keep(func() error {
-			var err error
-			sess, err = u.d.cfg.Chunks.Join(ctx, u.a, u.sess.UploadKey, holder, keys)
-			return err
+		_, err := u.run(func() (store.Session, error) {
+			return u.d.cfg.Chunks.Join(ctx, u.a, u.sess.UploadKey, holder, keys)
 		})
-		u.set(sess)
-		return tusError(u.d.cfg.Log, err)
+		return err
 	})
 }
