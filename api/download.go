@@ -153,27 +153,25 @@ func (s *Server) download(c echo.Context) error {
 		if pw == "" && c.Request().Method == http.MethodPost {
 			pw = c.FormValue("password")
 		}
+		locked := fail(http.StatusForbidden, "this file needs its password: send it from the file's page or in an X-File-Password header")
+		if pw == "" {
+			return locked
+		}
 		ctx, addr := c.Request().Context(), c.RealIP()
-		if pw != "" {
-			ok, err := s.guesses.try(ctx, f.Slug, addr)
-			if err != nil {
-				return fmt.Errorf("check password guesses: %w", err)
-			}
-			if !ok {
-				return fail(http.StatusTooManyRequests, "too many wrong passwords for this file from your address; try again later")
-			}
+		ok, err := s.guesses.try(ctx, f.Slug, addr)
+		if err != nil {
+			return fmt.Errorf("check password guesses: %w", err)
+		}
+		if !ok {
+			return fail(http.StatusTooManyRequests, "too many wrong passwords for this file from your address; try again later")
 		}
 		if !chunks.CheckPassword(f, pw) {
-			if pw != "" {
-				if err := s.guesses.wrong(ctx, f.Slug, addr); err != nil {
-					s.cfg.Log.Warn("count a wrong password", "slug", f.Slug, "err", err)
-				}
+			if err := s.guesses.wrong(ctx, f.Slug, addr); err != nil {
+				s.cfg.Log.Warn("count a wrong password", "slug", f.Slug, "err", err)
 			}
-			return fail(http.StatusForbidden, "this file needs its password: send it from the file's page or in an X-File-Password header")
+			return locked
 		}
-		if pw != "" {
-			s.guesses.right(ctx, f.Slug, addr)
-		}
+		s.guesses.right(ctx, f.Slug, addr)
 	} else if c.Request().Method == http.MethodPost {
 		return fail(http.StatusMethodNotAllowed, "use GET")
 	}
