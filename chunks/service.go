@@ -7,10 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
-	"syscall"
 	"time"
-
-	"golang.org/x/sync/semaphore"
 
 	"github.com/acestash/acestash/mirrors"
 	"github.com/acestash/acestash/slug"
@@ -157,7 +154,7 @@ func New(cfg Config) (*Service, error) {
 	if err := os.MkdirAll(cfg.SpoolDir, 0o700); err != nil {
 		return nil, fmt.Errorf("chunks: spool dir: %w", err)
 	}
-	return &Service{cfg: cfg, pieces: newPool(cfg.PieceSize, cfg.Pieces),
+	return &Service{cfg: cfg, pieces: newPool(cfg.PieceSize, cfg.Pieces, keepFree),
 		aborts: make(chan struct{}, abortSlots), stop: make(chan struct{})}, nil
 }
 
@@ -220,59 +217,4 @@ func (s *Service) newSession(ctx context.Context, fail string, build func(key, s
 		return sess, nil
 	}
 	return store.Session{}, errors.New("chunks: could not find a free upload key")
-}
-
-// pool lends pieces: a request reserves all it needs at once, so that it
-// can read one while others are written, and the memory for pieces is
-// bounded per node, not per request. Pieces are anonymous memory maps,
-// outside the Go heap, so the garbage collector's headroom never doubles
-// them, and each is unmapped when its request ends: memory comes back as
-// soon as uploads end.
-type pool struct {
-	size int
-	sem  *semaphore.Weighted
-}
-
-func newPool(size, max int) *pool {
-	return &pool{size: size, sem: semaphore.NewWeighted(int64(max))}
-}
-
-// perRequest is how many pieces a streaming request holds: one being read
-// and inFlight being written.
-const perRequest = 1 + inFlight
-
-// reserve waits until a request's pieces are free and returns them; give
-// them back with release.
-func (p *pool) reserve(ctx context.Context) ([][]byte, error) {
-	if err := p.sem.Acquire(ctx, perRequest); err != nil {
-		return nil, unavailable("the upload was cut off while waiting for memory", err)
-	}
-	bufs := make([][]byte, perRequest)
-	for i := range bufs {
-		b, err := p.buffer()
-		if err != nil {
-			p.release(bufs)
-			return nil, unavailable("cannot get memory for the upload", err)
-		}
-		bufs[i] = b
-	}
-	return bufs, nil
-}
-
-func (p *pool) buffer() ([]byte, error) {
-	b, err := syscall.Mmap(-1, 0, p.size, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_ANON|syscall.MAP_PRIVATE)
-	if err != nil {
-		return nil, fmt.Errorf("map a piece: %w", err)
-	}
-	return b, nil
-}
-
-// release returns the pieces from reserve.
-func (p *pool) release(bufs [][]byte) {
-	for _, b := range bufs {
-		if b != nil {
-			syscall.Munmap(b[:p.size])
-		}
-	}
-	p.sem.Release(perRequest)
 }
