@@ -13,16 +13,19 @@ type dialect func(c echo.Context, p *problem)
 
 const dialectKey = "acestash.dialect"
 
-// group returns a route group under prefix whose failures d writes. A
-// request under prefix that names no route gets d's 404, or 405 when the
-// path is a route for other methods.
-func (s *Server) group(e *echo.Echo, prefix string, d dialect) *echo.Group {
-	g := e.Group(prefix, func(next echo.HandlerFunc) echo.HandlerFunc {
+// group returns a route group under prefix whose failures d writes, its
+// routes behind mw. A request under prefix that names no route gets d's
+// 404, or 405 when the path is a route for other methods. Middleware must
+// come through here: Echo's Group.Use puts its own 404 in place of ours.
+func (s *Server) group(e *echo.Echo, prefix string, d dialect, mw ...echo.MiddlewareFunc) *echo.Group {
+	speak := func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			c.Set(dialectKey, d)
 			return next(c)
 		}
-	})
+	}
+	g := e.Group(prefix, append([]echo.MiddlewareFunc{speak}, mw...)...)
+	g.RouteNotFound("", noRoute)
 	g.RouteNotFound("/*", noRoute)
 	return g
 }

@@ -94,7 +94,7 @@ func New(cfg Config) http.Handler {
 	s.downloads(s.group(e, "/m", plain))
 	s.mirage(e)
 	s.ops(e)
-	s.admin(s.group(e, "/api/admin", jsonError))
+	s.admin(s.group(e, "/api/admin", jsonError, s.adminAuth))
 	if cfg.Tus != nil {
 		// tusd's handler writes its own errors, CORS headers and all.
 		h := echo.WrapHandler(cfg.Tus)

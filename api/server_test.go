@@ -84,3 +84,42 @@ func TestMirrorIDs(t *testing.T) {
 		}
 	}
 }
+
+// TestAdminNoRoute: the admin API's group keeps the JSON 404 and 405 of
+// every group, behind its token.
+func TestAdminNoRoute(t *testing.T) {
+	s := &Server{cfg: Config{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), AdminToken: "secret"}}
+	e := s.echo()
+	s.admin(s.group(e, "/api/admin", jsonError, s.adminAuth))
+	srv := httptest.NewServer(e)
+	defer srv.Close()
+
+	for _, tc := range []struct {
+		method, path, token string
+		code                int
+		msg                 string
+	}{
+		{"DELETE", "/api/admin/accounts", "secret", 405, "method DELETE is not allowed here"},
+		{"GET", "/api/admin/nothing", "secret", 404, "not found"},
+		{"GET", "/api/admin", "secret", 404, "not found"},
+		{"GET", "/api/admin/nothing", "", 401, "send Authorization: Bearer <admin_token>"},
+	} {
+		req, err := http.NewRequest(tc.method, srv.URL+tc.path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tc.token != "" {
+			req.Header.Set("Authorization", "Bearer "+tc.token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var body struct{ Error string }
+		err = json.NewDecoder(resp.Body).Decode(&body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != tc.code || body.Error != tc.msg {
+			t.Errorf("%s %s: HTTP %d %+v (%v); want %d %q", tc.method, tc.path, resp.StatusCode, body, err, tc.code, tc.msg)
+		}
+	}
+}
