@@ -65,7 +65,13 @@ type Event struct {
 type Dispatcher struct {
 	cfg  Config
 	kick chan struct{}
+
+	mu       sync.Mutex
+	unqueued []store.Delivery // refused by the store; Run queues them again
 }
+
+// maxUnqueued bounds the deliveries held while the store refuses them.
+const maxUnqueued = 10000
 
 // lease is how long a claimed delivery is kept from other claimers: longer
 // than one attempt may take.
@@ -101,8 +107,9 @@ func Sign(secret string, body []byte) string {
 	return "sha256=" + hex.EncodeToString(m.Sum(nil))
 }
 
-// Notify queues the event for every hook that wants it. A failure to queue
-// is logged: the file itself is stored either way.
+// Notify queues the event for every hook that wants it. While the store
+// refuses the deliveries, this process holds them and Run queues them as
+// soon as it can: the file itself is stored either way.
 func (d *Dispatcher) Notify(ctx context.Context, event string, f store.File) {
 	now := time.Now().UTC()
 	body, err := json.Marshal(Event{ID: uuid.NewString(), Type: event, Time: now, File: d.cfg.View(f)})
@@ -120,13 +127,52 @@ func (d *Dispatcher) Notify(ctx context.Context, event string, f store.File) {
 		return
 	}
 	if err := d.cfg.Store.AddDeliveries(ctx, ds); err != nil {
-		d.cfg.Log.ErrorContext(ctx, "webhook event not queued", "event", event, "slug", f.Slug, "err", err)
+		d.cfg.Log.WarnContext(ctx, "webhook event not queued yet; will try again", "event", event, "slug", f.Slug, "err", err)
+		d.hold(ds)
 		return
 	}
 	select {
 	case d.kick <- struct{}{}:
 	default:
 	}
+}
+
+// hold keeps deliveries the store refused, dropping the oldest past
+// maxUnqueued.
+func (d *Dispatcher) hold(ds []store.Delivery) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.unqueued = append(d.unqueued, ds...)
+	if over := len(d.unqueued) - maxUnqueued; over > 0 {
+		for _, dv := range d.unqueued[:over] {
+			d.cfg.Log.Error("webhooks: delivery dropped: the store refused it too long", "url", dv.URL, "event", dv.Event, "delivery", dv.ID)
+		}
+		d.unqueued = slices.Delete(d.unqueued, 0, over)
+	}
+}
+
+// requeue queues the held deliveries, keeping them while the store
+// refuses.
+func (d *Dispatcher) requeue(ctx context.Context) {
+	d.mu.Lock()
+	ds := d.unqueued
+	d.unqueued = nil
+	d.mu.Unlock()
+	if len(ds) == 0 {
+		return
+	}
+	if err := d.cfg.Store.AddDeliveries(ctx, ds); err != nil {
+		if ctx.Err() == nil {
+			d.cfg.Log.Warn("webhooks: queue held deliveries", "count", len(ds), "err", err)
+		}
+		d.mu.Lock()
+		ds = append(ds, d.unqueued...) // oldest first
+		d.unqueued = nil
+		d.mu.Unlock()
+		d.hold(ds)
+		return
+	}
+	d.cfg.Log.Info("webhooks: queued held deliveries", "count", len(ds))
 }
 
 // batch is how many deliveries one claim takes.
@@ -137,6 +183,7 @@ func (d *Dispatcher) Run(ctx context.Context) {
 	t := time.NewTicker(d.cfg.Poll)
 	defer t.Stop()
 	for {
+		d.requeue(ctx)
 		for d.deliverDue(ctx) == batch {
 		}
 		select {
