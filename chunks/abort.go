@@ -62,10 +62,12 @@ func (s *Service) abortRetry(id string, up mirrors.Upload) {
 	s.cfg.Log.Warn("abort upload: giving up; the janitor will remove it", "mirror", id, "key", up.Key, "err", err)
 }
 
-// Close stops the background aborts and waits for them to end.
+// Close stops the background aborts and waits for them to end, and gives
+// back the memory of pieces no upload holds.
 func (s *Service) Close() {
 	s.closeOnce.Do(func() { close(s.stop) })
 	s.bg.Wait()
+	s.pieces.close()
 }
 
 // abort aborts up on m within timeout; an upload the mirror no longer has

@@ -244,9 +244,10 @@ func (l *lane) put(ctx context.Context, prev mirrors.Part, b []byte) (mirrors.Pa
 }
 
 // pieceReader reads a piece for one mirror call. An HTTP client may go on
-// reading a request body after the call has returned, and a piece's memory
-// is unmapped once its request ends, so the piece is lent only until
-// revoke: it waits for a read in progress and makes every later one fail.
+// reading a request body after the call has returned, and once its request
+// ends a piece is filled by another upload or unmapped, so the piece is
+// lent only until revoke: it waits for a read in progress and makes every
+// later one fail.
 type pieceReader struct {
 	mu      sync.Mutex
 	b       []byte

@@ -24,7 +24,8 @@ const keepFree = 5 * time.Second
 // bounded per node, not per request. Pieces are anonymous memory maps,
 // outside the Go heap, so the garbage collector's headroom never doubles
 // them. Pieces given back are lent again while uploads keep coming, and
-// unmapped once none has been given back for keep.
+// unmapped once none has been given back for keep. At most max pieces are
+// mapped at any time, held or free.
 type pool struct {
 	size int
 	sem  *semaphore.Weighted
@@ -32,7 +33,9 @@ type pool struct {
 
 	mu      sync.Mutex
 	free    [][]byte // mapped, held by no request
+	mapped  int      // pieces mapped or being mapped, held or free
 	idle    *time.Timer
+	closed  bool   // pieces given back are unmapped at once
 	trimmed func() // for tests: called after each trim
 }
 
@@ -50,10 +53,14 @@ func (p *pool) reserve(ctx context.Context) ([][]byte, error) {
 	p.mu.Lock()
 	k := copy(bufs, p.free[max(0, len(p.free)-perRequest):])
 	p.free = p.free[:len(p.free)-k]
+	p.mapped += perRequest - k
 	p.mu.Unlock()
 	for i := k; i < perRequest; i++ {
 		b, err := syscall.Mmap(-1, 0, p.size, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_ANON|syscall.MAP_PRIVATE)
 		if err != nil {
+			p.mu.Lock()
+			p.mapped -= perRequest - i
+			p.mu.Unlock()
 			p.release(bufs)
 			return nil, unavailable("cannot get memory for the upload", fmt.Errorf("map a piece: %w", err))
 		}
@@ -70,9 +77,12 @@ func (p *pool) release(bufs [][]byte) {
 			p.free = append(p.free, b[:p.size])
 		}
 	}
-	if p.idle == nil {
+	switch {
+	case p.closed:
+		p.unmapFree()
+	case p.idle == nil:
 		p.idle = time.AfterFunc(p.keep, p.trim)
-	} else {
+	default:
 		p.idle.Reset(p.keep)
 	}
 	p.mu.Unlock()
@@ -82,13 +92,30 @@ func (p *pool) release(bufs [][]byte) {
 // trim unmaps every piece no request holds.
 func (p *pool) trim() {
 	p.mu.Lock()
-	free := p.free
-	p.free = nil
+	p.unmapFree()
 	p.mu.Unlock()
-	for _, b := range free {
-		syscall.Munmap(b)
-	}
 	if p.trimmed != nil {
 		p.trimmed()
 	}
+}
+
+// close unmaps the free pieces, and every piece given back from now on.
+func (p *pool) close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.closed = true
+	if p.idle != nil {
+		p.idle.Stop()
+	}
+	p.unmapFree()
+}
+
+// unmapFree unmaps the free pieces; p.mu is held, so that no reserve maps
+// new pieces in place of ones not yet unmapped.
+func (p *pool) unmapFree() {
+	for _, b := range p.free {
+		syscall.Munmap(b)
+	}
+	p.mapped -= len(p.free)
+	p.free = nil
 }

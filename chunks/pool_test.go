@@ -2,7 +2,7 @@ package chunks
 
 import (
 	"context"
-	"errors"
+	"sync"
 	"testing"
 	"time"
 )
@@ -39,9 +39,12 @@ func TestPoolLendsPiecesAgain(t *testing.T) {
 	if len(p.free) != 0 {
 		t.Fatalf("%d pieces still mapped after trim", len(p.free))
 	}
-	if _, err := p.reserve(context.Background()); err != nil {
+	bufs, err := p.reserve(context.Background())
+	if err != nil {
 		t.Fatalf("reserve after trim: %v", err)
 	}
+	p.release(bufs)
+	p.close()
 }
 
 func TestPoolUnmapsWhenIdle(t *testing.T) {
@@ -71,21 +74,55 @@ func TestPoolUnmapsWhenIdle(t *testing.T) {
 	}
 }
 
+// TestPoolBoundsMemory: requests reserving and giving back pieces at once,
+// with the idle timer unmapping free pieces all the while, never find more
+// than the bound mapped, and never share a piece.
 func TestPoolBoundsMemory(t *testing.T) {
-	p := newPool(1<<16, perRequest, time.Hour)
-	held, err := p.reserve(context.Background())
-	if err != nil {
-		t.Fatal(err)
+	const max = 2 * perRequest
+	p := newPool(1<<16, max, time.Nanosecond)
+	var mu sync.Mutex
+	held := map[*byte]bool{}
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for range 200 {
+				bufs, err := p.reserve(context.Background())
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				p.mu.Lock()
+				n := p.mapped
+				p.mu.Unlock()
+				if n > max {
+					t.Errorf("%d pieces mapped; the bound is %d", n, max)
+				}
+				mu.Lock()
+				for _, b := range bufs {
+					if held[&b[0]] {
+						t.Errorf("piece %p lent to two requests at once", &b[0])
+					}
+					held[&b[0]] = true
+				}
+				mu.Unlock()
+				for _, b := range bufs {
+					b[0], b[len(b)-1] = 1, 1 // mapped and writable
+				}
+				mu.Lock()
+				for _, b := range bufs {
+					delete(held, &b[0])
+				}
+				mu.Unlock()
+				p.release(bufs)
+			}
+		})
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	if _, err := p.reserve(ctx); err == nil {
-		t.Fatal("a second request got pieces while the first held all there are")
-	} else if e := new(Error); !errors.As(err, &e) || e.Kind != Unavailable {
-		t.Fatalf("waiting for memory: %v, want an Unavailable error", err)
-	}
-	p.release(held)
-	if _, err := p.reserve(context.Background()); err != nil {
-		t.Fatalf("reserve after release: %v", err)
+	wg.Wait()
+	p.close()
+	p.mu.Lock()
+	n, free := p.mapped, len(p.free)
+	p.mu.Unlock()
+	if n != 0 || free != 0 {
+		t.Fatalf("after close: %d pieces mapped, %d free; want none", n, free)
 	}
 }

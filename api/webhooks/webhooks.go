@@ -127,7 +127,7 @@ func (d *Dispatcher) Notify(ctx context.Context, event string, f store.File) {
 		return
 	}
 	if err := d.cfg.Store.AddDeliveries(ctx, ds); err != nil {
-		d.cfg.Log.WarnContext(ctx, "webhook event not queued yet; will try again", "event", event, "slug", f.Slug, "err", err)
+		d.cfg.Log.WarnContext(ctx, "webhook event not queued; held in memory until the store takes it", "event", event, "slug", f.Slug, "err", err)
 		d.hold(ds)
 		return
 	}
@@ -151,12 +151,11 @@ func (d *Dispatcher) hold(ds []store.Delivery) {
 	}
 }
 
-// requeue queues the held deliveries, keeping them while the store
-// refuses.
+// requeue queues the held deliveries; they stay held while the store
+// refuses them.
 func (d *Dispatcher) requeue(ctx context.Context) {
 	d.mu.Lock()
-	ds := d.unqueued
-	d.unqueued = nil
+	ds := slices.Clone(d.unqueued)
 	d.mu.Unlock()
 	if len(ds) == 0 {
 		return
@@ -165,13 +164,15 @@ func (d *Dispatcher) requeue(ctx context.Context) {
 		if ctx.Err() == nil {
 			d.cfg.Log.Warn("webhooks: queue held deliveries", "count", len(ds), "err", err)
 		}
-		d.mu.Lock()
-		ds = append(ds, d.unqueued...) // oldest first
-		d.unqueued = nil
-		d.mu.Unlock()
-		d.hold(ds)
 		return
 	}
+	queued := make(map[string]bool, len(ds))
+	for _, dv := range ds {
+		queued[dv.ID] = true
+	}
+	d.mu.Lock()
+	d.unqueued = slices.DeleteFunc(d.unqueued, func(dv store.Delivery) bool { return queued[dv.ID] })
+	d.mu.Unlock()
 	d.cfg.Log.Info("webhooks: queued held deliveries", "count", len(ds))
 }
 
@@ -188,6 +189,12 @@ func (d *Dispatcher) Run(ctx context.Context) {
 		}
 		select {
 		case <-ctx.Done():
+			d.mu.Lock()
+			n := len(d.unqueued)
+			d.mu.Unlock()
+			if n > 0 {
+				d.cfg.Log.Error("webhooks: deliveries the store refused are lost: stopping", "count", n)
+			}
 			return
 		case <-d.kick:
 		case <-t.C:
