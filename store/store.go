@@ -252,7 +252,9 @@ type Store interface {
 	// of a cluster should run at a time take one.
 	Lock(ctx context.Context, name, holder string, until time.Time) error
 
-	// AddDeliveries queues webhook deliveries under their IDs.
+	// AddDeliveries queues webhook deliveries under their IDs. One whose ID
+	// is queued already is left as it is: adding again never resets a
+	// delivery claimed or tried meanwhile.
 	AddDeliveries(ctx context.Context, ds []Delivery) error
 	// ClaimDeliveries returns up to limit deliveries due at or before now,
 	// oldest first, and moves their Due to until, so that no caller, on

@@ -26,15 +26,15 @@ func putDelivery(tx *bolt.Tx, old *store.Delivery, d store.Delivery) error {
 	return put(bucket(tx, bucketHooks), d.ID, d)
 }
 
-// AddDeliveries queues deliveries under their IDs.
+// AddDeliveries queues deliveries under their IDs, leaving those queued
+// already as they are.
 func (s *Store) AddDeliveries(ctx context.Context, ds []store.Delivery) error {
 	return s.update(ctx, func(tx *bolt.Tx) error {
 		for _, d := range ds {
-			var old *store.Delivery
-			if o, err := get[store.Delivery](bucket(tx, bucketHooks), d.ID, "delivery"); err == nil {
-				old = &o
+			if bucket(tx, bucketHooks).Get([]byte(d.ID)) != nil {
+				continue
 			}
-			if err := putDelivery(tx, old, d); err != nil {
+			if err := putDelivery(tx, nil, d); err != nil {
 				return fmt.Errorf("add delivery %s: %w", d.ID, err)
 			}
 		}

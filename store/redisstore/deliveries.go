@@ -30,7 +30,8 @@ return ids`)
 
 // AddDeliveries queues deliveries: records first, then, once they are
 // all stored, their index entries, so a claim never finds an id without
-// its record.
+// its record. Records and entries that exist are left as they are; an
+// add cut off between the two steps is completed by the next.
 func (s *Store) AddDeliveries(ctx context.Context, ds []store.Delivery) error {
 	if len(ds) == 0 {
 		return nil
@@ -41,7 +42,7 @@ func (s *Store) AddDeliveries(ctx context.Context, ds []store.Delivery) error {
 			if err != nil {
 				return err
 			}
-			p.Set(ctx, deliveryKey(d.ID), data, 0)
+			p.SetNX(ctx, deliveryKey(d.ID), data, 0)
 		}
 		return nil
 	})
@@ -52,7 +53,7 @@ func (s *Store) AddDeliveries(ctx context.Context, ds []store.Delivery) error {
 	for i, d := range ds {
 		zs[i] = redis.Z{Score: score(d.Due), Member: d.ID}
 	}
-	if err := s.rdb.ZAdd(ctx, keyDeliveries, zs...).Err(); err != nil {
+	if err := s.rdb.ZAddNX(ctx, keyDeliveries, zs...).Err(); err != nil {
 		return fmt.Errorf("add deliveries: %w", err)
 	}
 	return nil

@@ -103,8 +103,8 @@ func ids(ds []store.Delivery) []string {
 }
 
 // testDeliveries: deliveries are claimed once they are due, oldest first,
-// not again until the claim runs out, and are gone once deleted; a put
-// records an attempt.
+// not again until the claim runs out (also when added again), and are gone
+// once deleted; a put records an attempt.
 func testDeliveries(t *testing.T, e *env) {
 	t0 := e.clock.Now()
 	must(t, "AddDeliveries", e.s.AddDeliveries(e.ctx, []store.Delivery{
@@ -122,6 +122,14 @@ func testDeliveries(t *testing.T, e *env) {
 	must(t, "ClaimDeliveries", err)
 	if !slices.Equal(ids(got), []string{"d3"}) {
 		t.Fatalf("claimed %v while d1 and d2 are claimed, want d3", ids(got))
+	}
+	// Added again, as a node does that held it while the store refused:
+	// a claimed delivery keeps its claim.
+	must(t, "AddDeliveries again", e.s.AddDeliveries(e.ctx, []store.Delivery{delivery("d1", t0)}))
+	got, err = e.s.ClaimDeliveries(e.ctx, t0.Add(5*time.Minute), t0.Add(20*time.Minute), 10)
+	must(t, "ClaimDeliveries", err)
+	if len(got) != 0 {
+		t.Fatalf("claimed %v after d1 was added again while claimed, want none", ids(got))
 	}
 	d1 := delivery("d1", t0.Add(30*time.Minute))
 	d1.Attempts, d1.LastError = 1, "503 Service Unavailable"
