@@ -61,10 +61,12 @@ func (s *Service) Join(ctx context.Context, a store.Account, key, holder string,
 	next.Uploads = nil // completed by whole
 	f, err := s.record(next)
 	if err == nil {
-		_, err = s.publish(context.WithoutCancel(ctx), &next, f, true)
+		_, err = s.publish(context.WithoutCancel(ctx), a, &next, f, true)
 	}
 	if err != nil {
-		s.undo(ctx, &next, w, true)
+		if !isOverQuota(err) { // else publish dropped the upload
+			s.undo(ctx, &next, w, true)
+		}
 		return sess, err
 	}
 	next.Done = true

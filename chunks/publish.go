@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"time"
 
 	"github.com/acestash/acestash/mirrors"
@@ -21,7 +22,7 @@ import (
 // finish completes the uploads of a session that holds every byte and
 // whose lease it holds, then publishes the file. It is safe to repeat after
 // a failure part way: one file record results.
-func (s *Service) finish(ctx context.Context, sess store.Session) (Result, error) {
+func (s *Service) finish(ctx context.Context, a store.Account, sess store.Session) (Result, error) {
 	// Publishing must not stop halfway because the client went away; each
 	// mirror operation is still bounded by MirrorTimeout.
 	ctx = context.WithoutCancel(ctx)
@@ -32,10 +33,12 @@ func (s *Service) finish(ctx context.Context, sess store.Session) (Result, error
 	s.abortFailed(ctx, sess)
 	f, err := s.record(sess)
 	if err == nil {
-		f, err = s.publish(ctx, &sess, f, true)
+		f, err = s.publish(ctx, a, &sess, f, true)
 	}
 	if err != nil {
-		s.release(ctx, sess, true)
+		if !isOverQuota(err) { // else publish dropped the upload
+			s.release(ctx, sess, true)
+		}
 		return Result{}, err
 	}
 	return Result{Name: f.Name, Total: f.Size, Done: true, File: f}, nil
@@ -63,15 +66,17 @@ func (s *Service) completeAll(ctx context.Context, sess *store.Session, last map
 
 // publishWhole publishes the file of a session whose objects are in place
 // and whose lease it holds, then records the session as done.
-func (s *Service) publishWhole(ctx context.Context, sess store.Session, w *write) (Result, error) {
+func (s *Service) publishWhole(ctx context.Context, a store.Account, sess store.Session, w *write) (Result, error) {
 	ctx = context.WithoutCancel(ctx)
 	f, err := s.record(sess)
 	if err == nil {
-		f, err = s.publish(ctx, &sess, f, true)
+		f, err = s.publish(ctx, a, &sess, f, true)
 	}
 	if err != nil {
-		s.undo(ctx, &sess, w, true)
-		s.release(ctx, sess, true)
+		if !isOverQuota(err) { // else publish dropped the upload
+			s.undo(ctx, &sess, w, true)
+			s.release(ctx, sess, true)
+		}
 		return Result{}, err
 	}
 	sess.Done = true
@@ -106,7 +111,29 @@ func (s *Service) record(sess store.Session) (store.File, error) {
 // publish creates the file record under the session's slug, drawing
 // another if a different file has it; a stored session keeps the slug it
 // will use, so a repeat after a failure finds the record this one made.
-func (s *Service) publish(ctx context.Context, sess *store.Session, file store.File, stored bool) (store.File, error) {
+// Where the account has quotas, the file must fit in what they leave once
+// every other upload of the account published before it; if it does not,
+// the upload is dropped whole (its objects, and its session when stored)
+// and the error is OverQuota.
+func (s *Service) publish(ctx context.Context, a store.Account, sess *store.Session, file store.File, stored bool) (store.File, error) {
+	if a.QuotaBytes > 0 || a.QuotaFiles > 0 {
+		unlock, err := s.lockQuota(ctx, a)
+		if err != nil {
+			return store.File{}, err
+		}
+		defer unlock()
+		if old, mine, err := s.published(ctx, *sess); err != nil {
+			return store.File{}, err
+		} else if mine {
+			return old, nil // an earlier attempt published it
+		}
+		if _, _, err := s.capped(ctx, a, file.Size, 0, math.MaxInt64); err != nil {
+			if isOverQuota(err) {
+				s.dropUpload(ctx, *sess, stored)
+			}
+			return store.File{}, err
+		}
+	}
 	for range 8 {
 		if sess.Slug == "" {
 			sl, err := slug.New(s.cfg.SlugLength)
@@ -183,7 +210,7 @@ func (s *Service) repeat(ctx context.Context, sess store.Session, held bool, req
 			return Result{}, busy(nil)
 		}
 		// Every byte is held but publishing did not finish; finish it now.
-		return s.finish(ctx, sess)
+		return s.finish(ctx, req.Account, sess)
 	}
 	// The lease, if this request took it, guards nothing any more: a
 	// published session is never written again, so it is left to run out.

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"math"
+	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/acestash/acestash/store"
 )
@@ -13,8 +16,10 @@ import (
 // soon as it is known not to fit: at file/upload when the quota is used up,
 // at the first chunk when its Content-Range total does not fit, else at the
 // chunk that crosses the quota; an upload refused part way is discarded
-// whole. Uploads running at once are each checked against the files stored,
-// so together they may pass the quota by what they hold.
+// whole. Uploads running at once are each checked against the files stored
+// while their bytes arrive; the account's files are then published one at
+// a time, under a lock in the store, each checked again, so together they
+// never pass the quota: the one that no longer fits is dropped.
 
 // room returns how many more bytes the account may store, -1 when it has
 // no byte quota, or an OverQuota error when it may store no more files or
@@ -90,4 +95,52 @@ func overQuota(err error, a store.Account, left int64) error {
 func isOverQuota(err error) bool {
 	var ce *Error
 	return errors.As(err, &ce) && ce.Kind == OverQuota
+}
+
+// lockQuota takes the store's lock on publishing the account's files,
+// waiting up to LeaseWait for another holder; call unlock when the file
+// is published or refused. The lock runs out by itself after LeaseTime
+// should this node stop holding it.
+func (s *Service) lockQuota(ctx context.Context, a store.Account) (unlock func(), err error) {
+	name, holder := "quota:"+a.APIKey, uuid.NewString()
+	deadline := time.Now().Add(s.cfg.LeaseWait)
+	for pause := 10 * time.Millisecond; ; pause = min(2*pause, 250*time.Millisecond) {
+		err = s.cfg.Store.Lock(ctx, name, holder, s.until())
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, store.ErrLeased) {
+			return nil, unavailable("cannot take the lock on the account's quota", err)
+		}
+		if time.Now().Add(pause).After(deadline) {
+			return nil, unavailable("other uploads of this account are being published; retry", err)
+		}
+		t := time.NewTimer(pause)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return nil, unavailable("the request ended while waiting to publish", ctx.Err())
+		}
+	}
+	return func() {
+		// Renewed to end now: the next publisher need not wait it out.
+		ctx := context.WithoutCancel(ctx)
+		if err := s.cfg.Store.Lock(ctx, name, holder, s.cfg.Clock().UTC()); err != nil {
+			s.cfg.Log.WarnContext(ctx, "release quota lock", "account", a.Name, "err", err)
+		}
+	}, nil
+}
+
+// dropUpload removes what an upload refused at publishing stored: its
+// objects, and its session when stored says there is one.
+func (s *Service) dropUpload(ctx context.Context, sess store.Session, stored bool) {
+	ctx = context.WithoutCancel(ctx)
+	s.dropObjects(ctx, sess)
+	if !stored {
+		return
+	}
+	if err := s.cfg.Store.DeleteSession(ctx, sess.UploadKey); err != nil {
+		s.cfg.Log.WarnContext(ctx, "delete refused upload", "upload_key", sess.UploadKey, "err", err)
+	}
 }

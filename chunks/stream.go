@@ -93,7 +93,7 @@ func (s *Service) Append(ctx context.Context, a store.Account, key, holder strin
 		return sess, Errorf(Invalid, "offset %d is not where the upload's bytes end, %d", offset, sess.Held)
 	}
 	if finished(sess) {
-		return s.complete(ctx, sess, holder)
+		return s.complete(ctx, a, sess, holder)
 	}
 	limit := s.MaxFileSize(a) - sess.Held
 	if sess.Total >= 0 {
@@ -149,7 +149,7 @@ func (s *Service) Append(ctx context.Context, a store.Account, key, holder strin
 		return sess, err
 	}
 	if finished(saved) {
-		return s.complete(ctx, saved, holder)
+		return s.complete(ctx, a, saved, holder)
 	}
 	return saved, nil
 }
@@ -184,12 +184,12 @@ func (s *Service) Finish(ctx context.Context, a store.Account, key, holder strin
 	if !finished(sess) {
 		return sess, Errorf(Invalid, "the upload holds %d of %d bytes", sess.Held, sess.Total)
 	}
-	return s.complete(ctx, sess, holder)
+	return s.complete(ctx, a, sess, holder)
 }
 
 // complete makes the objects of an upload that holds every byte, then
 // publishes the file unless the upload is partial, and marks it Done.
-func (s *Service) complete(ctx context.Context, sess store.Session, holder string) (store.Session, error) {
+func (s *Service) complete(ctx context.Context, a store.Account, sess store.Session, holder string) (store.Session, error) {
 	if sess.Done {
 		return sess, nil
 	}
@@ -214,7 +214,7 @@ func (s *Service) complete(ctx context.Context, sess store.Session, holder strin
 			return base, err
 		}
 		// A slug drawn again is stored at once, so a repeat finds the record.
-		if _, err := s.publish(ctx, &sess, f, true); err != nil {
+		if _, err := s.publish(ctx, a, &sess, f, true); err != nil {
 			return base, err
 		}
 	}

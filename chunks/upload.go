@@ -93,9 +93,9 @@ func (s *Service) advance(ctx context.Context, sess store.Session, req ChunkRequ
 		return Result{}, err
 	}
 	if w.put {
-		return s.publishWhole(ctx, next, w)
+		return s.publishWhole(ctx, req.Account, next, w)
 	}
-	return s.commit(ctx, sess, next, w)
+	return s.commit(ctx, req.Account, sess, next, w)
 }
 
 // receive decides which chunk the request carries and streams it to the
@@ -173,7 +173,7 @@ func (s *Service) apply(next *store.Session, sess store.Session, st step, w *wri
 
 // commit stores the session after a chunk; once it holds every byte, the
 // file is published.
-func (s *Service) commit(ctx context.Context, sess, next store.Session, w *write) (Result, error) {
+func (s *Service) commit(ctx context.Context, a store.Account, sess, next store.Session, w *write) (Result, error) {
 	if next.Held < next.Total {
 		// Done with the mirrors: the commit ends the lease. The last
 		// chunk keeps it until the file is published.
@@ -193,7 +193,7 @@ func (s *Service) commit(ctx context.Context, sess, next store.Session, w *write
 	if saved.Held < saved.Total {
 		return Result{Name: saved.Name, Total: saved.Total}, nil
 	}
-	return s.finish(ctx, saved)
+	return s.finish(ctx, a, saved)
 }
 
 // late takes the fields sent after the body into an upload that this
@@ -282,7 +282,7 @@ func (s *Service) fill(ctx context.Context, sess store.Session, req ChunkRequest
 		return Result{}, overQuota(err, req.Account, left)
 	}
 	next.Started, next.Chunks, next.Updated = true, 1, s.cfg.Clock().UTC()
-	return s.publishWhole(ctx, next, w)
+	return s.publishWhole(ctx, req.Account, next, w)
 }
 
 // Spec describes a file stored from one stream by Put.
@@ -336,9 +336,11 @@ func (s *Service) Put(ctx context.Context, spec Spec, r io.Reader) (store.File, 
 		return store.File{}, err
 	}
 	file.Alias, file.Expires = spec.Alias, spec.Expires
-	created, err := s.publish(ctx, &sess, file, false)
+	created, err := s.publish(ctx, spec.Account, &sess, file, false)
 	if err != nil {
-		s.undo(context.WithoutCancel(ctx), &sess, w, true)
+		if !isOverQuota(err) { // else publish dropped the upload
+			s.undo(context.WithoutCancel(ctx), &sess, w, true)
+		}
 		return store.File{}, err
 	}
 	return created, nil

@@ -1,0 +1,107 @@
+package chunks
+
+import (
+	"bytes"
+	"testing"
+	"time"
+
+	"github.com/acestash/acestash/store"
+)
+
+// TestQuotaHoldsAtOnce: two uploads that each fit in what the quota
+// leaves, but not both, run at once; the one that publishes second is
+// refused and leaves nothing behind, whether it went out as one Put or as
+// a multipart upload.
+func TestQuotaHoldsAtOnce(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		size int // piece size is 5 MiB: at most one piece goes out with one Put
+	}{{"one put", 2 * mib}, {"multipart", 6 * mib}} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, 1, nil)
+			e.acct.QuotaBytes = int64(tc.size * 3 / 2)
+			a, b := data(tc.size, 1), data(tc.size, 2)
+			first, err := e.svc.Issue(t.Context(), e.acct)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The first upload passes its checks and is reading its body...
+			req := e.req(first, a, 0, len(a))
+			g := &gate{r: req.Body, started: make(chan struct{}), release: make(chan struct{})}
+			req.Body = g
+			errc := make(chan error, 1)
+			go func() {
+				_, err := e.svc.Chunk(t.Context(), req)
+				errc <- err
+			}()
+			<-g.started
+			// ...while the second comes and goes, published.
+			res := e.upload(t, b, len(b))
+			e.holds(t, res.File, b, "1")
+			close(g.release)
+			err = <-errc
+			if ce, ok := AsError(err); !ok || ce.Kind != OverQuota {
+				t.Fatalf("the upload published second: %v, want OverQuota", err)
+			}
+			if want := "does not fit in this account's quota"; !bytes.Contains([]byte(err.Error()), []byte(want)) {
+				t.Errorf("error %q does not say %q", err, want)
+			}
+			u, err := e.store.Usage(t.Context(), e.acct.APIKey)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if u != (store.Usage{Bytes: int64(tc.size), Files: 1}) {
+				t.Fatalf("usage %+v, want the second file alone", u)
+			}
+			if n := len(e.mem[0].Keys()); n != 1 {
+				t.Errorf("the mirror holds %d objects, want the second file's alone", n)
+			}
+			if n := e.mem[0].Uploads(); n != 0 {
+				t.Errorf("the mirror has %d uploads in progress", n)
+			}
+			if _, err := e.store.Session(t.Context(), first.UploadKey); err == nil {
+				t.Error("the refused upload's session is still stored")
+			}
+		})
+	}
+}
+
+// TestQuotaHoldsAtOnceStream: the same for a stream (tus) upload, whose
+// last bytes finish it.
+func TestQuotaHoldsAtOnceStream(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, 1, nil)
+	e.acct.QuotaBytes = 3 * mib
+	a, b := data(2*mib, 3), data(2*mib, 4)
+	sess, err := e.svc.Create(t.Context(), StreamSpec{Account: e.acct, Name: "s.bin", Mirrors: e.ids(), Size: int64(len(a))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.Hold(t.Context(), sess.UploadKey, "h", time.Now().Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	g := &gate{r: bytes.NewReader(a), started: make(chan struct{}), release: make(chan struct{})}
+	errc := make(chan error, 1)
+	go func() {
+		_, err := e.svc.Append(t.Context(), e.acct, sess.UploadKey, "h", 0, g)
+		errc <- err
+	}()
+	<-g.started
+	res := e.upload(t, b, len(b))
+	e.holds(t, res.File, b, "1")
+	close(g.release)
+	err = <-errc
+	if ce, ok := AsError(err); !ok || ce.Kind != OverQuota {
+		t.Fatalf("the stream upload published second: %v, want OverQuota", err)
+	}
+	if u, err := e.store.Usage(t.Context(), e.acct.APIKey); err != nil || u != (store.Usage{Bytes: 2 * mib, Files: 1}) {
+		t.Fatalf("usage %+v (%v), want the second file alone", u, err)
+	}
+	if n := len(e.mem[0].Keys()); n != 1 {
+		t.Errorf("the mirror holds %d objects, want the second file's alone", n)
+	}
+	if _, err := e.store.Session(t.Context(), sess.UploadKey); err == nil {
+		t.Error("the refused upload's session is still stored")
+	}
+}
