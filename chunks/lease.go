@@ -188,9 +188,11 @@ func (s *Service) release(ctx context.Context, sess store.Session, held bool) {
 }
 
 // kept returns the error of a request that held a lease: when the lease
-// was lost, the request is told to retry, whatever failed on the way.
+// was lost, the request is told to retry, whatever failed on the way,
+// unless the quota refused the upload (which deletes its session, so the
+// lease is lost by design).
 func kept(h *hold, err error) error {
-	if err != nil && h.lost() {
+	if err != nil && !isOverQuota(err) && h.lost() {
 		return &Error{Kind: Unavailable, Msg: "this request lost its hold on the upload (another took over, or the store did not answer); retry this chunk",
 			Err: context.Cause(h.ctx)}
 	}

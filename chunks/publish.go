@@ -122,15 +122,20 @@ func (s *Service) publish(ctx context.Context, a store.Account, sess *store.Sess
 			return store.File{}, err
 		}
 		defer unlock()
-		if old, mine, err := s.published(ctx, *sess); err != nil {
-			return store.File{}, err
-		} else if mine {
-			return old, nil // an earlier attempt published it
+		if old, done, err := s.publishedBefore(ctx, *sess, file); done || err != nil {
+			return old, err
 		}
 		if _, _, err := s.capped(ctx, a, file.Size, 0, math.MaxInt64); err != nil {
-			if isOverQuota(err) {
-				s.dropUpload(ctx, *sess, stored)
+			if !isOverQuota(err) {
+				return store.File{}, err
 			}
+			// A late write of an earlier attempt may have published it
+			// meanwhile; then its bytes are that file's.
+			if old, done, perr := s.publishedBefore(ctx, *sess, file); done || perr != nil {
+				return old, perr
+			}
+			unlock() // the refusal is decided; the mirrors may be slow
+			s.dropUpload(ctx, *sess, stored)
 			return store.File{}, err
 		}
 	}
@@ -172,6 +177,23 @@ func (s *Service) publish(ctx context.Context, a store.Account, sess *store.Sess
 		sess.Slug = "" // another file has it: draw again
 	}
 	return store.File{}, errors.New("chunks: no free slug after 8 tries; raise slug_length")
+}
+
+// publishedBefore reports whether an earlier attempt published the
+// session's file (done, with the file), or whether the session's key made
+// another file (done, with an Invalid error): the same answers the store
+// gives publish below, asked before the quota is checked.
+func (s *Service) publishedBefore(ctx context.Context, sess store.Session, file store.File) (store.File, bool, error) {
+	old, _, err := s.published(ctx, sess)
+	switch {
+	case err != nil:
+		return store.File{}, true, err
+	case old.Slug == "" || file.UploadKey == "" || old.UploadKey != file.UploadKey:
+		return store.File{}, false, nil
+	case old.ObjectKey == file.ObjectKey:
+		return old, true, nil
+	}
+	return store.File{}, true, Errorf(Invalid, "this upload_key already made the file %s; ask file/upload for a new one", old.Slug)
 }
 
 // published returns the file a session made, if its record exists.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -98,8 +99,8 @@ func isOverQuota(err error) bool {
 }
 
 // lockQuota takes the store's lock on publishing the account's files,
-// waiting up to LeaseWait for another holder; call unlock when the file
-// is published or refused. The lock runs out by itself after LeaseTime
+// waiting up to LeaseWait for another holder; call unlock, once or more,
+// when the file is published or refused. The lock runs out by itself after LeaseTime
 // should this node stop holding it.
 func (s *Service) lockQuota(ctx context.Context, a store.Account) (unlock func(), err error) {
 	name, holder := "quota:"+a.APIKey, uuid.NewString()
@@ -123,12 +124,15 @@ func (s *Service) lockQuota(ctx context.Context, a store.Account) (unlock func()
 			return nil, unavailable("the request ended while waiting to publish", ctx.Err())
 		}
 	}
+	var once sync.Once
 	return func() {
-		// Renewed to end now: the next publisher need not wait it out.
-		ctx := context.WithoutCancel(ctx)
-		if err := s.cfg.Store.Lock(ctx, name, holder, s.cfg.Clock().UTC()); err != nil {
-			s.cfg.Log.WarnContext(ctx, "release quota lock", "account", a.Name, "err", err)
-		}
+		once.Do(func() {
+			// Renewed to end now: the next publisher need not wait it out.
+			ctx := context.WithoutCancel(ctx)
+			if err := s.cfg.Store.Lock(ctx, name, holder, s.cfg.Clock().UTC()); err != nil {
+				s.cfg.Log.WarnContext(ctx, "release quota lock", "account", a.Name, "err", err)
+			}
+		})
 	}, nil
 }
 

@@ -248,8 +248,10 @@ type Store interface {
 
 	// Lock gives the named lock to holder until the time until, unless
 	// another holder's runs past now; then it fails with an error wrapping
-	// ErrLeased. A holder may renew its own. Background jobs that one node
-	// of a cluster should run at a time take one.
+	// ErrLeased. A holder may renew its own, also to end now, which lets
+	// another take it at once. Background jobs that one node of a cluster
+	// should run at a time take one, and so does publishing the files of
+	// an account with quotas.
 	Lock(ctx context.Context, name, holder string, until time.Time) error
 
 	// AddDeliveries queues webhook deliveries under their IDs. One whose ID

@@ -1172,6 +1172,9 @@ func testLock(t *testing.T, e *env) {
 	e.clock.Advance(20 * time.Second)
 	must(t, "Lock(after it ran out)", e.s.Lock(e.ctx, "repair", "n2", e.clock.Now().Add(time.Minute)))
 	wantErr(t, "Lock(the old holder)", e.s.Lock(e.ctx, "repair", "n1", e.clock.Now().Add(time.Minute)), store.ErrLeased)
+	// Renewed to end now, a lock is free at once.
+	must(t, "Lock(renew to now)", e.s.Lock(e.ctx, "repair", "n2", e.clock.Now()))
+	must(t, "Lock(after it was let go)", e.s.Lock(e.ctx, "repair", "n3", e.clock.Now().Add(time.Minute)))
 }
 
 func testEachFile(t *testing.T, e *env) {
