@@ -2,6 +2,8 @@ package chunks
 
 import (
 	"bytes"
+	"io"
+	"strings"
 	"testing"
 	"time"
 
@@ -26,43 +28,15 @@ func TestQuotaHoldsAtOnce(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			// The first upload passes its checks and is reading its body...
+			// The first upload passes its checks and is reading its body
+			// while the second comes and goes, published.
 			req := e.req(first, a, 0, len(a))
-			g := &gate{r: req.Body, started: make(chan struct{}), release: make(chan struct{})}
-			req.Body = g
-			errc := make(chan error, 1)
-			go func() {
+			g, errc := held(req.Body, func(body io.Reader) error {
+				req.Body = body
 				_, err := e.svc.Chunk(t.Context(), req)
-				errc <- err
-			}()
-			<-g.started
-			// ...while the second comes and goes, published.
-			res := e.upload(t, b, len(b))
-			e.holds(t, res.File, b, "1")
-			close(g.release)
-			err = <-errc
-			if ce, ok := AsError(err); !ok || ce.Kind != OverQuota {
-				t.Fatalf("the upload published second: %v, want OverQuota", err)
-			}
-			if want := "does not fit in this account's quota"; !bytes.Contains([]byte(err.Error()), []byte(want)) {
-				t.Errorf("error %q does not say %q", err, want)
-			}
-			u, err := e.store.Usage(t.Context(), e.acct.APIKey)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if u != (store.Usage{Bytes: int64(tc.size), Files: 1}) {
-				t.Fatalf("usage %+v, want the second file alone", u)
-			}
-			if n := len(e.mem[0].Keys()); n != 1 {
-				t.Errorf("the mirror holds %d objects, want the second file's alone", n)
-			}
-			if n := e.mem[0].Uploads(); n != 0 {
-				t.Errorf("the mirror has %d uploads in progress", n)
-			}
-			if _, err := e.store.Session(t.Context(), first.UploadKey); err == nil {
-				t.Error("the refused upload's session is still stored")
-			}
+				return err
+			})
+			e.publishedFirst(t, g, errc, first.UploadKey, b)
 		})
 	}
 }
@@ -81,27 +55,38 @@ func TestQuotaHoldsAtOnceStream(t *testing.T) {
 	if _, err := e.svc.Hold(t.Context(), sess.UploadKey, "h", time.Now().Add(time.Minute)); err != nil {
 		t.Fatal(err)
 	}
-	g := &gate{r: bytes.NewReader(a), started: make(chan struct{}), release: make(chan struct{})}
-	errc := make(chan error, 1)
-	go func() {
-		_, err := e.svc.Append(t.Context(), e.acct, sess.UploadKey, "h", 0, g)
-		errc <- err
-	}()
-	<-g.started
+	g, errc := held(bytes.NewReader(a), func(body io.Reader) error {
+		_, err := e.svc.Append(t.Context(), e.acct, sess.UploadKey, "h", 0, body)
+		return err
+	})
+	e.publishedFirst(t, g, errc, sess.UploadKey, b)
+}
+
+// publishedFirst uploads b, which publishes while the upload of key waits
+// at its gate, then lets that one go on: it must be refused by the quota
+// and leave nothing on the mirror or in the store.
+func (e *env) publishedFirst(t *testing.T, g *gate, errc chan error, key string, b []byte) {
+	t.Helper()
 	res := e.upload(t, b, len(b))
 	e.holds(t, res.File, b, "1")
 	close(g.release)
-	err = <-errc
+	err := <-errc
 	if ce, ok := AsError(err); !ok || ce.Kind != OverQuota {
-		t.Fatalf("the stream upload published second: %v, want OverQuota", err)
+		t.Fatalf("the upload published second: %v, want OverQuota", err)
 	}
-	if u, err := e.store.Usage(t.Context(), e.acct.APIKey); err != nil || u != (store.Usage{Bytes: 2 * mib, Files: 1}) {
-		t.Fatalf("usage %+v (%v), want the second file alone", u, err)
+	if want := "does not fit in this account's quota"; !strings.Contains(err.Error(), want) {
+		t.Errorf("error %q does not say %q", err, want)
+	}
+	if u, err := e.store.Usage(t.Context(), e.acct.APIKey); err != nil || u != (store.Usage{Bytes: int64(len(b)), Files: 1}) {
+		t.Fatalf("usage %+v (%v), want the first file published alone", u, err)
 	}
 	if n := len(e.mem[0].Keys()); n != 1 {
-		t.Errorf("the mirror holds %d objects, want the second file's alone", n)
+		t.Errorf("the mirror holds %d objects, want the published file's alone", n)
 	}
-	if _, err := e.store.Session(t.Context(), sess.UploadKey); err == nil {
+	if n := e.mem[0].Uploads(); n != 0 {
+		t.Errorf("the mirror has %d uploads in progress", n)
+	}
+	if _, err := e.store.Session(t.Context(), key); err == nil {
 		t.Error("the refused upload's session is still stored")
 	}
 }

@@ -293,13 +293,20 @@ func (g *gate) Read(p []byte) (int, error) {
 // once the request is reading; its error arrives on errc.
 func (e *env) heldChunk(sess store.Session, b []byte) (*gate, chan error) {
 	first := e.req(sess, b, 0, mib)
-	g := &gate{r: first.Body, started: make(chan struct{}), release: make(chan struct{})}
-	first.Body = g
-	errc := make(chan error, 1)
-	go func() {
+	return held(first.Body, func(body io.Reader) error {
+		first.Body = body
 		_, err := e.svc.Chunk(context.Background(), first)
-		errc <- err
-	}()
+		return err
+	})
+}
+
+// held runs send in the background on r, held at its first read until the
+// gate is released, and returns once send is reading; send's error arrives
+// on errc.
+func held(r io.Reader, send func(body io.Reader) error) (*gate, chan error) {
+	g := &gate{r: r, started: make(chan struct{}), release: make(chan struct{})}
+	errc := make(chan error, 1)
+	go func() { errc <- send(g) }()
 	<-g.started
 	return g, errc
 }
