@@ -79,8 +79,8 @@ func (h *hold) run(last time.Time) {
 			h.cancel(fmt.Errorf("%w: %w", errLeaseLost, err))
 			return
 		case time.Since(last) >= lt/2:
-			h.s.cfg.Log.Warn("upload lease not renewed in time; stopping the request", "upload_key", h.key, "err", err)
 			h.cancel(fmt.Errorf("%w: %w", errLeaseLost, err))
+			h.s.cfg.Log.Warn("upload lease not renewed in time; stopped the request", "upload_key", h.key, "err", err)
 			return
 		default:
 			h.s.cfg.Log.Warn("renew upload lease", "upload_key", h.key, "err", err)

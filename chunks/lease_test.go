@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -157,6 +158,25 @@ func TestLeaseReleasedWhenRecordingFails(t *testing.T) {
 	e.holds(t, res.File, b, "1", "2")
 }
 
+// logSignal is a log handler that closes c at the first record whose
+// message starts with prefix.
+type logSignal struct {
+	prefix string
+	c      chan struct{}
+	once   sync.Once
+}
+
+func (l *logSignal) Enabled(context.Context, slog.Level) bool { return true }
+func (l *logSignal) WithAttrs([]slog.Attr) slog.Handler       { return l }
+func (l *logSignal) WithGroup(string) slog.Handler            { return l }
+
+func (l *logSignal) Handle(_ context.Context, r slog.Record) error {
+	if strings.HasPrefix(r.Message, l.prefix) {
+		l.once.Do(func() { close(l.c) })
+	}
+	return nil
+}
+
 // stall is a body that yields r, then blocks until release, then ends.
 type stall struct {
 	r       io.Reader
@@ -177,7 +197,8 @@ func (s *stall) Read(p []byte) (int, error) {
 func TestLeaseLostStopsTheWriter(t *testing.T) {
 	t.Parallel()
 	const lt = time.Second
-	e, fs := newFaultyEnv(t, 2, func(c *Config) { c.LeaseTime, c.LeaseWait = lt, 3*lt })
+	gaveUp := &logSignal{prefix: "upload lease not renewed in time", c: make(chan struct{})}
+	e, fs := newFaultyEnv(t, 2, func(c *Config) { c.LeaseTime, c.LeaseWait, c.Log = lt, 3*lt, slog.New(gaveUp) })
 	fs.renewed = make(chan error, 100)
 	b := data(12*mib, 22)
 	sess, err := e.svc.Issue(t.Context(), e.acct)
@@ -200,10 +221,15 @@ func TestLeaseLostStopsTheWriter(t *testing.T) {
 		_, err := e.svc.Chunk(context.Background(), req)
 		errc <- err
 	}()
-	for range 2 { // the second failure comes half a lease time after the take
-		if err := <-fs.renewed; !errors.Is(err, cut) {
-			t.Fatalf("renewal: %v", err)
-		}
+	if err := <-fs.renewed; !errors.Is(err, cut) {
+		t.Fatalf("renewal: %v", err)
+	}
+	// The request gives up at the first failure half a lease time after
+	// the take: after one or more, however slowly the ticker runs.
+	select {
+	case <-gaveUp.c:
+	case <-time.After(20 * lt):
+		t.Fatal("the writer went on though its lease could not be renewed")
 	}
 	close(body.release)
 	err = <-errc
