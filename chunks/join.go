@@ -64,7 +64,7 @@ func (s *Service) Join(ctx context.Context, a store.Account, key, holder string,
 		_, err = s.publish(context.WithoutCancel(ctx), a, &next, f, true)
 	}
 	if err != nil {
-		if !isOverQuota(err) { // else publish dropped the upload
+		if mayUndo(err) {
 			s.undo(ctx, &next, w, true)
 		}
 		return sess, err

@@ -13,8 +13,10 @@ import (
 	"github.com/acestash/acestash/store"
 )
 
-// faultyStore wraps a store and makes chosen calls of UpdateSession and
-// Renew fail, as a store that stops answering would.
+// faultyStore wraps a store and makes chosen calls of UpdateSession,
+// UpdateFile, File and Renew fail, as a store that stops answering would, and of
+// CreateFile lose their reply: the file is created, the caller told it
+// failed.
 type faultyStore struct {
 	store.Store
 	mu    sync.Mutex
@@ -58,6 +60,21 @@ func (f *faultyStore) UpdateFile(ctx context.Context, file store.File) error {
 		return err
 	}
 	return f.Store.UpdateFile(ctx, file)
+}
+
+func (f *faultyStore) CreateFile(ctx context.Context, file store.File) (store.File, error) {
+	created, err := f.Store.CreateFile(ctx, file)
+	if ferr := f.fault("CreateFile"); ferr != nil && err == nil {
+		return store.File{}, ferr
+	}
+	return created, err
+}
+
+func (f *faultyStore) File(ctx context.Context, slug string) (store.File, error) {
+	if err := f.fault("File"); err != nil {
+		return store.File{}, err
+	}
+	return f.Store.File(ctx, slug)
 }
 
 func (f *faultyStore) Renew(ctx context.Context, key, holder string, until time.Time) error {

@@ -73,8 +73,10 @@ func (s *Service) publishWhole(ctx context.Context, a store.Account, sess store.
 		f, err = s.publish(ctx, a, &sess, f, true)
 	}
 	if err != nil {
-		if !isOverQuota(err) { // else publish dropped the upload
+		if mayUndo(err) {
 			s.undo(ctx, &sess, w, true)
+		}
+		if !isOverQuota(err) { // else publish dropped the upload
 			s.release(ctx, sess, true)
 		}
 		return Result{}, err
@@ -165,7 +167,7 @@ func (s *Service) publish(ctx context.Context, a store.Account, sess *store.Sess
 			return created, nil
 		}
 		if !errors.Is(err, store.ErrExists) {
-			return store.File{}, unavailable("cannot publish the file", err)
+			return s.lostReply(ctx, *sess, file, err)
 		}
 		old, err := s.cfg.Store.File(ctx, sess.Slug)
 		if err == nil && file.UploadKey != "" && old.UploadKey == file.UploadKey {
@@ -177,6 +179,34 @@ func (s *Service) publish(ctx context.Context, a store.Account, sess *store.Sess
 		sess.Slug = "" // another file has it: draw again
 	}
 	return store.File{}, errors.New("chunks: no free slug after 8 tries; raise slug_length")
+}
+
+// errMaybePublished marks a failed publish whose record may exist all the
+// same: its objects must be kept.
+var errMaybePublished = errors.New("the file may have been published")
+
+// lostReply answers a CreateFile that failed: the store may have created
+// the record and lost only its reply. A record that is there, with the
+// file's objects, is the file published; one that cannot be looked for
+// leaves the error marked errMaybePublished, so no caller deletes objects
+// a record may point to.
+func (s *Service) lostReply(ctx context.Context, sess store.Session, file store.File, err error) (store.File, error) {
+	old, _, perr := s.published(ctx, sess)
+	switch {
+	case perr != nil:
+		return store.File{}, unavailable("cannot publish the file", errors.Join(err, errMaybePublished))
+	case old.Slug != "" && old.ObjectKey == file.ObjectKey && old.Owner == file.Owner:
+		s.notify(ctx, EventCompleted, old)
+		return old, nil
+	}
+	return store.File{}, unavailable("cannot publish the file", err)
+}
+
+// mayUndo reports whether a failed publish left the upload's objects to
+// its caller to delete: not when the quota dropped the upload itself, nor
+// when a record may point to them.
+func mayUndo(err error) bool {
+	return !isOverQuota(err) && !errors.Is(err, errMaybePublished)
 }
 
 // publishedBefore reports whether an earlier attempt published the

@@ -338,7 +338,7 @@ func (s *Service) Put(ctx context.Context, spec Spec, r io.Reader) (store.File, 
 	file.Alias, file.Expires = spec.Alias, spec.Expires
 	created, err := s.publish(ctx, spec.Account, &sess, file, false)
 	if err != nil {
-		if !isOverQuota(err) { // else publish dropped the upload
+		if mayUndo(err) {
 			s.undo(context.WithoutCancel(ctx), &sess, w, true)
 		}
 		return store.File{}, err
