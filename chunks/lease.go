@@ -120,21 +120,13 @@ func (h *hold) context(ctx context.Context) context.Context {
 // client's previous try, cut off a moment ago and about to let go.
 func (s *Service) take(ctx context.Context, uploadKey, ctracker string, a store.Account) (sess store.Session, h *hold, err error) {
 	holder := uuid.NewString()
-	deadline := time.Now().Add(s.cfg.LeaseWait)
 	var taken time.Time
-	for pause := 10 * time.Millisecond; ; pause = min(2*pause, 250*time.Millisecond) {
+	if werr := s.waitFree(ctx, func() bool {
 		taken = time.Now()
 		sess, err = s.cfg.Store.Lease(ctx, uploadKey, holder, s.until())
-		if !errors.Is(err, store.ErrLeased) || finished(sess) || time.Now().Add(pause).After(deadline) {
-			break
-		}
-		t := time.NewTimer(pause)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return sess, nil, unavailable("the request ended while waiting for another one on this upload", ctx.Err())
-		}
+		return !errors.Is(err, store.ErrLeased) || finished(sess)
+	}); werr != nil {
+		return sess, nil, unavailable("the request ended while waiting for another one on this upload", werr)
 	}
 	held := err == nil
 	if errors.Is(err, store.ErrLeased) {
@@ -148,6 +140,26 @@ func (s *Service) take(ctx context.Context, uploadKey, ctracker string, a store.
 		h = s.keep(ctx, uploadKey, holder, taken)
 	}
 	return sess, h, nil
+}
+
+// waitFree calls try until it reports done, or until LeaseWait has passed,
+// pausing 10 ms between calls, then twice as long each time up to 250 ms.
+// It fails only when ctx ends while it pauses.
+func (s *Service) waitFree(ctx context.Context, try func() (done bool)) error {
+	deadline := time.Now().Add(s.cfg.LeaseWait)
+	for pause := 10 * time.Millisecond; !try(); pause = min(2*pause, 250*time.Millisecond) {
+		if time.Now().Add(pause).After(deadline) {
+			return nil
+		}
+		t := time.NewTimer(pause)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		}
+	}
+	return nil
 }
 
 // belongs checks what reading a request's session gave: that it exists,

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"math"
 	"sync"
-	"time"
 
 	"github.com/google/uuid"
 
@@ -100,29 +99,21 @@ func isOverQuota(err error) bool {
 
 // lockQuota takes the store's lock on publishing the account's files,
 // waiting up to LeaseWait for another holder; call unlock, once or more,
-// when the file is published or refused. The lock runs out by itself after LeaseTime
-// should this node stop holding it.
+// when the file is published or refused. The lock runs out by itself
+// after LeaseTime should this node stop holding it.
 func (s *Service) lockQuota(ctx context.Context, a store.Account) (unlock func(), err error) {
 	name, holder := "quota:"+a.APIKey, uuid.NewString()
-	deadline := time.Now().Add(s.cfg.LeaseWait)
-	for pause := 10 * time.Millisecond; ; pause = min(2*pause, 250*time.Millisecond) {
+	if werr := s.waitFree(ctx, func() bool {
 		err = s.cfg.Store.Lock(ctx, name, holder, s.until())
-		if err == nil {
-			break
-		}
-		if !errors.Is(err, store.ErrLeased) {
-			return nil, unavailable("cannot take the lock on the account's quota", err)
-		}
-		if time.Now().Add(pause).After(deadline) {
-			return nil, unavailable("other uploads of this account are being published; retry", err)
-		}
-		t := time.NewTimer(pause)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return nil, unavailable("the request ended while waiting to publish", ctx.Err())
-		}
+		return !errors.Is(err, store.ErrLeased)
+	}); werr != nil {
+		return nil, unavailable("the request ended while waiting to publish", werr)
+	}
+	switch {
+	case errors.Is(err, store.ErrLeased):
+		return nil, unavailable("other uploads of this account are being published; retry", err)
+	case err != nil:
+		return nil, unavailable("cannot take the lock on the account's quota", err)
 	}
 	var once sync.Once
 	return func() {
