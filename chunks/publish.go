@@ -169,12 +169,12 @@ func (s *Service) publish(ctx context.Context, a store.Account, sess *store.Sess
 		if !errors.Is(err, store.ErrExists) {
 			return s.lostReply(ctx, *sess, file, err)
 		}
-		old, err := s.cfg.Store.File(ctx, sess.Slug)
-		if err == nil && file.UploadKey != "" && old.UploadKey == file.UploadKey {
-			if old.ObjectKey == file.ObjectKey {
+		if old, err := s.cfg.Store.File(ctx, sess.Slug); err == nil {
+			if mine, err := sameUpload(old, file); mine {
 				return old, nil // an earlier attempt published it
+			} else if err != nil {
+				return store.File{}, err
 			}
-			return store.File{}, Errorf(Invalid, "this upload_key already made the file %s; ask file/upload for a new one", old.Slug)
 		}
 		sess.Slug = "" // another file has it: draw again
 	}
@@ -192,10 +192,10 @@ var errMaybePublished = errors.New("the file may have been published")
 // a record may point to.
 func (s *Service) lostReply(ctx context.Context, sess store.Session, file store.File, err error) (store.File, error) {
 	old, _, perr := s.published(ctx, sess)
-	switch {
-	case perr != nil:
+	if perr != nil {
 		return store.File{}, unavailable("cannot publish the file", errors.Join(err, errMaybePublished))
-	case old.Slug != "" && old.ObjectKey == file.ObjectKey && old.Owner == file.Owner:
+	}
+	if mine, _ := sameUpload(old, file); mine {
 		s.notify(ctx, EventCompleted, old)
 		return old, nil
 	}
@@ -211,19 +211,34 @@ func mayUndo(err error) bool {
 
 // publishedBefore reports whether an earlier attempt published the
 // session's file (done, with the file), or whether the session's key made
-// another file (done, with an Invalid error): the same answers the store
-// gives publish below, asked before the quota is checked.
+// another file (done, with an Invalid error): the answers publish gets
+// from a taken slug, asked before the quota is checked.
 func (s *Service) publishedBefore(ctx context.Context, sess store.Session, file store.File) (store.File, bool, error) {
 	old, _, err := s.published(ctx, sess)
-	switch {
-	case err != nil:
+	if err != nil {
 		return store.File{}, true, err
-	case old.Slug == "" || file.UploadKey == "" || old.UploadKey != file.UploadKey:
-		return store.File{}, false, nil
-	case old.ObjectKey == file.ObjectKey:
+	}
+	mine, err := sameUpload(old, file)
+	if mine {
 		return old, true, nil
 	}
-	return store.File{}, true, Errorf(Invalid, "this upload_key already made the file %s; ask file/upload for a new one", old.Slug)
+	return store.File{}, err != nil, err
+}
+
+// sameUpload tells what a record found under the slug of file is to it:
+// file itself, stored by an earlier attempt (mine: the objects are the
+// same, and object keys are never reused), another file the same upload
+// key made (an Invalid error), or another upload's.
+func sameUpload(old, file store.File) (mine bool, err error) {
+	switch {
+	case old.Slug == "":
+		return false, nil
+	case old.ObjectKey == file.ObjectKey:
+		return true, nil
+	case file.UploadKey != "" && old.UploadKey == file.UploadKey:
+		return false, Errorf(Invalid, "this upload_key already made the file %s; ask file/upload for a new one", old.Slug)
+	}
+	return false, nil
 }
 
 // published returns the file a session made, if its record exists.
