@@ -143,6 +143,20 @@ func (s *Service) Expire(ctx context.Context) (int, error) {
 	}
 	n := 0
 	for _, f := range old {
+		// Read again: an unconfirmed file may have been confirmed since
+		// the list was made.
+		cur, err := s.cfg.Store.File(ctx, f.Slug)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			s.cfg.Log.WarnContext(ctx, "read expired file", "slug", f.Slug, "err", err)
+			continue
+		}
+		f = cur
+		if f.Status != store.StatusActive || f.Expires.IsZero() || s.cfg.Clock().Before(f.Expires) {
+			continue
+		}
 		if err := s.Remove(ctx, f); err != nil {
 			s.cfg.Log.WarnContext(ctx, "remove expired file", "slug", f.Slug, "err", err)
 			continue
@@ -151,4 +165,29 @@ func (s *Service) Expire(ctx context.Context) (int, error) {
 		n++
 	}
 	return n, nil
+}
+
+// Confirm keeps an unconfirmed file for good, as its owner asked: it no
+// longer lapses. A file confirmed already is returned as it is; one whose
+// time ran out, or that was taken down, is an Invalid error, and so is a
+// file that was never unconfirmed.
+func (s *Service) Confirm(ctx context.Context, f store.File) (store.File, error) {
+	switch {
+	case f.Status != store.StatusActive:
+		return f, Errorf(Invalid, "file %s is %s", f.Alias, f.Status)
+	case f.Unconfirmed && !s.cfg.Clock().Before(f.Expires):
+		return f, Errorf(Invalid, "file %s was not confirmed in time and is gone", f.Alias)
+	case !f.Unconfirmed && !f.Expires.IsZero():
+		return f, Errorf(Invalid, "file %s is not waiting for a confirmation", f.Alias)
+	case !f.Unconfirmed:
+		return f, nil
+	}
+	f.Unconfirmed, f.Expires = false, time.Time{}
+	if err := s.cfg.Store.UpdateFile(ctx, f); err != nil {
+		if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrConflict) {
+			return f, Errorf(Invalid, "file %s is gone", f.Alias)
+		}
+		return f, unavailable("cannot confirm the file now; try again", fmt.Errorf("chunks: confirm %s: %w", f.Slug, err))
+	}
+	return f, nil
 }

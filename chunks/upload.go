@@ -296,6 +296,8 @@ type Spec struct {
 	Expires      time.Time // zero: keep forever
 	Alias        string    // optional second public id
 	PasswordHash []byte    // used when Password is empty
+	// Unconfirmed: the file lapses at Expires unless Confirm keeps it.
+	Unconfirmed bool
 }
 
 // Put stores everything r yields as one file and publishes it. More than
@@ -335,7 +337,7 @@ func (s *Service) Put(ctx context.Context, spec Spec, r io.Reader) (store.File, 
 	if err != nil {
 		return store.File{}, err
 	}
-	file.Alias, file.Expires = spec.Alias, spec.Expires
+	file.Alias, file.Expires, file.Unconfirmed = spec.Alias, spec.Expires, spec.Unconfirmed && !spec.Expires.IsZero()
 	created, err := s.publish(ctx, spec.Account, &sess, file, false)
 	if err != nil {
 		if mayUndo(err) {

@@ -12,6 +12,7 @@ import (
 	"math/rand/v2"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -480,5 +481,52 @@ func TestExpireNotifies(t *testing.T) {
 	defer mu.Unlock()
 	if want := []string{"file.completed " + f.Slug, "file.removed " + f.Slug}; fmt.Sprint(events) != fmt.Sprint(want) {
 		t.Fatalf("events %v, want %v", events, want)
+	}
+}
+
+// TestConfirm: an unconfirmed file confirmed in time stays, one left
+// alone goes with the next Expire, and a late confirmation is refused.
+func TestConfirm(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	now := time.Now()
+	e := newEnv(t, 1, func(c *Config) {
+		c.Clock = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	})
+	put := func(name string) store.File {
+		f, err := e.svc.Put(t.Context(), Spec{Account: e.acct, Name: name, Mirrors: e.ids(), Alias: "alias" + name,
+			Expires: now.Add(time.Hour), Unconfirmed: true}, bytes.NewReader(data(1000, 5)))
+		if err != nil || !f.Unconfirmed {
+			t.Fatalf("Put = %+v, %v", f, err)
+		}
+		return f
+	}
+	kept, dropped := put("kept"), put("dropped")
+	got, err := e.svc.Confirm(t.Context(), kept)
+	if err != nil || got.Unconfirmed || !got.Expires.IsZero() {
+		t.Fatalf("Confirm = %+v, %v; want a file kept for good", got, err)
+	}
+	if again, err := e.svc.Confirm(t.Context(), got); err != nil || again.Unconfirmed {
+		t.Fatalf("second Confirm = %+v, %v; want the same file again", again, err)
+	}
+	mu.Lock()
+	now = now.Add(2 * time.Hour)
+	mu.Unlock()
+	if n, err := e.svc.Expire(t.Context()); err != nil || n != 1 {
+		t.Fatalf("Expire = %d, %v; want 1 (the unconfirmed file)", n, err)
+	}
+	if f, err := e.store.File(t.Context(), kept.Slug); err != nil || f.Unconfirmed || !f.Expires.IsZero() {
+		t.Fatalf("confirmed file after Expire: %+v, %v", f, err)
+	}
+	if _, err := e.store.File(t.Context(), dropped.Slug); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("unconfirmed file after Expire: %v, want not found", err)
+	}
+	if len(e.mem[0].Keys()) != 1 {
+		t.Fatalf("mirror holds %v, want the confirmed file's object only", e.mem[0].Keys())
+	}
+	if _, err := e.svc.Confirm(t.Context(), dropped); err == nil {
+		t.Fatal("a confirmation after the file lapsed was taken")
+	} else if ce, ok := AsError(err); !ok || ce.Kind != Invalid || !strings.Contains(ce.Msg, "not confirmed in time") {
+		t.Fatalf("late Confirm: %v, want an Invalid error saying the file is gone", err)
 	}
 }

@@ -141,6 +141,9 @@ type File struct {
 	PasswordHash []byte    `json:"password_hash,omitempty"`
 	Created      time.Time `json:"created"`
 	Expires      time.Time `json:"expires,omitzero"` // zero keeps the file forever
+	// Unconfirmed marks a file that lapses at Expires unless its owner
+	// confirms it (Rocket.Chat's rooms.media); confirming clears both.
+	Unconfirmed bool `json:"unconfirmed,omitempty"`
 }
 
 // Usage is what an account's active files take.
