@@ -2,6 +2,8 @@ package api
 
 import (
 	"net/http"
+	"slices"
+	"strings"
 
 	"github.com/labstack/echo/v4"
 )
@@ -78,9 +80,41 @@ func mirrorAce(c echo.Context, p *problem) {
 	writeEnvelope(c, code, "error", msg)
 }
 
+// apiV1 writes the failures of /api/v1/ outside the Rocket.Chat routes: in
+// Rocket.Chat's shape for a path Rocket.Chat's REST API would serve, so its
+// clients can read it, and in MirrorAce's envelope otherwise.
+func apiV1(c echo.Context, p *problem) {
+	if rocketCall(c.Request().URL.Path) {
+		rocket(c, p)
+		return
+	}
+	mirrorAce(c, p)
+}
+
+// rocketUndotted are the calls of Rocket.Chat's REST API whose names have
+// no dot; every other one does (rooms.upload, chat.postMessage, users.info),
+// and no MirrorAce call does (file/info, upload).
+var rocketUndotted = []string{"me", "info", "login", "logout", "directory", "spotlight", "statistics", "livechat", "banners", "licenses"}
+
+// rocketCall reports whether path, under /api/v1/, names a call of
+// Rocket.Chat's REST API.
+func rocketCall(path string) bool {
+	rest, ok := strings.CutPrefix(path, "/api/v1/")
+	if !ok {
+		return false
+	}
+	name, _, _ := strings.Cut(rest, "/")
+	return strings.Contains(name, ".") || slices.Contains(rocketUndotted, name)
+}
+
 // rocket writes Rocket.Chat's error object.
 func rocket(c echo.Context, p *problem) {
-	body := map[string]any{"success": false, "error": p.msg}
+	msg := p.msg
+	if p.status == http.StatusNotFound && p.routing {
+		msg = "unknown API call " + c.Request().URL.Path + ": acestash serves Rocket.Chat's " +
+			"rooms.upload/<room id>, rooms.media/<room id> and rooms.mediaConfirm/<room id>/<file id>"
+	}
+	body := map[string]any{"success": false, "error": msg}
 	if p.rocket != "" {
 		body["errorType"] = p.rocket
 	}

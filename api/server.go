@@ -31,6 +31,9 @@ type Config struct {
 	SpoolDir string
 	// Raw configures Mirage's storage service.
 	Raw Raw
+	// UnconfirmedTTL is how long a file posted with Rocket.Chat's
+	// rooms.media waits for rooms.mediaConfirm; 0 means 24 hours.
+	UnconfirmedTTL time.Duration
 	// Remote fetches the URLs of upload/remote; nil turns the call off.
 	Remote *remote.Fetcher
 	// RemoteSlots is how many remote fetches this node runs at once.
@@ -82,6 +85,9 @@ func New(cfg Config) http.Handler {
 	if cfg.Clock == nil {
 		cfg.Clock = time.Now
 	}
+	if cfg.UnconfirmedTTL <= 0 {
+		cfg.UnconfirmedTTL = 24 * time.Hour
+	}
 	if cfg.BodyWindow <= 0 {
 		cfg.BodyWindow = 30 * time.Second
 	}
@@ -89,8 +95,8 @@ func New(cfg Config) http.Handler {
 		guesses: guesses{store: cfg.Store, clock: cfg.Clock}}
 	e := s.echo()
 	s.web(e)
-	s.mirrorAce(s.group(e, "/api/v1", mirrorAce))
-	s.rocketChat(s.group(e, "/api/v1/rooms.upload", rocket), e)
+	s.mirrorAce(s.group(e, "/api/v1", apiV1))
+	s.rocketChat(e)
 	s.downloads(s.group(e, "/m", plain))
 	s.mirage(e)
 	s.ops(e)

@@ -162,6 +162,7 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, clock store.Clock
 			MaxSize: cfg.Raw.MaxSize, RequireKey: cfg.Raw.RequireKey,
 			Anonymous: anon, TTL: cfg.Raw.TTL,
 		},
+		UnconfirmedTTL: cfg.RocketChat.UnconfirmedTTL,
 		Remote:         fetcher(cfg.Remote),
 		RemoteSlots:    cfg.Remote.MaxConcurrent,
 		MinBodyRate:    cfg.Limits.MinBodyRate,

@@ -56,6 +56,15 @@ type Config struct {
 	Raw      RawConfig       `yaml:"raw"`
 	Remote   RemoteConfig    `yaml:"remote"`
 	Tus      TusConfig       `yaml:"tus"`
+
+	RocketChat RocketChatConfig `yaml:"rocketchat"`
+}
+
+// RocketChatConfig is Rocket.Chat's rooms.upload and rooms.media.
+type RocketChatConfig struct {
+	// UnconfirmedTTL is how long a file posted with rooms.media waits for
+	// rooms.mediaConfirm before it is removed. Default 24h.
+	UnconfirmedTTL time.Duration `yaml:"unconfirmed_ttl"`
 }
 
 // TusConfig is the tus endpoint at /files/.
@@ -291,6 +300,12 @@ func (c *Config) setDefaults() error {
 	}
 	if c.Raw.MaxSize == 0 {
 		c.Raw.MaxSize = 24 << 20
+	}
+	if c.RocketChat.UnconfirmedTTL == 0 {
+		c.RocketChat.UnconfirmedTTL = 24 * time.Hour
+	}
+	if c.RocketChat.UnconfirmedTTL < 0 {
+		return fmt.Errorf("config: rocketchat.unconfirmed_ttl may not be negative")
 	}
 	if c.Tus.CORSOrigins == nil {
 		c.Tus.CORSOrigins = []string{"*"}
