@@ -1,5 +1,5 @@
 // Package api speaks acestash's HTTP dialects: the MirrorAce API v1, the
-// download pages, Mirage's storage service and Rocket.Chat's rooms.upload.
+// download pages, Mirage's storage service and Rocket.Chat's file uploads.
 // It translates requests into calls on chunks and store and nothing more.
 package api
 
