@@ -62,7 +62,7 @@ var pageTmpl = template.Must(template.New("page").Parse(`<!doctype html>
 <link rel="stylesheet" href="/assets/style.css">
 <script src="/assets/file.js" defer></script>
 </head><body>
-<header class="bar"><h1><a href="/">acestash</a></h1></header>
+<header class="bar"><h1><a href="/">acestash</a></h1><nav aria-label="Main"><a href="/#files">My files</a></nav></header>
 <main>
 <h2 id="name">{{.File.Name}}</h2>
 <dl class="facts">

@@ -24,6 +24,8 @@ func (s *Server) web(e *echo.Echo) {
 	e.GET("/", s.home)
 	e.HEAD("/", s.home)
 	e.GET("/assets/:name", s.asset)
+	e.GET("/favicon.ico", s.favicon)
+	e.HEAD("/favicon.ico", s.favicon)
 	g := s.group(e, "/web", jsonError)
 	g.POST("/signin", s.signIn)
 	g.POST("/signout", s.signOut)
@@ -80,6 +82,16 @@ func (s *Server) asset(c echo.Context) error {
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Cache-Control", "no-cache")
 	return c.Blob(http.StatusOK, typ, b)
+}
+
+// favicon serves the icon browsers ask every page for, from memory.
+func (s *Server) favicon(c echo.Context) error {
+	b, err := webFiles.ReadFile("web/favicon.ico")
+	if err != nil {
+		return err
+	}
+	c.Response().Header().Set("Cache-Control", "public, max-age=86400")
+	return c.Blob(http.StatusOK, "image/vnd.microsoft.icon", b)
 }
 
 // mirrorInfo is a mirror as the upload page shows it.

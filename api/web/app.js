@@ -58,7 +58,10 @@ async function api(call, fields) {
 
 async function loadSession() {
   const resp = await fetch('/web/session', { credentials: 'same-origin' });
-  if (!resp.ok) return null;
+  if (!resp.ok) {
+    await resp.text(); // read to its end, so the request is done
+    return null;
+  }
   return resp.json();
 }
 
@@ -81,19 +84,23 @@ async function signIn(ev) {
   }
   $('api_token').value = '';
   session = body;
-  show();
+  show(true);
 }
 
 async function signOut() {
-  await fetch('/web/signout', { method: 'POST', credentials: 'same-origin' });
+  const resp = await fetch('/web/signout', { method: 'POST', credentials: 'same-origin' });
+  await resp.text();
   session = null;
-  location.hash = '';
+  $('api_key').value = $('api_token').value = '';
+  history.replaceState(null, '', location.pathname);
   show();
 }
 
 // ---- views ----
 
-function show() {
+// show brings up the view the session and the address ask for; moved says
+// the person asked for it, so focus goes to its heading.
+function show(moved) {
   $('loading').hidden = true;
   const signedIn = session !== null;
   $('nav').hidden = !signedIn;
@@ -110,6 +117,7 @@ function show() {
   $('nav-upload').toggleAttribute('aria-current', !files);
   $('nav-files').toggleAttribute('aria-current', files);
   if (files) listFiles(); else { renderMirrors(); renderUnfinished(); }
+  if (moved) $(files ? 'files-title' : 'upload-title').focus();
 }
 
 function renderMirrors() {
@@ -147,13 +155,16 @@ function chosenMirrors() {
 
 const pending = 'acestash.upload.';
 const fileKey = (f) => pending + JSON.stringify([f.name, f.size, f.lastModified]);
+const running = new Map(); // fileKey -> Row, for the uploads this tab is sending
 
+// renderUnfinished lists the uploads kept in localStorage that this tab is
+// not sending: those of a tab closed mid-way, or that failed.
 function renderUnfinished() {
   const list = $('unfinished-list');
   list.replaceChildren();
   for (let i = 0; i < localStorage.length; i++) {
     const k = localStorage.key(i);
-    if (!k.startsWith(pending)) continue;
+    if (!k.startsWith(pending) || running.has(k)) continue;
     const [name, size] = JSON.parse(k.slice(pending.length));
     list.append(el('li', { text: name + ' (' + human(size) + ')' }));
   }
@@ -168,13 +179,24 @@ function startAll(files) {
     return;
   }
   const password = $('password').value;
-  for (const f of files) upload(f, mirrors, password);
+  const busy = [];
+  for (const f of files) {
+    const row = running.get(fileKey(f));
+    if (row) busy.push(row); else upload(f, mirrors, password);
+  }
+  if (busy.length) {
+    $('upload-error').textContent = busy.map((r) => r.file.name).join(', ') + (busy.length > 1 ? ' are' : ' is') + ' uploading already.';
+  }
   $('file-input').value = '';
+  // Bring the newest row into view, or the running one picked again.
+  const top = busy.length < files.length ? $('queue').firstElementChild : busy[0]?.li;
+  if (top) top.scrollIntoView({ block: 'nearest' });
 }
 
 // Upload is one file's row: its progress bar, figures and result.
 class Row {
   constructor(file) {
+    this.file = file;
     this.bar = el('progress', { max: String(file.size || 1), value: '0', 'aria-label': 'Upload of ' + file.name });
     this.stats = el('span', { class: 'stats', 'aria-live': 'polite', text: 'Starting…' });
     this.li = el('li', {}, el('div', { class: 'name', text: file.name + ' (' + human(file.size) + ')' }), this.bar, this.stats);
@@ -251,6 +273,8 @@ async function status(st, row) {
 async function upload(file, mirrors, password) {
   const row = new Row(file);
   const key = fileKey(file);
+  running.set(key, row);
+  renderUnfinished();
   try {
     let st = JSON.parse(localStorage.getItem(key) || 'null');
     let offset = 0;
@@ -288,7 +312,6 @@ async function upload(file, mirrors, password) {
       }
       if (res.info === 'complete') {
         localStorage.removeItem(key);
-        renderUnfinished();
         row.done(res);
         return;
       }
@@ -297,6 +320,9 @@ async function upload(file, mirrors, password) {
     }
   } catch (e) {
     row.failed(e.message);
+  } finally {
+    running.delete(key);
+    renderUnfinished();
   }
 }
 
@@ -315,6 +341,7 @@ function setupDrop() {
 
 // ---- my files ----
 
+// listFiles shows the page of files; it resolves once they are shown.
 async function listFiles() {
   const err = $('files-error');
   err.textContent = '';
@@ -348,20 +375,29 @@ async function listFiles() {
   $('next').disabled = page >= pages;
 }
 
-// remove deletes a file on the second press of its button.
+// remove deletes a file on the second press of its button, says so, and
+// puts focus on the next file's button (or the previous one's, or the
+// heading), where the pressed button was.
 async function remove(f, button) {
   if (button.dataset.armed !== 'yes') {
     button.dataset.armed = 'yes';
     button.textContent = 'Press again to delete';
     return;
   }
+  const at = [...$('file-rows').rows].findIndex((r) => r.dataset.slug === f.slug);
   button.disabled = true;
+  $('files-status').textContent = '';
+  let failed = '';
   try {
     await api('file/delete', { files: f.slug });
   } catch (e) {
-    $('files-error').textContent = 'Cannot delete ' + f.name + ': ' + e.message;
+    failed = 'Cannot delete ' + f.name + ': ' + e.message;
   }
-  listFiles();
+  await listFiles();
+  if (failed) $('files-error').textContent = failed; else $('files-status').textContent = 'Deleted ' + f.name + '.';
+  const buttons = [...$('file-rows').rows].map((r) => r.querySelector('button'));
+  const next = buttons.slice(at + 1).find((b) => !b.disabled) || buttons.slice(0, at).reverse().find((b) => !b.disabled);
+  (next || $('files-title')).focus();
 }
 
 // ---- start ----
@@ -371,7 +407,7 @@ document.addEventListener('DOMContentLoaded', async () => {
   $('signout').addEventListener('click', signOut);
   $('prev').addEventListener('click', () => { page--; listFiles(); });
   $('next').addEventListener('click', () => { page++; listFiles(); });
-  window.addEventListener('hashchange', show);
+  window.addEventListener('hashchange', () => show(true));
   setupDrop();
   try { session = await loadSession(); } catch { session = null; }
   show();
