@@ -130,7 +130,7 @@ func methodLabel(m string) string {
 // dialectOf names the dialect of a route pattern.
 func dialectOf(route string) string {
 	switch {
-	case strings.HasPrefix(route, "/api/v1/rooms.upload"), strings.HasPrefix(route, "/file-upload/"):
+	case rocketCall(route), strings.HasPrefix(route, "/file-upload/"):
 		return "rocketchat"
 	case strings.HasPrefix(route, "/api/v1/"):
 		return "mirrorace"
@@ -142,7 +142,7 @@ func dialectOf(route string) string {
 		return "mirage"
 	case isTusRoute(route):
 		return "tus"
-	case route == "/" || strings.HasPrefix(route, "/web/") || strings.HasPrefix(route, "/assets/"):
+	case route == "/" || route == "/favicon.ico" || strings.HasPrefix(route, "/web/") || strings.HasPrefix(route, "/assets/"):
 		return "web"
 	case route == "/healthz" || route == "/readyz" || route == "/metrics":
 		return "ops"
@@ -165,7 +165,7 @@ func routeKind(route, method string) string {
 		return ""
 	}
 	switch route {
-	case "/api/v1/upload", "/api/v1/upload/remote", "/upload", "/api/v1/rooms.upload/:rid":
+	case "/api/v1/upload", "/api/v1/upload/remote", "/upload", "/api/v1/rooms.upload/:rid", "/api/v1/rooms.media/:rid":
 		return "upload"
 	case "/m/:slug/download", "/uploads/:id", "/file-upload/:id/:name":
 		return "download"

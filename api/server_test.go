@@ -123,3 +123,33 @@ func TestAdminNoRoute(t *testing.T) {
 		}
 	}
 }
+
+// TestDialectOfRoutes: Rocket.Chat's calls are counted and answered as
+// Rocket.Chat's, MirrorAce's as MirrorAce's.
+func TestDialectOfRoutes(t *testing.T) {
+	for route, want := range map[string]string{
+		"/api/v1/rooms.upload/:rid":               "rocketchat",
+		"/api/v1/rooms.media/:rid":                "rocketchat",
+		"/api/v1/rooms.mediaConfirm/:rid/:fileId": "rocketchat",
+		"/api/v1/rooms.media/*":                   "rocketchat",
+		"/file-upload/:id/:name":                  "rocketchat",
+		"/api/v1/file/info":                       "mirrorace",
+		"/api/v1/upload":                          "mirrorace",
+		"/api/v1/*":                               "mirrorace",
+		"/favicon.ico":                            "web",
+	} {
+		if got := dialectOf(route); got != want {
+			t.Errorf("dialectOf(%q) = %s, want %s", route, got, want)
+		}
+	}
+	for path, want := range map[string]bool{
+		"/api/v1/chat.postMessage": true, "/api/v1/me": true, "/api/v1/info": true,
+		"/api/v1/livechat/visitor": true, "/api/v1/users.info": true,
+		"/api/v1/file/info": false, "/api/v1/upload": false, "/api/v1/upload/status": false,
+		"/api/v1/": false, "/api/admin/files": false, "/me": false,
+	} {
+		if got := rocketCall(path); got != want {
+			t.Errorf("rocketCall(%q) = %v, want %v", path, got, want)
+		}
+	}
+}
