@@ -57,17 +57,11 @@ func TestRoomsUploadCurl(t *testing.T) {
 			if err != nil {
 				t.Fatalf("curl: %v\n%s", err, out)
 			}
-			var got, want map[string]any
+			var got map[string]any
 			if err := json.Unmarshal(out, &got); err != nil {
 				t.Fatalf("answer is not JSON: %s", out)
 			}
-			seed, err := os.ReadFile("testdata/rooms-upload-answer.json")
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := json.Unmarshal(seed, &want); err != nil {
-				t.Fatal(err)
-			}
+			want := seedAnswer(t)
 			if got["success"] != true {
 				t.Fatalf("curl's answer: %s", out)
 			}
@@ -116,6 +110,20 @@ func TestRoomsUploadCurl(t *testing.T) {
 			}
 		})
 	}
+}
+
+// seedAnswer is the seed's example answer of rooms.upload.
+func seedAnswer(t *testing.T) map[string]any {
+	t.Helper()
+	seed, err := os.ReadFile("testdata/rooms-upload-answer.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want map[string]any
+	if err := json.Unmarshal(seed, &want); err != nil {
+		t.Fatal(err)
+	}
+	return want
 }
 
 // sameShape fails where got lacks a key of want or holds another JSON type.
