@@ -48,10 +48,12 @@ func (s *Server) find(ctx context.Context, id string, get func(context.Context, 
 		return store.File{}, fmt.Errorf("look up file %s: %w", id, err)
 	}
 	if f.Status != store.StatusActive {
-		return store.File{}, fail(http.StatusGone, "file "+f.Status)
+		return store.File{}, fail(http.StatusGone, "file "+first(f.Reason, f.Status))
 	}
-	if !f.Expires.IsZero() && !s.cfg.Clock().Before(f.Expires) {
-		return store.File{}, fail(http.StatusNotFound, "file not found")
+	// Every node refuses an expired file from its expiry on, whether or
+	// not a sweep has removed it yet.
+	if chunks.Expired(f, s.cfg.Clock()) {
+		return store.File{}, fail(http.StatusGone, "file "+chunks.ReasonExpired)
 	}
 	return f, nil
 }
@@ -69,6 +71,8 @@ var pageTmpl = template.Must(template.New("page").Parse(`<!doctype html>
 <dt>Size</dt><dd id="size">{{.Size}} ({{.File.Size}} bytes)</dd>
 {{if not .Locked}}<dt>SHA-256</dt><dd><code id="sha256">{{.File.SHA256}}</code> <button type="button" class="copy" data-copy="sha256">Copy SHA-256</button></dd>{{end}}
 <dt>Uploaded</dt><dd>{{.Created}}</dd>
+{{with .Expires}}<dt>Expires</dt><dd id="expires">{{.}}</dd>{{end}}
+{{if ge .Left 0}}<dt>Downloads left</dt><dd id="downloads-left">{{.Left}}</dd>{{end}}
 <dt>Mirrors</dt><dd id="mirrors">{{range $i, $m := .Mirrors}}{{if $i}}, {{end}}{{$m}}{{end}}</dd>
 <dt>Link</dt><dd><code id="link">{{.URL}}</code> <button type="button" class="copy" data-copy="link">Copy link</button></dd>
 </dl>
@@ -98,8 +102,9 @@ type preview struct{ Kind, URL string }
 
 // previewOf returns the file's preview: served at /uploads/<slug> like
 // Mirage's downloads, with the sniffed type only where inlineSafe allows.
+// A file with a download limit has none: showing it would use one up.
 func previewOf(f store.File) *preview {
-	if len(f.PasswordHash) > 0 || f.Size == 0 || !inlineSafe(f.Type) {
+	if len(f.PasswordHash) > 0 || f.MaxDownloads > 0 || f.Size == 0 || !inlineSafe(f.Type) {
 		return nil
 	}
 	t, _, _ := strings.Cut(f.Type, ";")
@@ -128,12 +133,21 @@ func (s *Server) filePage(c echo.Context) error {
 			names = append(names, e.Name)
 		}
 	}
+	left, err := s.cfg.Chunks.DownloadsLeft(c.Request().Context(), f)
+	if err != nil {
+		return unavailable("cannot read the file's downloads", err)
+	}
+	expires := ""
+	if !f.Expires.IsZero() {
+		expires = f.Expires.UTC().Format(mirrorAceTime) + " UTC"
+	}
 	pageHeaders(c.Response().Header())
 	c.Response().WriteHeader(http.StatusOK)
 	if c.Request().Method == http.MethodHead {
 		return nil
 	}
 	return pageTmpl.Execute(c.Response(), map[string]any{
+		"Expires": expires, "Left": left,
 		"File": f, "Size": humanSize(f.Size), "Mirrors": names,
 		"Created":  f.Created.UTC().Format(mirrorAceTime) + " UTC",
 		"Locked":   len(f.PasswordHash) > 0,
@@ -219,17 +233,32 @@ func (s *Server) serveFile(c echo.Context, f store.File, contentType string, att
 		w.WriteHeader(status)
 		return nil
 	}
+	// A response that sends the last byte takes one of a limited file's
+	// downloads first, and keeps it only if that byte went out.
+	var ticket *chunks.Ticket
+	if off+n == f.Size {
+		var err error
+		if ticket, err = s.cfg.Chunks.Reserve(r.Context(), f); err != nil {
+			return err
+		}
+	}
 	body, err := s.cfg.Chunks.Open(r.Context(), f, off, n)
 	if err != nil {
+		ticket.Settle(r.Context(), false)
 		return unavailable("the file cannot be read from any mirror right now; try again later", err)
 	}
 	defer body.Close()
 	w.WriteHeader(status)
 	// The server's own writer lets a file on a directory mirror go out with
 	// sendfile; Echo's wrapper would copy it through a small buffer.
-	if _, err := io.Copy(w.Unwrap(), body); err != nil {
+	sent, err := io.Copy(w.Unwrap(), body)
+	if err == nil {
+		err = http.NewResponseController(w.Unwrap()).Flush()
+	}
+	if err != nil {
 		s.cfg.Log.WarnContext(r.Context(), "download cut off", "slug", f.Slug, "err", err)
 	}
+	ticket.Settle(r.Context(), err == nil && sent == n)
 	return nil
 }
 

@@ -62,6 +62,8 @@ func asProblem(err error) *problem {
 			status = http.StatusRequestEntityTooLarge
 		case chunks.Unavailable:
 			status = http.StatusServiceUnavailable
+		case chunks.Gone:
+			status = http.StatusGone
 		}
 		return &problem{status: status, msg: ce.Msg, err: err}
 	}

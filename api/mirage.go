@@ -46,10 +46,13 @@ func (s *Server) rawUpload(c echo.Context) error {
 		}
 		return fail(http.StatusBadRequest, "cannot read the body: "+err.Error())
 	}
-	spec := chunks.Spec{Account: a, MaxSize: limit, Size: max(r.ContentLength, 0)}
-	if s.cfg.Raw.TTL > 0 {
-		spec.Expires = s.cfg.Clock().Add(s.cfg.Raw.TTL).UTC()
+	q := r.URL.Query()
+	terms, err := chunks.TermsFor(a, first(q.Get("expires"), r.Header.Get("X-Expires")),
+		first(q.Get("max_downloads"), r.Header.Get("X-Max-Downloads")), s.cfg.Raw.TTL, s.cfg.Clock())
+	if err != nil {
+		return err
 	}
+	spec := chunks.Spec{Account: a, MaxSize: limit, Size: max(r.ContentLength, 0), Terms: terms}
 	f, err := s.cfg.Chunks.Put(ctx, spec, body)
 	if err != nil {
 		return rawError(err, limit)

@@ -160,18 +160,26 @@ func (s *Server) chunk(ctx context.Context, r *http.Request, f *form) (chunks.Re
 	if f.File == nil {
 		return chunks.Result{}, badRequest("no file: send it in the files (or files[]) field")
 	}
-	req, err := chunkRequest(a, f.Values)
+	req, err := s.chunkRequest(a, f.Values)
 	if err != nil {
 		return chunks.Result{}, err
 	}
 	req.Body, req.Name = f.File, f.FileName
 	if f.mr != nil { // the file streams; fields may follow it
-		req.Late = func() (string, []string, error) {
+		req.Late = func() (chunks.LateFields, error) {
 			after, err := f.rest()
 			if err != nil {
-				return "", nil, err
+				return chunks.LateFields{}, err
 			}
-			return after.Get("file_password"), mirrorIDs(after), nil
+			lf := chunks.LateFields{Password: after.Get("file_password"), Mirrors: mirrorIDs(after)}
+			if after.Has("expires") || after.Has("max_downloads") {
+				t, err := s.terms(a, after)
+				if err != nil {
+					return lf, err
+				}
+				lf.Terms = &t
+			}
+			return lf, nil
 		}
 	}
 	if h := r.Header.Get("Content-Range"); h != "" {
@@ -184,9 +192,19 @@ func (s *Server) chunk(ctx context.Context, r *http.Request, f *form) (chunks.Re
 	return s.cfg.Chunks.Chunk(ctx, req)
 }
 
+// terms reads acestash's extension fields expires and max_downloads.
+func (s *Server) terms(a store.Account, v url.Values) (chunks.Terms, error) {
+	return chunks.TermsFor(a, v.Get("expires"), v.Get("max_downloads"), 0, s.cfg.Clock())
+}
+
 // chunkRequest reads the fields upload and upload/remote share.
-func chunkRequest(a store.Account, v url.Values) (chunks.ChunkRequest, error) {
+func (s *Server) chunkRequest(a store.Account, v url.Values) (chunks.ChunkRequest, error) {
+	t, err := s.terms(a, v)
+	if err != nil {
+		return chunks.ChunkRequest{}, err
+	}
 	req := chunks.ChunkRequest{
+		Terms:     t,
 		Account:   a,
 		UploadKey: v.Get("upload_key"),
 		CTracker:  first(v.Get("cTracker"), v.Get("ctracker")),
@@ -286,7 +304,12 @@ func (s *Server) files(ctx context.Context, slugs []string) (map[string]store.Fi
 
 // infoRecord is a file as file/info shows it to its owner: MirrorAce's
 // fields, and the mirrors holding a copy, how many, and those missing one.
+// A file past its expiry is "user removed" (reason "expired") at once,
+// before any sweep has removed it.
 func (s *Server) infoRecord(f store.File) map[string]string {
+	if f.Status == store.StatusActive && chunks.Expired(f, s.cfg.Clock()) {
+		f.Status, f.Reason, f.Mirrors, f.Missing = store.StatusUser, chunks.ReasonExpired, nil, nil
+	}
 	return FileInfo(s.cfg.PublicURL, f)
 }
 
@@ -305,14 +328,26 @@ func notFound() map[string]string {
 }
 
 // FileInfo is a file as file/info shows it (and webhook events carry it):
-// every value a string.
+// every value a string. acestash adds "expires" (UTC, the API's format)
+// and "max_downloads" to files that have them, and "reason" to a file its
+// own terms removed ("expired", "download limit reached").
 func FileInfo(publicURL string, f store.File) map[string]string {
-	return map[string]string{
+	m := map[string]string{
 		"id": itoa(f.ID), "name": f.Name, "slug": f.Slug,
 		"size": itoa(f.Size), "url": publicURL + "/m/" + f.Slug, "status": f.Status,
 		"mirrors": strings.Join(f.Mirrors, ","), "copies": strconv.Itoa(len(f.Mirrors)),
 		"missing": strings.Join(f.Missing, ","),
 	}
+	if !f.Expires.IsZero() {
+		m["expires"] = f.Expires.UTC().Format(mirrorAceTime)
+	}
+	if f.MaxDownloads > 0 {
+		m["max_downloads"] = itoa(f.MaxDownloads)
+	}
+	if f.Reason != "" {
+		m["reason"] = f.Reason
+	}
+	return m
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }

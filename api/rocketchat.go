@@ -60,7 +60,12 @@ func (s *Server) roomsUpload(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	up, err := s.postedFile(c, a, chunks.Spec{}, "rooms.upload", "msg", "description", "tmid")
+	// The account's default expiry applies; Rocket.Chat asks for none.
+	terms, err := chunks.TermsFor(a, "", "", 0, s.cfg.Clock())
+	if err != nil {
+		return err
+	}
+	up, err := s.postedFile(c, a, chunks.Spec{Terms: terms}, "rooms.upload", "msg", "description", "tmid")
 	if err != nil {
 		return err
 	}
@@ -74,7 +79,7 @@ func (s *Server) roomsMedia(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	spec := chunks.Spec{Expires: s.cfg.Clock().Add(s.cfg.UnconfirmedTTL).UTC(), Unconfirmed: true}
+	spec := chunks.Spec{Terms: chunks.Terms{Expires: s.cfg.Clock().Add(s.cfg.UnconfirmedTTL).UTC()}, Unconfirmed: true}
 	up, err := s.postedFile(c, a, spec, "rooms.media", "description")
 	if err != nil {
 		return err

@@ -70,7 +70,7 @@ type Raw struct {
 	// belong to the Anonymous account.
 	RequireKey bool
 	Anonymous  string        // api_key of the account owning keyless uploads
-	TTL        time.Duration // how long a file is kept; 0 keeps it forever
+	TTL        time.Duration // how long a file is kept when neither the upload nor its account says; 0 keeps it forever
 }
 
 // Server holds the handlers of every dialect.

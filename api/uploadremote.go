@@ -28,7 +28,7 @@ func (s *Server) uploadRemote(c echo.Context) error {
 	if rawURL == "" {
 		return badRequest("url is required: the http or https address of the file to fetch")
 	}
-	req, err := chunkRequest(a, v)
+	req, err := s.chunkRequest(a, v)
 	if err != nil {
 		return err
 	}

@@ -17,6 +17,8 @@ const (
 	Unavailable
 	// OverQuota: the account's quota leaves no room for the file.
 	OverQuota
+	// Gone: the file was there and is no more (its download limit is used up).
+	Gone
 )
 
 // Error is a failure the client should be told about in words.

@@ -99,6 +99,17 @@ func (s *Service) Withdraw(ctx context.Context, slug, status string) (store.File
 	default:
 		return store.File{}, Errorf(Invalid, "%q is not a reason to remove a file", status)
 	}
+	return s.withdraw(ctx, slug, status, "")
+}
+
+// lapse takes down a file whose own terms ended (ReasonExpired,
+// ReasonDownloads): for its owner's clients it is as if they removed it.
+func (s *Service) lapse(ctx context.Context, slug, reason string) (store.File, error) {
+	return s.withdraw(ctx, slug, store.StatusUser, reason)
+}
+
+// withdraw is Withdraw with the reason the record keeps.
+func (s *Service) withdraw(ctx context.Context, slug, status, reason string) (store.File, error) {
 	f, err := s.cfg.Store.File(ctx, slug)
 	if err != nil {
 		return store.File{}, fmt.Errorf("chunks: withdraw %s: %w", slug, err)
@@ -107,7 +118,10 @@ func (s *Service) Withdraw(ctx context.Context, slug, status string) (store.File
 		return f, nil
 	}
 	held := slices.Concat(f.Mirrors, f.Missing)
-	f.Status, f.Mirrors, f.Missing, f.Expires = status, nil, nil, time.Time{}
+	f.Status, f.Mirrors, f.Missing, f.Reason = status, nil, nil, reason
+	if reason != ReasonExpired {
+		f.Expires = time.Time{}
+	}
 	if err := s.cfg.Store.UpdateFile(ctx, f); err != nil {
 		return store.File{}, fmt.Errorf("chunks: withdraw %s: %w", slug, err)
 	}
@@ -134,37 +148,61 @@ func (s *Service) deleteObjects(ctx context.Context, f store.File, ids []string)
 	return nil
 }
 
-// Expire removes files whose expiry has passed, telling Notify of each, and
-// returns how many it removed.
+// Expire takes down files whose expiry has passed and returns how many it
+// took down. A file its owner never confirmed is removed with its record;
+// any other is taken down as lapse does (its record stays, saying why). Any
+// node may run it; downloads are refused from the expiry on whether or not
+// it ran.
 func (s *Service) Expire(ctx context.Context) (int, error) {
-	old, err := s.cfg.Store.ExpiredFiles(ctx, s.cfg.Clock(), 100)
-	if err != nil {
-		return 0, fmt.Errorf("chunks: list expired files: %w", err)
-	}
 	n := 0
-	for _, f := range old {
-		// Read again: an unconfirmed file may have been confirmed since
-		// the list was made.
-		cur, err := s.cfg.Store.File(ctx, f.Slug)
-		if errors.Is(err, store.ErrNotFound) {
-			continue
-		}
+	for {
+		old, err := s.cfg.Store.ExpiredFiles(ctx, s.cfg.Clock(), 100)
 		if err != nil {
-			s.cfg.Log.WarnContext(ctx, "read expired file", "slug", f.Slug, "err", err)
-			continue
+			return n, fmt.Errorf("chunks: list expired files: %w", err)
 		}
-		f = cur
-		if f.Status != store.StatusActive || f.Expires.IsZero() || s.cfg.Clock().Before(f.Expires) {
-			continue
+		gone := 0
+		for _, f := range old {
+			if s.expire(ctx, f) {
+				gone++
+			}
 		}
-		if err := s.Remove(ctx, f); err != nil {
-			s.cfg.Log.WarnContext(ctx, "remove expired file", "slug", f.Slug, "err", err)
-			continue
+		n += gone
+		if len(old) < 100 || gone == 0 || ctx.Err() != nil {
+			return n, ctx.Err()
 		}
-		s.notify(ctx, EventRemoved, f)
-		n++
 	}
-	return n, nil
+}
+
+// expire takes down one file ExpiredFiles listed, and reports whether it
+// did.
+func (s *Service) expire(ctx context.Context, f store.File) bool {
+	// Read again: an unconfirmed file may have been confirmed since the
+	// list was made.
+	cur, err := s.cfg.Store.File(ctx, f.Slug)
+	if errors.Is(err, store.ErrNotFound) {
+		return false
+	}
+	if err != nil {
+		s.cfg.Log.WarnContext(ctx, "read expired file", "slug", f.Slug, "err", err)
+		return false
+	}
+	f = cur
+	if f.Status != store.StatusActive || !Expired(f, s.cfg.Clock()) {
+		return false
+	}
+	if f.Unconfirmed {
+		err = s.Remove(ctx, f)
+		if err == nil {
+			s.notify(ctx, EventRemoved, f)
+		}
+	} else {
+		_, err = s.lapse(ctx, f.Slug, ReasonExpired)
+	}
+	if err != nil {
+		s.cfg.Log.WarnContext(ctx, "remove expired file", "slug", f.Slug, "err", err)
+		return false
+	}
+	return true
 }
 
 // Confirm keeps an unconfirmed file for good, as its owner asked: it no

@@ -101,6 +101,7 @@ func (s *Service) record(sess store.Session) (store.File, error) {
 		Owner: sess.APIKey, ObjectKey: sess.ObjectKey, UploadKey: sess.UploadKey,
 		Mirrors: live(&sess), Status: store.StatusActive,
 		PasswordHash: sess.PasswordHash, Created: s.cfg.Clock().UTC(),
+		Expires: sess.FileExpires, MaxDownloads: sess.MaxDownloads,
 	}
 	for _, id := range sess.Mirrors {
 		if _, failed := sess.Failed[id]; failed {

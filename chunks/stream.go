@@ -24,6 +24,7 @@ type StreamSpec struct {
 	Type     string   // used instead of the sniffed type when set
 	Mirrors  []string // empty: the account's default mirrors
 	Password string
+	Terms    Terms             // expiry and download limit (TermsFor)
 	Size     int64             // -1: declared later, with Declare
 	Meta     map[string]string // told back as given
 	// Partial uploads are joined into another file by Join and are never
@@ -51,6 +52,7 @@ func (s *Service) Create(ctx context.Context, spec StreamSpec) (store.Session, e
 			Meta: spec.Meta, Partial: spec.Partial,
 		}
 		err := s.start(&sess, spec.Account, spec.Name, ids, spec.Password)
+		setTerms(&sess, spec.Terms)
 		return sess, err
 	})
 }

@@ -27,10 +27,20 @@ type ChunkRequest struct {
 	Name     string
 	Mirrors  []string
 	Password string
+	// Terms are the file's expiry and download limit (TermsFor).
+	Terms Terms
 	// Late, when set, is called once Body has ended and before anything is
-	// committed; it returns a password and mirror ids that were sent after
-	// the body, which count as if they had come before it.
-	Late func() (password string, mirrors []string, err error)
+	// committed; it returns the fields that were sent after the body,
+	// which count as if they had come before it.
+	Late func() (LateFields, error)
+}
+
+// LateFields are what a request that starts an upload may send after its
+// body.
+type LateFields struct {
+	Password string
+	Mirrors  []string
+	Terms    *Terms // nil: none sent
 }
 
 // ErrNoMirrors is wrapped by the error Chunk returns, before it reads the
@@ -106,6 +116,7 @@ func (s *Service) receive(ctx context.Context, sess store.Session, req ChunkRequ
 		if err := s.start(&next, req.Account, req.Name, req.Mirrors, req.Password); err != nil {
 			return next, step{}, nil, err
 		}
+		setTerms(&next, req.Terms)
 	}
 	st, err := s.classify(next, req.Range, req.Account)
 	if err != nil {
@@ -198,10 +209,14 @@ func (s *Service) commit(ctx context.Context, a store.Account, sess, next store.
 
 // late takes the fields sent after the body into an upload that this
 // request starts; a request that continues an upload ignores them.
-func (s *Service) late(sess *store.Session, started bool, late func() (string, []string, error)) error {
-	password, ids, err := late()
+func (s *Service) late(sess *store.Session, started bool, late func() (LateFields, error)) error {
+	lf, err := late()
 	if err != nil || started {
 		return err
+	}
+	password, ids := lf.Password, lf.Mirrors
+	if lf.Terms != nil {
+		setTerms(sess, *lf.Terms)
 	}
 	for _, id := range ids {
 		if !slices.Contains(sess.Mirrors, id) {
@@ -276,6 +291,7 @@ func (s *Service) fill(ctx context.Context, sess store.Session, req ChunkRequest
 		s.release(ctx, sess, true)
 		return Result{}, err
 	}
+	setTerms(&next, req.Terms)
 	w, err := s.whole(ctx, &next, req.Body, maxSize)
 	if err != nil {
 		s.release(ctx, sess, true)
@@ -291,12 +307,12 @@ type Spec struct {
 	Name         string
 	Mirrors      []string // empty: the account's default mirrors
 	Password     string
-	MaxSize      int64     // 0: the account's maximum file size
-	Size         int64     // the body's length when known in advance, else 0
-	Expires      time.Time // zero: keep forever
-	Alias        string    // optional second public id
-	PasswordHash []byte    // used when Password is empty
-	// Unconfirmed: the file lapses at Expires unless Confirm keeps it.
+	MaxSize      int64  // 0: the account's maximum file size
+	Size         int64  // the body's length when known in advance, else 0
+	Terms        Terms  // expiry and download limit (TermsFor)
+	Alias        string // optional second public id
+	PasswordHash []byte // used when Password is empty
+	// Unconfirmed: the file lapses at Terms.Expires unless Confirm keeps it.
 	Unconfirmed bool
 }
 
@@ -337,7 +353,8 @@ func (s *Service) Put(ctx context.Context, spec Spec, r io.Reader) (store.File, 
 	if err != nil {
 		return store.File{}, err
 	}
-	file.Alias, file.Expires, file.Unconfirmed = spec.Alias, spec.Expires, spec.Unconfirmed && !spec.Expires.IsZero()
+	file.Alias, file.Expires, file.MaxDownloads = spec.Alias, spec.Terms.Expires, spec.Terms.MaxDownloads
+	file.Unconfirmed = spec.Unconfirmed && !spec.Terms.Expires.IsZero()
 	created, err := s.publish(ctx, spec.Account, &sess, file, false)
 	if err != nil {
 		if mayUndo(err) {

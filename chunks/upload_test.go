@@ -349,7 +349,7 @@ func TestLateFields(t *testing.T) {
 		t.Fatal(err)
 	}
 	req := e.req(sess, b, 0, len(b))
-	req.Late = func() (string, []string, error) { return "s3cret", nil, nil }
+	req.Late = func() (LateFields, error) { return LateFields{Password: "s3cret"}, nil }
 	res, err := e.svc.Chunk(t.Context(), req)
 	if err != nil {
 		t.Fatal(err)
@@ -366,7 +366,7 @@ func TestLateFields(t *testing.T) {
 	}
 	req = e.req(sess, b, 0, len(b))
 	req.Mirrors = []string{"1"}
-	req.Late = func() (string, []string, error) { return "", []string{"2"}, nil }
+	req.Late = func() (LateFields, error) { return LateFields{Mirrors: []string{"2"}}, nil }
 	if _, err := e.svc.Chunk(t.Context(), req); err == nil {
 		t.Fatal("mirrors after the file: no error")
 	}
@@ -467,7 +467,7 @@ func TestExpireNotifies(t *testing.T) {
 			mu.Unlock()
 		}
 	})
-	f, err := e.svc.Put(t.Context(), Spec{Account: e.acct, Name: "brief", Mirrors: e.ids(), Expires: now.Add(time.Minute)}, bytes.NewReader(data(1000, 5)))
+	f, err := e.svc.Put(t.Context(), Spec{Account: e.acct, Name: "brief", Mirrors: e.ids(), Terms: Terms{Expires: now.Add(time.Minute)}}, bytes.NewReader(data(1000, 5)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -482,6 +482,13 @@ func TestExpireNotifies(t *testing.T) {
 	if want := []string{"file.completed " + f.Slug, "file.removed " + f.Slug}; fmt.Sprint(events) != fmt.Sprint(want) {
 		t.Fatalf("events %v, want %v", events, want)
 	}
+	got, err := e.store.File(t.Context(), f.Slug)
+	if err != nil || got.Status != store.StatusUser || got.Reason != ReasonExpired {
+		t.Fatalf("record after expiry: %+v, %v; want status %q, reason %q", got, err, store.StatusUser, ReasonExpired)
+	}
+	if keys := e.mem[0].Keys(); len(keys) != 0 {
+		t.Fatalf("mirror still holds %v after expiry", keys)
+	}
 }
 
 // TestConfirm: an unconfirmed file confirmed in time stays, one left
@@ -495,7 +502,7 @@ func TestConfirm(t *testing.T) {
 	})
 	put := func(name string) store.File {
 		f, err := e.svc.Put(t.Context(), Spec{Account: e.acct, Name: name, Mirrors: e.ids(), Alias: "alias" + name,
-			Expires: now.Add(time.Hour), Unconfirmed: true}, bytes.NewReader(data(1000, 5)))
+			Terms: Terms{Expires: now.Add(time.Hour)}, Unconfirmed: true}, bytes.NewReader(data(1000, 5)))
 		if err != nil || !f.Unconfirmed {
 			t.Fatalf("Put = %+v, %v", f, err)
 		}

@@ -46,6 +46,10 @@ type Account struct {
 	Rooms          []string `json:"rooms,omitempty"`           // Rocket.Chat rooms; empty allows all
 	QuotaBytes     int64    `json:"quota_bytes,omitempty"`     // most bytes of files stored; 0 means no limit
 	QuotaFiles     int64    `json:"quota_files,omitempty"`     // most files stored; 0 means no limit
+	// DefaultExpiry is how long a file is kept when its upload does not
+	// say; MaxExpiry the longest an upload may ask for. 0: forever, no limit.
+	DefaultExpiry time.Duration `json:"default_expiry,omitempty"`
+	MaxExpiry     time.Duration `json:"max_expiry,omitempty"`
 }
 
 // HashToken returns the form in which an API token is stored. Tokens are
@@ -96,6 +100,10 @@ type Session struct {
 	Failed  map[string]string         `json:"failed,omitempty"`  // mirror id -> why it was dropped
 	Slug    string                    `json:"slug,omitempty"`    // reserved when publishing starts
 	Done    bool                      `json:"done,omitempty"`    // the file is published
+	// FileExpires and MaxDownloads are the published file's Expires and
+	// MaxDownloads, decided when the upload starts.
+	FileExpires  time.Time `json:"file_expires,omitzero"`
+	MaxDownloads int64     `json:"max_downloads,omitempty"`
 
 	// Meta is what the client said about a file sent as one stream (tus's
 	// Upload-Metadata), kept to be told back.
@@ -144,6 +152,12 @@ type File struct {
 	// Unconfirmed marks a file that lapses at Expires unless its owner
 	// confirms it (Rocket.Chat's rooms.media); confirming clears both.
 	Unconfirmed bool `json:"unconfirmed,omitempty"`
+	// MaxDownloads is how many whole downloads the file allows before it
+	// is removed; 0 allows any number.
+	MaxDownloads int64 `json:"max_downloads,omitempty"`
+	// Reason says why a file was removed by its own terms ("expired",
+	// "download limit reached"); empty otherwise.
+	Reason string `json:"reason,omitempty"`
 }
 
 // Usage is what an account's active files take.

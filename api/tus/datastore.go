@@ -27,6 +27,8 @@ const (
 	metaType     = "filetype"
 	metaMirrors  = "mirrors"
 	metaPassword = "password"
+	metaExpires  = "expires"       // acestash: chunks.TermsFor
+	metaMaxDL    = "max_downloads" // acestash: chunks.TermsFor
 )
 
 // NewUpload creates the session of an upload for the request's account.
@@ -37,6 +39,11 @@ func (d *datastore) NewUpload(ctx context.Context, info handler.FileInfo) (handl
 		Account: c.account, Name: meta[metaName], Password: meta[metaPassword],
 		Size: info.Size, Partial: info.IsPartial,
 	}
+	terms, err := chunks.TermsFor(c.account, meta[metaExpires], meta[metaMaxDL], 0, d.cfg.Clock())
+	if err != nil {
+		return nil, tusError(d.cfg.Log, err)
+	}
+	spec.Terms = terms
 	delete(meta, metaPassword)
 	spec.Meta = meta
 	if info.SizeIsDeferred {
