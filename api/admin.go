@@ -12,6 +12,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/acestash/acestash/chunks"
 	"github.com/acestash/acestash/slug"
 	"github.com/acestash/acestash/store"
 )
@@ -221,6 +222,8 @@ type AdminAccount struct {
 	QuotaBytes     int64    `json:"quota_bytes"`
 	QuotaFiles     int64    `json:"quota_files"`
 	Rooms          []string `json:"rooms"`
+	DefaultExpiry  string   `json:"default_expiry"` // "7d", "12h0m0s"; "" keeps files forever
+	MaxExpiry      string   `json:"max_expiry"`     // "" sets no limit
 }
 
 func accountView(a store.Account) AdminAccount {
@@ -234,7 +237,16 @@ func accountView(a store.Account) AdminAccount {
 		Name: a.Name, APIKey: a.APIKey, UserID: a.UserID, Username: a.Username, DisplayName: a.DisplayName,
 		Mirrors: orEmpty(a.Mirrors), DefaultMirrors: orEmpty(a.DefaultMirrors), MaxMirrors: a.MaxMirrors,
 		MaxFileSize: a.MaxFileSize, QuotaBytes: a.QuotaBytes, QuotaFiles: a.QuotaFiles, Rooms: orEmpty(a.Rooms),
+		DefaultExpiry: durationView(a.DefaultExpiry), MaxExpiry: durationView(a.MaxExpiry),
 	}
+}
+
+// durationView shows an account's duration setting; 0 shows as "".
+func durationView(d time.Duration) string {
+	if d == 0 {
+		return ""
+	}
+	return chunks.FormatDuration(d)
 }
 
 func (s *Server) adminAccounts(c echo.Context) error {
@@ -268,6 +280,10 @@ type AccountFields struct {
 	QuotaBytes     *int64    `json:"quota_bytes,omitempty"`
 	QuotaFiles     *int64    `json:"quota_files,omitempty"`
 	Rooms          *[]string `json:"rooms,omitempty"`
+	// DefaultExpiry and MaxExpiry are durations ("7d", "12h"); "" or "0"
+	// clears them.
+	DefaultExpiry *string `json:"default_expiry,omitempty"`
+	MaxExpiry     *string `json:"max_expiry,omitempty"`
 }
 
 // readFields decodes the request's AccountFields and checks them.
@@ -296,7 +312,20 @@ func (s *Server) readFields(c echo.Context) (AccountFields, error) {
 	if f.MaxMirrors != nil && *f.MaxMirrors < 0 {
 		return f, badRequest("max_mirrors may not be negative")
 	}
+	for name, v := range map[string]*string{"default_expiry": f.DefaultExpiry, "max_expiry": f.MaxExpiry} {
+		if _, err := expirySetting(v); err != nil {
+			return f, badRequest(name + ": " + err.Error())
+		}
+	}
 	return f, nil
+}
+
+// expirySetting reads an account's expiry setting: "" is 0.
+func expirySetting(v *string) (time.Duration, error) {
+	if v == nil || *v == "" {
+		return 0, nil
+	}
+	return chunks.ParseDuration(*v)
 }
 
 // apply sets the fields present in f on a.
@@ -323,6 +352,12 @@ func (f AccountFields) apply(a *store.Account) {
 	}
 	if f.QuotaFiles != nil {
 		a.QuotaFiles = *f.QuotaFiles
+	}
+	if f.DefaultExpiry != nil {
+		a.DefaultExpiry, _ = expirySetting(f.DefaultExpiry) // checked by readFields
+	}
+	if f.MaxExpiry != nil {
+		a.MaxExpiry, _ = expirySetting(f.MaxExpiry)
 	}
 }
 

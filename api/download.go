@@ -239,12 +239,14 @@ func (s *Server) serveFile(c echo.Context, f store.File, contentType string, att
 	if off+n == f.Size {
 		var err error
 		if ticket, err = s.cfg.Chunks.Reserve(r.Context(), f); err != nil {
+			unsetFile(h)
 			return err
 		}
 	}
 	body, err := s.cfg.Chunks.Open(r.Context(), f, off, n)
 	if err != nil {
 		ticket.Settle(r.Context(), false)
+		unsetFile(h)
 		return unavailable("the file cannot be read from any mirror right now; try again later", err)
 	}
 	defer body.Close()
@@ -260,6 +262,14 @@ func (s *Server) serveFile(c echo.Context, f store.File, contentType string, att
 	}
 	ticket.Settle(r.Context(), err == nil && sent == n)
 	return nil
+}
+
+// unsetFile drops the headers that describe the file from a response
+// that turns out to be an error.
+func unsetFile(h http.Header) {
+	for _, k := range []string{"Content-Length", "Content-Range", "Content-Disposition", "ETag", "Last-Modified", "Accept-Ranges"} {
+		h.Del(k)
+	}
 }
 
 // disposition builds a Content-Disposition that no file name can break.

@@ -39,7 +39,8 @@ const adminUsage = `admin commands (they talk to a running server):
   acestash accounts rotate-token KEY
   acestash accounts rm KEY
 settings: --name, --mirrors 1,2, --default-mirrors 1, --max-mirrors N,
-  --max-file-size BYTES, --quota-bytes BYTES, --quota-files N, --rooms A,B
+  --max-file-size BYTES, --quota-bytes BYTES, --quota-files N, --rooms A,B,
+  --default-expiry 7d, --max-expiry 30d (durations: 90m, 12h, 7d, 2w; "" clears)
 every command: --server URL (ACESTASH_SERVER, default http://127.0.0.1:8080),
   --admin-token TOKEN (ACESTASH_ADMIN_TOKEN)`
 
@@ -228,6 +229,8 @@ func settingFlags(fs *flag.FlagSet) func(*flag.FlagSet) map[string]any {
 	fs.Int64("quota-bytes", 0, "most bytes of files stored (0: no quota)")
 	fs.Int64("quota-files", 0, "most files stored (0: no quota)")
 	fs.String("rooms", "", "Rocket.Chat rooms the account may post to, comma-separated (empty: all)")
+	fs.String("default-expiry", "", "how long a file is kept when its upload does not say: 12h, 7d, 2w (empty: forever)")
+	fs.String("max-expiry", "", "the longest expiry an upload may ask for (empty: no limit)")
 	return func(fs *flag.FlagSet) map[string]any {
 		out := map[string]any{}
 		fs.Visit(func(f *flag.Flag) {

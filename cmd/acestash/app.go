@@ -215,6 +215,7 @@ func (a *app) seedAccounts(ctx context.Context) error {
 			Mirrors: ac.Mirrors, DefaultMirrors: ac.DefaultMirrors,
 			MaxMirrors: ac.MaxMirrors, MaxFileSize: ac.MaxFileSize, Rooms: ac.Rooms,
 			QuotaBytes: ac.QuotaBytes, QuotaFiles: ac.QuotaFiles,
+			DefaultExpiry: time.Duration(ac.DefaultExpiry), MaxExpiry: time.Duration(ac.MaxExpiry),
 		}
 		old, err := a.store.Account(ctx, ac.APIKey)
 		if err != nil && !errors.Is(err, store.ErrNotFound) {

@@ -139,6 +139,25 @@ type AccountConfig struct {
 	Rooms          []string `yaml:"rooms"`
 	QuotaBytes     int64    `yaml:"quota_bytes"`
 	QuotaFiles     int64    `yaml:"quota_files"`
+	// DefaultExpiry and MaxExpiry: how long a file is kept when its upload
+	// does not say, and the longest an upload may ask for ("7d", "12h");
+	// empty keeps files forever and sets no limit.
+	DefaultExpiry Duration `yaml:"default_expiry"`
+	MaxExpiry     Duration `yaml:"max_expiry"`
+}
+
+// Duration is a duration in the config as people write one: "90m",
+// "12h", "7d", "2w".
+type Duration time.Duration
+
+// UnmarshalYAML reads a Duration with chunks.ParseDuration.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := chunks.ParseDuration(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %w", n.Line, err)
+	}
+	*d = Duration(v)
+	return nil
 }
 
 // Limits bound what clients may send.
@@ -359,6 +378,9 @@ func (c *Config) setDefaults() error {
 	for i, a := range c.Accounts {
 		if a.QuotaBytes < 0 || a.QuotaFiles < 0 {
 			return fmt.Errorf("config: accounts[%d] (%s): quota_bytes and quota_files may not be negative", i, a.Name)
+		}
+		if a.MaxExpiry > 0 && a.DefaultExpiry > a.MaxExpiry {
+			return fmt.Errorf("config: accounts[%d] (%s): default_expiry is longer than max_expiry", i, a.Name)
 		}
 	}
 	if c.Raw.MaxSize < 0 || c.Raw.TTL < 0 {

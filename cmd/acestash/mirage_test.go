@@ -144,8 +144,8 @@ func TestMirageTTL(t *testing.T) {
 				t.Fatalf("fresh file: %d", resp.StatusCode)
 			}
 			srv.clock.Advance(time.Hour + time.Second)
-			if resp, _ := fetch(t, u, nil); resp.StatusCode != http.StatusNotFound {
-				t.Errorf("expired file: %d, want 404", resp.StatusCode)
+			if resp, _ := fetch(t, u, nil); resp.StatusCode != http.StatusGone {
+				t.Errorf("expired file: %d, want 410", resp.StatusCode)
 			}
 			n, err := srv.app.chunks.Expire(t.Context())
 			if err != nil || n != 1 {
