@@ -41,6 +41,8 @@ const usage = `usage:
 
 The configuration file may also be named by ACESTASH_CONFIG.
 
+` + uploadUsage + `
+
 ` + adminUsage
 
 func run(args []string, stdout, stderr io.Writer) error {
@@ -56,6 +58,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return filesCmd(args[1:], stdout)
 	case args[0] == "accounts":
 		return accountsCmd(args[1:], stdout)
+	case args[0] == "upload":
+		return uploadCmd(args[1:], stdout, stderr)
 	case args[0] == "probe":
 		return probeCmd(args[1:], stdout)
 	case args[0] == "help" || args[0] == "-h" || args[0] == "--help":
