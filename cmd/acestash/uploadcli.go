@@ -143,8 +143,8 @@ func envOr(name, def string) string {
 
 // state is what resuming a file needs; kept until the file is done.
 type state struct {
-	UploadKey string `json:"upload_key"`
-	CTracker  string `json:"ctracker"`
+	UploadKey string   `json:"upload_key"`
+	CTracker  string   `json:"ctracker"`
 	Chunk     int64    `json:"chunk"`
 	Mirrors   []string `json:"mirrors"`
 }
