@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/hmac"
 	"errors"
 	"fmt"
 	"io"
@@ -52,13 +53,23 @@ func (s *Server) rawUpload(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	spec := chunks.Spec{Account: a, MaxSize: limit, Size: max(r.ContentLength, 0), Terms: terms}
+	secret, hash, err := newDeleteSecret()
+	if err != nil {
+		return err
+	}
+	spec := chunks.Spec{Account: a, MaxSize: limit, Size: max(r.ContentLength, 0), Terms: terms, DeleteHash: hash}
 	f, err := s.cfg.Chunks.Put(ctx, spec, body)
 	if err != nil {
 		return rawError(err, limit)
 	}
-	c.Response().Header().Set("Cache-Control", "no-store")
-	return c.String(http.StatusOK, s.cfg.PublicURL+"/uploads/"+f.Name+"\n")
+	h := c.Response().Header()
+	h.Set("Cache-Control", "no-store")
+	u, del := s.cfg.PublicURL+"/uploads/"+f.Name, s.deleteURL(f.Slug, secret)
+	if q.Get("format") == "json" {
+		return c.JSON(http.StatusOK, map[string]string{"url": u, "page": s.fileURL(f.Slug), "delete_url": del})
+	}
+	h.Set("Acestash-Delete-Url", del)
+	return c.String(http.StatusOK, u+"\n")
 }
 
 // rawAccount returns the account a POST /upload belongs to.
@@ -81,7 +92,7 @@ func (s *Server) rawAccount(ctx context.Context, r *http.Request) (store.Account
 		return store.Account{}, unauthorized
 	}
 	a, err := s.cfg.Store.Account(ctx, key)
-	if errors.Is(err, store.ErrNotFound) || (err == nil && !a.CheckToken(token)) {
+	if errors.Is(err, store.ErrNotFound) || (err == nil && !a.CheckToken(token) && !hmac.Equal([]byte(token), []byte(sharexToken(a)))) {
 		return store.Account{}, unauthorized
 	}
 	if err != nil {

@@ -99,6 +99,7 @@ func New(cfg Config) http.Handler {
 	s.rocketChat(e)
 	s.downloads(s.group(e, "/m", plain))
 	s.mirage(e)
+	s.sharex(e)
 	s.ops(e)
 	s.admin(s.group(e, "/api/admin", jsonError, s.adminAuth))
 	if cfg.Tus != nil {

@@ -312,6 +312,7 @@ type Spec struct {
 	Terms        Terms  // expiry and download limit (TermsFor)
 	Alias        string // optional second public id
 	PasswordHash []byte // used when Password is empty
+	DeleteHash   []byte // the hashed secret of the file's delete link, if any
 	// Unconfirmed: the file lapses at Terms.Expires unless Confirm keeps it.
 	Unconfirmed bool
 }
@@ -354,6 +355,7 @@ func (s *Service) Put(ctx context.Context, spec Spec, r io.Reader) (store.File, 
 		return store.File{}, err
 	}
 	file.Alias, file.Expires, file.MaxDownloads = spec.Alias, spec.Terms.Expires, spec.Terms.MaxDownloads
+	file.DeleteHash = spec.DeleteHash
 	file.Unconfirmed = spec.Unconfirmed && !spec.Terms.Expires.IsZero()
 	created, err := s.publish(ctx, spec.Account, &sess, file, false)
 	if err != nil {

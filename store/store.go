@@ -158,6 +158,9 @@ type File struct {
 	// Reason says why a file was removed by its own terms ("expired",
 	// "download limit reached"); empty otherwise.
 	Reason string `json:"reason,omitempty"`
+	// DeleteHash is HashToken of the secret in the file's delete link;
+	// empty when it has none.
+	DeleteHash []byte `json:"delete_hash,omitempty"`
 }
 
 // Usage is what an account's active files take.
