@@ -61,7 +61,19 @@ func (s *Server) find(ctx context.Context, id string, get func(context.Context, 
 var pageTmpl = template.Must(template.New("page").Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{{.File.Name}} · acestash</title>
-<link rel="stylesheet" href="/assets/style.css">
+<meta property="og:site_name" content="acestash">
+<meta property="og:type" content="website">
+<meta property="og:title" content="{{.File.Name}}">
+<meta property="og:description" content="{{.Size}}{{with .File.Type}} · {{.}}{{end}}">
+<meta property="og:url" content="{{.URL}}">
+<meta name="twitter:title" content="{{.File.Name}}">
+<meta name="twitter:description" content="{{.Size}}{{with .File.Type}} · {{.}}{{end}}">
+{{with .Card}}<meta property="og:{{.Kind}}" content="{{.URL}}">
+<meta property="og:{{.Kind}}:type" content="{{.Type}}">
+{{if eq .Kind "image"}}<meta name="twitter:card" content="summary_large_image">
+<meta name="twitter:image" content="{{.URL}}">{{else}}<meta name="twitter:card" content="summary">{{end}}
+{{else}}<meta name="twitter:card" content="summary">
+{{end}}<link rel="stylesheet" href="/assets/style.css">
 <script src="/assets/file.js" defer></script>
 </head><body>
 <header class="bar"><h1><a href="/">acestash</a></h1><nav aria-label="Main"><a href="/#files">My files</a></nav></header>
@@ -96,6 +108,37 @@ var pageTmpl = template.Must(template.New("page").Parse(`<!doctype html>
 </main>
 </body></html>
 `))
+
+// card is the media a link preview shows of a file: og:image, og:video
+// or og:audio, at the file's direct URL.
+type card struct{ Kind, URL, Type string }
+
+// cardOf returns the file's card: images, video and audio that have no
+// password and no download limit (a preview fetcher must not use one up).
+func (s *Server) cardOf(f store.File) *card {
+	p := previewOf(f)
+	if p == nil || p.Kind != "image" && p.Kind != "video" && p.Kind != "audio" {
+		return nil
+	}
+	return &card{Kind: p.Kind, URL: s.cfg.PublicURL + p.URL, Type: f.Type}
+}
+
+// previewers are words in the user agents of link-preview fetchers: chat
+// apps and social sites that load a shared link to show a card of it.
+var previewers = []string{"discordbot", "slackbot", "slack-imgproxy", "telegrambot", "twitterbot",
+	"facebookexternalhit", "facebookcatalog", "whatsapp", "synapse", "matrix", "linkedinbot",
+	"mastodon", "skypeuripreview", "iframely", "embedly", "redditbot", "pinterest", "vkshare", "bingpreview"}
+
+// previewer reports whether a request comes from a link-preview fetcher.
+func previewer(r *http.Request) bool {
+	ua := strings.ToLower(r.UserAgent())
+	for _, p := range previewers {
+		if strings.Contains(ua, p) {
+			return true
+		}
+	}
+	return false
+}
 
 // preview is how the download page shows a file inline, if it can.
 type preview struct{ Kind, URL string }
@@ -147,7 +190,7 @@ func (s *Server) filePage(c echo.Context) error {
 		return nil
 	}
 	return pageTmpl.Execute(c.Response(), map[string]any{
-		"Expires": expires, "Left": left,
+		"Expires": expires, "Left": left, "Card": s.cardOf(f),
 		"File": f, "Size": humanSize(f.Size), "Mirrors": names,
 		"Created":  f.Created.UTC().Format(mirrorAceTime) + " UTC",
 		"Locked":   len(f.PasswordHash) > 0,
@@ -236,6 +279,10 @@ func (s *Server) serveFile(c echo.Context, f store.File, contentType string, att
 	// A response that sends the last byte takes one of a limited file's
 	// downloads first, and keeps it only if that byte went out.
 	var ticket *chunks.Ticket
+	if off+n == f.Size && f.MaxDownloads > 0 && previewer(r) {
+		unsetFile(h)
+		return fail(http.StatusForbidden, "link previews do not get files with a download limit")
+	}
 	if off+n == f.Size {
 		var err error
 		if ticket, err = s.cfg.Chunks.Reserve(r.Context(), f); err != nil {
