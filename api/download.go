@@ -91,6 +91,8 @@ var pageTmpl = template.Must(template.New("page").Parse(`<!doctype html>
 {{if .Locked}}
 <form method="post" action="{{.Download}}" class="actions">
 <p>This file is protected by a password.</p>
+{{with .Guessing}}<p id="guessing" role="status">You own this file: {{.Wrong}} wrong passwords were tried in the last 15 minutes.
+{{if .Locked}}Guessing is throttled: the password form refuses everyone but you for now ({{.Strikes}} times in the last day).{{end}}</p>{{end}}
 <label for="file-password">Password</label>
 <input id="file-password" type="password" name="password" autocomplete="off" required autofocus>
 <button type="submit">Download</button>
@@ -180,17 +182,30 @@ func (s *Server) filePage(c echo.Context) error {
 	if err != nil {
 		return unavailable("cannot read the file's downloads", err)
 	}
+	var guessing *Guessing
+	if len(f.PasswordHash) > 0 && s.ownerSignedIn(c.Request(), f) {
+		g, err := s.guesses.guessing(c.Request().Context(), f.Slug)
+		if err != nil {
+			return unavailable("cannot read the file's password guesses", err)
+		}
+		if g.Wrong > 0 || g.Strikes > 0 {
+			guessing = &g
+		}
+	}
 	expires := ""
 	if !f.Expires.IsZero() {
 		expires = f.Expires.UTC().Format(mirrorAceTime) + " UTC"
 	}
 	pageHeaders(c.Response().Header())
+	if guessing != nil {
+		c.Response().Header().Set("Cache-Control", "private, no-store") // the owner's view
+	}
 	c.Response().WriteHeader(http.StatusOK)
 	if c.Request().Method == http.MethodHead {
 		return nil
 	}
 	return pageTmpl.Execute(c.Response(), map[string]any{
-		"Expires": expires, "Left": left, "Card": s.cardOf(f),
+		"Expires": expires, "Left": left, "Card": s.cardOf(f), "Guessing": guessing,
 		"File": f, "Size": humanSize(f.Size), "Mirrors": names,
 		"Created":  f.Created.UTC().Format(mirrorAceTime) + " UTC",
 		"Locked":   len(f.PasswordHash) > 0,
@@ -198,6 +213,13 @@ func (s *Server) filePage(c echo.Context) error {
 		"URL":      s.fileURL(f.Slug),
 		"Preview":  previewOf(f),
 	})
+}
+
+// ownerSignedIn reports whether the request carries the signed-in session
+// of the file's owner: its password guesses are never limited or counted.
+func (s *Server) ownerSignedIn(r *http.Request, f store.File) bool {
+	a, _, err := s.session(r)
+	return err == nil && a.APIKey == f.Owner
 }
 
 func (s *Server) download(c echo.Context) error {
@@ -214,13 +236,19 @@ func (s *Server) download(c echo.Context) error {
 		if pw == "" {
 			return locked
 		}
+		if s.ownerSignedIn(c.Request(), f) {
+			if !chunks.CheckPassword(f, pw) {
+				return locked
+			}
+			return s.serveFile(c, f, "application/octet-stream", true)
+		}
 		ctx, addr := c.Request().Context(), c.RealIP()
 		ok, err := s.guesses.try(ctx, f.Slug, addr)
 		if err != nil {
 			return fmt.Errorf("check password guesses: %w", err)
 		}
 		if !ok {
-			return fail(http.StatusTooManyRequests, "too many wrong passwords for this file from your address; try again later")
+			return fail(http.StatusTooManyRequests, "too many wrong passwords for this file; try again later")
 		}
 		if !chunks.CheckPassword(f, pw) {
 			if err := s.guesses.wrong(ctx, f.Slug, addr); err != nil {
