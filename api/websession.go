@@ -186,6 +186,8 @@ func (s *Server) sessionInfo(a store.Account, cookie string) map[string]any {
 		"name": a.Name, "api_key": a.APIKey, "csrf": csrfToken(a, cookie),
 		"mirrors":     s.mirrorList(allowed, s.cfg.Chunks.DefaultMirrors(a)),
 		"max_mirrors": maxMirrors,
+		// seconds; 0: files kept until deleted, no limit
+		"default_expiry": int64(a.DefaultExpiry / time.Second), "max_expiry": int64(a.MaxExpiry / time.Second),
 	}
 }
 

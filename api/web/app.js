@@ -116,7 +116,7 @@ function show(moved) {
   $('files').hidden = !files;
   $('nav-upload').toggleAttribute('aria-current', !files);
   $('nav-files').toggleAttribute('aria-current', files);
-  if (files) listFiles(); else { renderMirrors(); renderUnfinished(); }
+  if (files) listFiles(); else { renderMirrors(); renderExpiry(); renderUnfinished(); loadTools(); }
   if (moved) $(files ? 'files-title' : 'upload-title').focus();
 }
 
@@ -179,10 +179,17 @@ function startAll(files) {
     return;
   }
   const password = $('password').value;
+  const limit = $('max-downloads').value.trim();
+  if (limit && !(Number(limit) >= 1 && Number.isInteger(Number(limit)))) {
+    $('upload-error').textContent = 'The download limit must be a whole number of 1 or more.';
+    return;
+  }
+  // Sent with the first chunk, as the password is.
+  const terms = { expires: $('expires').value, max_downloads: limit };
   const busy = [];
   for (const f of files) {
     const row = running.get(fileKey(f));
-    if (row) busy.push(row); else upload(f, mirrors, password);
+    if (row) busy.push(row); else upload(f, mirrors, password, terms);
   }
   if (busy.length) {
     $('upload-error').textContent = busy.map((r) => r.file.name).join(', ') + (busy.length > 1 ? ' are' : ' is') + ' uploading already.';
@@ -191,6 +198,36 @@ function startAll(files) {
   // Bring the newest row into view, or the running one picked again.
   const top = busy.length < files.length ? $('queue').firstElementChild : busy[0]?.li;
   if (top) top.scrollIntoView({ block: 'nearest' });
+}
+
+// renderExpiry offers the expiries the account allows, its default chosen.
+function renderExpiry() {
+  const sel = $('expires');
+  const hours = { '1h': 1, '1d': 24, '7d': 168, '30d': 720 };
+  const max = session.max_expiry || 0; // seconds; 0: no limit
+  for (const o of [...sel.options]) {
+    o.hidden = o.disabled = max > 0 && (o.value === 'never' || hours[o.value] * 3600 > max);
+  }
+  const def = session.default_expiry || max;
+  let pick = 'never';
+  for (const [v, h] of Object.entries(hours)) if (def > 0 && h * 3600 <= def && !sel.querySelector('[value="' + v + '"]').disabled) pick = v;
+  if (def > 0 && pick === 'never') pick = '1h';
+  sel.value = pick;
+}
+
+// loadTools fills in the ShareX link and the curl line of the account.
+async function loadTools() {
+  const resp = await fetch('/api/v1/sharex', { credentials: 'same-origin', headers: { 'X-CSRF-Token': session.csrf } });
+  if (!resp.ok) return;
+  const text = await resp.text();
+  const cfg = JSON.parse(text);
+  const link = $('sharex');
+  link.href = URL.createObjectURL(new Blob([text], { type: 'application/json' }));
+  const q = new URLSearchParams(cfg.Parameters || {}).toString();
+  const line = 'curl -H "Authorization: ' + cfg.Headers.Authorization + '" --data-binary @FILE "' +
+    cfg.RequestURL + (q ? '?' + q : '') + '"';
+  $('curl').textContent = line;
+  $('copy-curl').onclick = () => copyText(line, $('copy-curl'));
 }
 
 // Upload is one file's row: its progress bar, figures and result.
@@ -270,7 +307,7 @@ async function status(st, row) {
   }
 }
 
-async function upload(file, mirrors, password) {
+async function upload(file, mirrors, password, terms) {
   const row = new Row(file);
   const key = fileKey(file);
   running.set(key, row);
@@ -283,7 +320,8 @@ async function upload(file, mirrors, password) {
         const s = await status(st, row);
         if (s.info === 'complete') { localStorage.removeItem(key); row.done(s); return; }
         offset = Number(s.received);
-        password = ''; // the first chunk set it
+        password = ''; // the first chunk set it, and the terms
+        terms = null;
       } catch (e) {
         st = null; // the upload key lapsed: start again
       }
@@ -300,6 +338,10 @@ async function upload(file, mirrors, password) {
       form.append('cTracker', st.cTracker);
       for (const m of st.mirrors) form.append('mirrors[]', m);
       if (password) form.append('file_password', password);
+      if (terms && offset === 0) {
+        form.append('expires', terms.expires);
+        if (terms.max_downloads) form.append('max_downloads', terms.max_downloads);
+      }
       form.append('files[]', file.slice(offset, end), file.name);
       const range = file.size > st.chunk ? 'bytes ' + offset + '-' + (end - 1) + '/' + file.size : '';
       let res;
