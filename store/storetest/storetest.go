@@ -139,6 +139,8 @@ func account(key, user string) store.Account {
 		MaxMirrors:     2,
 		MaxFileSize:    1 << 30,
 		Rooms:          []string{"GENERAL"},
+		DefaultExpiry:  24 * time.Hour,
+		MaxExpiry:      7 * 24 * time.Hour,
 	}
 }
 
@@ -261,6 +263,8 @@ func (e *env) fullSession(key string) store.Session {
 	s.Lease = "lease-" + key
 	s.LeaseUntil = e.clock.Now().Add(21 * time.Minute)
 	s.LeaseWants = 2
+	s.FileExpires = e.clock.Now().Add(48 * time.Hour)
+	s.MaxDownloads = 5
 	return s
 }
 
@@ -720,6 +724,8 @@ func (e *env) file(slug, alias string) store.File {
 		PasswordHash: []byte{1, 2, 3},
 		Created:      e.clock.Now(),
 		Expires:      e.clock.Now().Add(24 * time.Hour),
+		MaxDownloads: 3,
+		DeleteHash:   store.HashToken("delete-" + slug),
 	}
 }
 
@@ -1007,6 +1013,7 @@ func testExpiredFiles(t *testing.T, e *env) {
 	mk("forever", time.Time{}, store.StatusActive)
 	mk("removed", now.Add(time.Minute), store.StatusAdmin)
 	mk("copyright", now.Add(time.Minute), store.StatusCopyright)
+	mk("lapsed", now.Add(time.Minute), store.StatusUser) // taken down at its expiry; keeps Expires
 	for i := range 6 {
 		mk(fmt.Sprintf("e%d", i), now.Add(time.Duration(i+1)*time.Minute), store.StatusActive)
 	}
