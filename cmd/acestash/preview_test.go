@@ -23,7 +23,13 @@ func metaContent(page, key string) (string, bool) {
 // with the image's direct URL where it may be shown; preview fetchers never
 // use up a download of a limited file and never get a protected one.
 func TestLinkPreview(t *testing.T) {
-	srv := start(t, testConfig(t, embedded), nil)
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) { linkPreview(t, b) })
+	}
+}
+
+func linkPreview(t *testing.T, b backend) {
+	srv := start(t, testConfig(t, b), nil)
 	png := append([]byte("\x89PNG\r\n\x1a\n"), testData(2000, 71)...)
 	var open, limited, locked uploadResult
 	mirrorAceUpload(t, srv, png).result(t, &open)

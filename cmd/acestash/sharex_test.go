@@ -65,7 +65,14 @@ func sharexUpload(t *testing.T, c sxcu, data []byte) (string, string) {
 // deletes one of them through its deletion URL: a GET only shows it, the
 // POST of its button deletes that file and not the other.
 func TestShareX(t *testing.T) {
-	srv := start(t, testConfig(t, embedded), nil)
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) { shareX(t, b) })
+	}
+}
+
+func shareX(t *testing.T, b backend) {
+	nodes := nodesOf(t, b, testConfig(t, b), nil)
+	srv := nodes[0]
 	if resp, _ := fetch(t, srv.URL+"/api/v1/sharex", nil); resp.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("no credentials: %d", resp.StatusCode)
 	}
@@ -97,6 +104,10 @@ func TestShareX(t *testing.T) {
 		t.Fatalf("the .sxcu's token on file/upload: %q", msg)
 	}
 
+	// The deletion URL works on every node.
+	if last := nodes[len(nodes)-1]; last != srv {
+		del1 = strings.Replace(del1, srv.URL, last.URL, 1)
+	}
 	resp, page := fetch(t, del1, nil)
 	if resp.StatusCode != 200 || !strings.Contains(string(page), `<form method="post"`) || !strings.Contains(string(page), "Delete ") {
 		t.Fatalf("GET deletion URL: %d %s", resp.StatusCode, page)

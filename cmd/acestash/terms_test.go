@@ -212,14 +212,21 @@ func TestExpiryLimits(t *testing.T) {
 }
 
 // TestExpiryDuringDownload: a download in flight when its file expires
-// completes whole; the next one is refused.
+// completes whole; the next one, on any node, is refused.
 func TestExpiryDuringDownload(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) { expiryDuringDownload(t, b) })
+	}
+}
+
+func expiryDuringDownload(t *testing.T, b backend) {
 	clock := storetest.NewClock(time.Now().UTC())
-	srv := start(t, testConfig(t, embedded), clock)
+	nodes := nodesOf(t, b, testConfig(t, b), clock)
+	srv := nodes[len(nodes)-1]
 	data := testData(16<<20, 9)
 	var r uploadResult
-	mirrorAceUpload(t, srv, data, field{"expires", "1h"}).result(t, &r)
-	resp, err := http.Get(srv.URL + "/m/" + r.Slug + "/download")
+	mirrorAceUpload(t, nodes[0], data, field{"expires", "1h"}).result(t, &r)
+	resp, err := http.Get(nodes[0].URL + "/m/" + r.Slug + "/download")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -55,7 +55,13 @@ func (g *chunkGate) wrap(next http.Handler) http.Handler {
 // first goes on from what the server held, both end with their URLs, and
 // their bytes come back identical.
 func TestUploadCLI(t *testing.T) {
-	cfg := testConfig(t, embedded)
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) { uploadCLI(t, b) })
+	}
+}
+
+func uploadCLI(t *testing.T, b backend) {
+	cfg := testConfig(t, b)
 	cfg.Limits.MaxChunkSize = 1 << 20
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
