@@ -53,6 +53,9 @@ func (s *Server) find(ctx context.Context, id string, get func(context.Context, 
 	// Every node refuses an expired file from its expiry on, whether or
 	// not a sweep has removed it yet.
 	if chunks.Expired(f, s.cfg.Clock()) {
+		if f.Unconfirmed { // never confirmed: it was never more than a draft
+			return store.File{}, fail(http.StatusNotFound, "file not found")
+		}
 		return store.File{}, fail(http.StatusGone, "file "+chunks.ReasonExpired)
 	}
 	return f, nil
