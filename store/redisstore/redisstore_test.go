@@ -309,3 +309,55 @@ func TestUsageOfOlderStore(t *testing.T) {
 		t.Fatalf("Usage after a delete = %+v, %v; want 20 bytes in 1 file", u, err)
 	}
 }
+
+// TestCheckDurable starts real servers configured each way: a Redis that
+// may evict keys or keeps nothing across a restart is refused with the
+// setting named, one that keeps everything passes, on a Cluster too.
+func TestCheckDurable(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		options []string
+		want    string // in the error; empty: accepted
+	}{
+		{"aof", nil, ""},
+		{"rdb only", []string{"--appendonly", "no", "--save", "3600 1"}, ""},
+		{"no persistence", []string{"--appendonly", "no", "--save", ""}, "neither appendonly nor save is set"},
+		{"allkeys-lru", []string{"--maxmemory", "100mb", "--maxmemory-policy", "allkeys-lru"}, `maxmemory-policy is "allkeys-lru"`},
+		{"volatile-ttl", []string{"--maxmemory-policy", "volatile-ttl"}, `maxmemory-policy is "volatile-ttl"`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			srv := redistest.StartWith(t, c.options...)
+			s := open(t, srv.URL, time.Now)
+			defer s.Close()
+			err := s.CheckDurable(t.Context())
+			if c.want == "" {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), srv.Addr) ||
+				!strings.Contains(err.Error(), "redis_allow_volatile: true") {
+				t.Fatalf("error %v: want it to name %q, the server %s and the way out", err, c.want, srv.Addr)
+			}
+		})
+	}
+
+	t.Run("cluster", func(t *testing.T) {
+		cluster := redistest.StartCluster(t, 3)
+		s := open(t, cluster.URL, time.Now)
+		defer s.Close()
+		if err := s.CheckDurable(t.Context()); err != nil {
+			t.Fatalf("refused: %v", err)
+		}
+		// One node starts evicting: the cluster is refused, naming it.
+		bad := cluster.Nodes[1]
+		if err := bad.Client().ConfigSet(t.Context(), "maxmemory-policy", "allkeys-random").Err(); err != nil {
+			t.Fatal(err)
+		}
+		err := s.CheckDurable(t.Context())
+		if err == nil || !strings.Contains(err.Error(), `maxmemory-policy is "allkeys-random"`) || !strings.Contains(err.Error(), bad.Addr) {
+			t.Fatalf("error %v: want the evicting node %s named", err, bad.Addr)
+		}
+	})
+}

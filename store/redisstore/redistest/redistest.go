@@ -48,6 +48,16 @@ func Start(t testing.TB) *Server {
 	return s
 }
 
+// StartWith is Start with more redis-server options, which override the
+// defaults: StartWith(t, "--appendonly", "no") starts a server that keeps
+// nothing across a restart.
+func StartWith(t testing.TB, options ...string) *Server {
+	t.Helper()
+	s := newServer(t, options)
+	s.start()
+	return s
+}
+
 func newServer(t testing.TB, extra []string) *Server {
 	t.Helper()
 	s := newProcess(t, nil)
