@@ -47,7 +47,7 @@ bench: test-deps
 	go test -run '^$$' -bench . -benchtime 1x -timeout 60m ./cmd/acestash
 
 # test-deps installs the real programs the tests start: redis-server,
-# chromium (the web page's tests and the README's Uppy snippet drive it
+# haproxy (the fleet test's load balancer), chromium (the web page's tests and the README's Uppy snippet drive it
 # headless), nodejs and npm from Debian's packages, MinIO built from the
 # pinned module version, and tus-js-client and Uppy from their committed
 # lock file (again whenever it is newer than the install).
@@ -55,6 +55,9 @@ test-deps:
 	@command -v redis-server >/dev/null 2>&1 || { \
 		echo "installing redis-server"; \
 		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq redis-server >/dev/null; }
+	@command -v haproxy >/dev/null 2>&1 || { \
+		echo "installing haproxy"; \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq haproxy >/dev/null; }
 	@command -v chromium >/dev/null 2>&1 || { \
 		echo "installing chromium"; \
 		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium >/dev/null; }

@@ -1,0 +1,317 @@
+package main
+
+// The fleet: three acestash processes behind HAProxy, on a Redis Cluster of
+// three masters with a replica each, writing to an erasure-coded MinIO and
+// a plain one. Every request goes through the load balancer, so every
+// chunk of an upload may land on another node.
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/csv"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/acestash/acestash/mirrors/s3mirror/miniotest"
+	"github.com/acestash/acestash/store/redisstore/redistest"
+)
+
+// fleetChunk is the fleet's max_chunk_size: over S3's 5 MiB part minimum,
+// so middle chunks are written as parts and the tail is staged.
+const fleetChunk = 6 << 20
+
+// fleet is the running fleet.
+type fleet struct {
+	lb         *testServer // the load balancer's address, as the helpers take a server
+	nodes      []*proc
+	redis      *redistest.Cluster
+	ec         *miniotest.Server // mirror 1: four drives, erasure-coded
+	plain      *miniotest.Server // mirror 2
+	stats      string            // HAProxy's statistics, as CSV
+	haLog      string
+	haproxyCmd *exec.Cmd
+}
+
+// startFleet starts every process of the fleet and returns once HAProxy
+// sees all three nodes up.
+func startFleet(t *testing.T) *fleet {
+	t.Helper()
+	if _, err := exec.LookPath("haproxy"); err != nil {
+		t.Fatal("haproxy not found; run `make test-deps`")
+	}
+	f := &fleet{redis: redistest.StartClusterReplicas(t, 3, 1, 2*time.Second)}
+	f.ec, f.plain = miniotest.StartErasure(t, 4), miniotest.Start(t)
+
+	lbAddr, statsAddr := freeListen(t), freeListen(t)
+	f.lb = &testServer{URL: "http://" + lbAddr}
+	f.stats = "http://" + statsAddr + "/stats;csv"
+	base := testConfig(t, embedded)
+	cfg := Config{
+		PublicURL:      f.lb.URL,
+		RedisURL:       f.redis.URL,
+		AdminToken:     testAdminToken,
+		HealthInterval: 200 * time.Millisecond,
+		LeaseTime:      4 * time.Second,
+		Accounts:       base.Accounts,
+		Mirrors: []MirrorConfig{
+			{ID: "1", Name: "minio erasure-coded", Type: "s3", Endpoint: f.ec.Endpoint, Bucket: "acestash",
+				AccessKey: f.ec.AccessKey, SecretKey: f.ec.SecretKey},
+			{ID: "2", Name: "minio", Type: "s3", Endpoint: f.plain.Endpoint, Bucket: "acestash",
+				AccessKey: f.plain.AccessKey, SecretKey: f.plain.SecretKey},
+		},
+	}
+	cfg.Limits.MaxChunkSize = fleetChunk
+	var servers strings.Builder
+	for i := range 3 {
+		c := cfg
+		c.Listen, c.DataDir = freeListen(t), t.TempDir()
+		f.nodes = append(f.nodes, startProc(t, c))
+		fmt.Fprintf(&servers, "  server n%d %s check\n", i+1, c.Listen)
+	}
+
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "haproxy.cfg")
+	text := `global
+  maxconn 512
+defaults
+  mode http
+  timeout connect 2s
+  timeout client 2m
+  timeout server 2m
+  timeout http-request 30s
+  option forwardfor
+  retries 2
+  option redispatch 1
+frontend acestash
+  bind ` + lbAddr + `
+  default_backend nodes
+listen stats
+  bind ` + statsAddr + `
+  stats enable
+  stats uri /stats
+backend nodes
+  balance roundrobin
+  option httpchk GET /readyz
+  http-check expect status 200
+  default-server inter 200ms fall 2 rise 2
+` + servers.String()
+	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f.haLog = filepath.Join(dir, "haproxy.log")
+	logf, err := os.Create(f.haLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logf.Close()
+	cmd := exec.Command("haproxy", "-db", "-f", conf)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	f.haproxyCmd = cmd
+	done := make(chan struct{})
+	go func() {
+		cmd.Wait()
+		close(done)
+	}()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-done
+	})
+	f.waitUp(t, 3)
+	return f
+}
+
+// states returns HAProxy's view of each node: "UP", "DOWN", ...
+func (f *fleet) states() (map[string]string, error) {
+	resp, err := http.Get(f.stats)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("HAProxy statistics: %d %s (%v)", resp.StatusCode, body, err)
+	}
+	rows, err := csv.NewReader(bytes.NewReader(bytes.TrimPrefix(body, []byte("# ")))).ReadAll()
+	if err != nil {
+		return nil, fmt.Errorf("HAProxy statistics: %w\n%s", err, body)
+	}
+	col := map[string]int{}
+	for i, name := range rows[0] {
+		col[name] = i
+	}
+	states := map[string]string{}
+	for _, r := range rows[1:] {
+		if r[col["pxname"]] == "nodes" && strings.HasPrefix(r[col["svname"]], "n") {
+			states[r[col["svname"]]] = r[col["status"]]
+		}
+	}
+	return states, nil
+}
+
+// waitUp waits until HAProxy counts n nodes up.
+func (f *fleet) waitUp(t *testing.T, n int) map[string]string {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		states, err := f.states()
+		up := 0
+		for _, s := range states {
+			if s == "UP" {
+				up++
+			}
+		}
+		if up == n {
+			return states
+		}
+		if time.Now().After(deadline) {
+			log, _ := os.ReadFile(f.haLog)
+			t.Fatalf("HAProxy sees %v (%v), want %d nodes up\n%s", states, err, n, log)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// served counts, per node, the requests it logged whose path starts with
+// path ("/files/"; end it with a space for one path exactly) since the
+// marks (lines counted before), and returns the new marks.
+func (f *fleet) served(path string, marks []int) (counts, now []int) {
+	for i, p := range f.nodes {
+		p.mu.Lock()
+		lines := p.lines
+		p.mu.Unlock()
+		from := 0
+		if marks != nil {
+			from = marks[i]
+		}
+		n := 0
+		for _, l := range lines[from:] {
+			if strings.Contains(l, "msg=request") && strings.Contains(l, "path="+path) {
+				n++
+			}
+		}
+		counts, now = append(counts, n), append(now, len(lines))
+	}
+	return counts, now
+}
+
+// nodesUsed counts the nodes with a request among counts.
+func nodesUsed(counts []int) int {
+	n := 0
+	for _, c := range counts {
+		if c > 0 {
+			n++
+		}
+	}
+	return n
+}
+
+// TestFleet runs every dialect through the load balancer of a fleet, then
+// fails parts of it while uploads stream.
+func TestFleet(t *testing.T) {
+	f := startFleet(t)
+
+	t.Run("mirrorace", func(t *testing.T) {
+		_, mark := f.served("/api/v1/upload ", nil)
+		data := testData(3*fleetChunk+1234, 23)
+		u := newUpload(t, f.lb, "1", "2")
+		var res uploadResult
+		for off := 0; off < len(data); off += fleetChunk {
+			end := min(off+fleetChunk, len(data))
+			u.send(fmt.Sprintf("bytes %d-%d/%d", off, end-1, len(data)), data[off:end]).result(t, &res)
+		}
+		checkComplete(t, f.lb, res, "f.bin", data)
+		if counts, _ := f.served("/api/v1/upload ", mark); nodesUsed(counts) < 3 {
+			t.Fatalf("the 4 chunks went to nodes %v, want every node to take one", counts)
+		}
+		fi := fileInfo(t, f.lb, testKey, testToken, res.Slug)
+		if fi["mirrors"] != "1,2" {
+			t.Fatalf("file/info mirrors %q, want both MinIO", fi["mirrors"])
+		}
+	})
+
+	t.Run("tus", func(t *testing.T) {
+		_, mark := f.served("/files/", nil)
+		path, data := tusFile(t, 3<<20+4321, 24)
+		res := runTus(t, tusJob{Endpoints: []string{f.lb.URL + "/files/"}, File: path, ChunkSize: 1 << 20,
+			Metadata: map[string]string{"filename": "clip.bin", "mirrors": "1,2"}})
+		if res.Slug == "" || res.Page != f.lb.URL+"/m/"+res.Slug {
+			t.Fatalf("tus-js-client saw slug %q and page %q", res.Slug, res.Page)
+		}
+		checkDownload(t, res.Page+"/download", data)
+		if fi := fileInfo(t, f.lb, testKey, testToken, res.Slug); fi["name"] != "clip.bin" || fi["mirrors"] != "1,2" {
+			t.Fatalf("file/info %v", fi)
+		}
+		if counts, _ := f.served("/files/", mark); nodesUsed(counts) < 2 {
+			t.Fatalf("the tus requests went to nodes %v, want more than one", counts)
+		}
+	})
+
+	t.Run("mirage", func(t *testing.T) {
+		data := testData(100<<10, 25)
+		u := mirageURL(t, f.lb, mirageUpload(t, f.lb.URL+"/upload", data, true))
+		checkDownload(t, u, data)
+	})
+
+	t.Run("rocketchat", func(t *testing.T) {
+		data := []byte("notes for the room\n")
+		a := rocketPost(t, f.lb, "GENERAL", testKey, testToken, []field{{"msg", "here"}}, "notes.txt", data)
+		var got struct {
+			Success bool `json:"success"`
+			Message struct {
+				Attachments []struct {
+					TitleLink string `json:"title_link"`
+				} `json:"attachments"`
+			} `json:"message"`
+		}
+		if err := json.Unmarshal(a.body, &got); err != nil || !got.Success || len(got.Message.Attachments) != 1 {
+			t.Fatalf("rooms.upload: %s", a)
+		}
+		checkDownload(t, f.lb.URL+got.Message.Attachments[0].TitleLink, data)
+	})
+
+	t.Run("cli", func(t *testing.T) {
+		var list struct {
+			Files []adminFile `json:"files"`
+			Total int         `json:"total"`
+		}
+		cliJSON(t, f.lb.URL, &list, "files", "ls", "--account", testKey)
+		// Mirage's upload belongs to the first account too.
+		var names []string
+		for _, f := range list.Files {
+			names = append(names, f.Name)
+		}
+		if list.Total != 4 || strings.Join(names, ",") != "notes.txt,"+list.Files[1].Slug+",clip.bin,f.bin" {
+			t.Fatalf("files ls: %d files %v, want the 4 uploaded above, newest first", list.Total, names)
+		}
+		var info adminFile
+		cliJSON(t, f.lb.URL, &info, "files", "info", list.Files[0].Slug)
+		if info.Slug != list.Files[0].Slug || info.Size != list.Files[0].Size {
+			t.Fatalf("files info %+v, listed as %+v", info, list.Files[0])
+		}
+	})
+}
+
+// checkDownload fetches u and compares the body with data.
+func checkDownload(t *testing.T, u string, data []byte) {
+	t.Helper()
+	resp, got := fetch(t, u, nil)
+	if resp.StatusCode != http.StatusOK || !bytes.Equal(got, data) {
+		gs, ws := sha256.Sum256(got), sha256.Sum256(data)
+		t.Fatalf("GET %s: %d, %d bytes with SHA-256 %s; sent %d bytes with %s", u, resp.StatusCode,
+			len(got), hex.EncodeToString(gs[:8]), len(data), hex.EncodeToString(ws[:8]))
+	}
+}
