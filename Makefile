@@ -24,8 +24,13 @@ FUZZ_TARGETS := ./chunks:FuzzParseRange ./chunks:FuzzCleanName ./api:FuzzParseBy
 FUZZ_SHORT   ?= 2s
 FUZZTIME     ?= 1m
 
+# The fleet tests run on their own, verbose, so that each failover's
+# figures (seconds until writes succeed again, files lost) are printed.
 test: test-deps vet
-	go test -race -count=1 -timeout 60m ./...
+	go test -race -count=1 -timeout 60m -skip '^TestFleet' ./...
+	@echo "go test -race -run '^TestFleet' ./cmd/acestash"
+	@log=$$(mktemp); go test -race -count=1 -timeout 20m -run '^TestFleet' -v ./cmd/acestash >$$log 2>&1; rc=$$?; \
+	if [ $$rc = 0 ]; then grep -E -- '^(--- |ok)|files lost|every object' $$log; else cat $$log; fi; rm -f $$log; exit $$rc
 	@$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZ_SHORT)
 
 fuzz:
@@ -47,8 +52,9 @@ bench: test-deps
 	go test -run '^$$' -bench . -benchtime 1x -timeout 60m ./cmd/acestash
 
 # test-deps installs the real programs the tests start: redis-server,
-# haproxy (the fleet test's load balancer), chromium (the web page's tests and the README's Uppy snippet drive it
-# headless), nodejs and npm from Debian's packages, MinIO built from the
+# haproxy (the fleet tests' load balancer), chromium (the web page's tests
+# and the README's Uppy snippet drive it headless), nodejs and npm from
+# Debian's packages, MinIO built from the
 # pinned module version, and tus-js-client and Uppy from their committed
 # lock file (again whenever it is newer than the install).
 test-deps:

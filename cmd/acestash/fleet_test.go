@@ -11,8 +11,10 @@ import (
 	"encoding/csv"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"os"
 	"os/exec"
@@ -303,6 +305,104 @@ func TestFleet(t *testing.T) {
 			t.Fatalf("files info %+v, listed as %+v", info, list.Files[0])
 		}
 	})
+}
+
+// TestFleetFailover streams uploads through a fleet while a Redis master
+// fails over (by CLUSTER FAILOVER, then by SIGKILL), a drive of the
+// erasure-coded MinIO is removed, and a node is SIGKILLed: nothing
+// acknowledged is lost, and writes succeed again within seconds.
+func TestFleetFailover(t *testing.T) {
+	f := startFleet(t)
+	// Every publish of the test account writes its owner index: fail the
+	// master that holds it.
+	owner := "acestash:{o:" + testKey + "}:files"
+
+	t.Run("redis CLUSTER FAILOVER", func(t *testing.T) {
+		_, replica := f.redis.Master(t, owner)
+		if replica == nil {
+			t.Fatal("the owner index's master has no replica")
+		}
+		f.failover(t, "CLUSTER FAILOVER", func() {
+			if err := replica.Client().Do(t.Context(), "CLUSTER", "FAILOVER").Err(); err != nil {
+				t.Fatal(err)
+			}
+		})
+		if m, _ := f.redis.Master(t, owner); m != replica {
+			t.Fatalf("the master is %s, want the replica %s that took over", m.Addr, replica.Addr)
+		}
+	})
+
+	killed, replica := f.redis.Master(t, owner)
+	t.Run("redis master SIGKILL", func(t *testing.T) {
+		f.failover(t, "redis master SIGKILL", killed.Kill)
+		if m, _ := f.redis.Master(t, owner); m != replica {
+			t.Fatalf("the master is %s, want the replica %s that took over", m.Addr, replica.Addr)
+		}
+	})
+	// The killed master comes back as a replica of the new one.
+	if !killed.Running() {
+		killed.Start()
+		f.redis.WaitOK(t)
+	}
+
+	t.Run("minio drive removed", func(t *testing.T) {
+		drive := f.ec.Drives[1]
+		f.failover(t, "a drive of the erasure set removed", func() {
+			// Renamed away at once, then deleted: MinIO writes to it
+			// meanwhile.
+			if err := os.Rename(drive, drive+".removed"); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.RemoveAll(drive + ".removed"); err != nil {
+				t.Fatal(err)
+			}
+		})
+		// A new, empty drive in its place (MinIO may have made the
+		// directory again already) is healed.
+		if err := os.MkdirAll(drive, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		healed := time.Now()
+		deadline := healed.Add(2 * time.Minute)
+		for {
+			have, want := objectParts(t, drive), objectParts(t, f.ec.Drives[0])
+			if have == want && want > 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the new drive holds %d object parts, the first %d, after %v", have, want, time.Since(healed))
+			}
+			time.Sleep(500 * time.Millisecond)
+		}
+		t.Logf("a new drive in its place held every object's part %.1f s after it was put in", time.Since(healed).Seconds())
+	})
+
+	t.Run("node SIGKILL", func(t *testing.T) {
+		f.failover(t, "acestash node SIGKILL", f.nodes[1].kill)
+		if states := f.waitUp(t, 2); states["n2"] == "UP" {
+			t.Fatalf("HAProxy still sends to the killed node: %v", states)
+		}
+	})
+}
+
+// objectParts counts the objects a MinIO drive holds a part of in the
+// acestash bucket.
+func objectParts(t *testing.T, drive string) int {
+	t.Helper()
+	n := 0
+	err := filepath.WalkDir(filepath.Join(drive, "acestash"), func(path string, d fs.DirEntry, err error) error {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if err == nil && d.Name() == "xl.meta" {
+			n++
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
 
 // checkDownload fetches u and compares the body with data.
