@@ -24,6 +24,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
+
 	"github.com/acestash/acestash/mirrors/s3mirror/miniotest"
 	"github.com/acestash/acestash/store/redisstore/redistest"
 )
@@ -285,6 +288,35 @@ func TestFleet(t *testing.T) {
 		checkDownload(t, f.lb.URL+got.Message.Attachments[0].TitleLink, data)
 	})
 
+	t.Run("web page", func(t *testing.T) {
+		_, mark := f.served("/api/v1/upload ", nil)
+		data := testData(2*fleetChunk+4567, 26)
+		path := filepath.Join(t.TempDir(), "web.bin")
+		if err := os.WriteFile(path, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		b := tab{t: t, ctx: chromium(t), dir: t.ArtifactDir()}
+		b.do("sign in through the load balancer",
+			chromedp.Navigate(f.lb.URL),
+			chromedp.WaitVisible(chromedp.CSS(`input[name="api_key"]`)),
+			chromedp.SendKeys(chromedp.CSS(`input[name="api_key"]`), testKey),
+			chromedp.SendKeys(chromedp.CSS(`input[name="api_token"]`), testToken+kb.Enter),
+			chromedp.WaitVisible(chromedp.CSS(`input[type="file"][multiple]`)),
+		)
+		b.do("upload a file in three chunks",
+			chromedp.SetUploadFiles(chromedp.CSS(`#file-input`), []string{path}),
+			chromedp.WaitVisible(chromedp.CSS(`#queue a.file-link`)),
+		)
+		link := eval[string](b, `document.querySelector('#queue a.file-link').href`)
+		if !strings.HasPrefix(link, f.lb.URL+"/m/") {
+			t.Fatalf("the page links the file at %q, want a page under %s", link, f.lb.URL)
+		}
+		checkDownload(t, link+"/download", data)
+		if counts, _ := f.served("/api/v1/upload ", mark); nodesUsed(counts) < 2 {
+			t.Fatalf("the page's 3 chunks went to nodes %v, want more than one", counts)
+		}
+	})
+
 	t.Run("cli", func(t *testing.T) {
 		var list struct {
 			Files []adminFile `json:"files"`
@@ -296,8 +328,8 @@ func TestFleet(t *testing.T) {
 		for _, f := range list.Files {
 			names = append(names, f.Name)
 		}
-		if list.Total != 4 || strings.Join(names, ",") != "notes.txt,"+list.Files[1].Slug+",clip.bin,f.bin" {
-			t.Fatalf("files ls: %d files %v, want the 4 uploaded above, newest first", list.Total, names)
+		if list.Total != 5 || strings.Join(names, ",") != "web.bin,notes.txt,"+list.Files[2].Slug+",clip.bin,f.bin" {
+			t.Fatalf("files ls: %d files %v, want the 5 uploaded above, newest first", list.Total, names)
 		}
 		var info adminFile
 		cliJSON(t, f.lb.URL, &info, "files", "info", list.Files[0].Slug)
