@@ -8,7 +8,7 @@ export PATH   := $(GOBIN):$(PATH)
 SUDO          := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 TUSCLIENT     := cmd/acestash/testdata/tusclient
 
-.PHONY: build run test test-deps bench vet fuzz
+.PHONY: build run test test-deps bench bench-scale vet fuzz
 
 build:
 	go build -o bin/acestash ./cmd/acestash
@@ -50,6 +50,15 @@ bench: test-deps
 		echo "building tusd $(TUSD_VERSION) (a minute, once)"; \
 		GOFLAGS=-buildvcs=false go install github.com/tus/tusd/v2/cmd/tusd@$(TUSD_VERSION); }
 	go test -run '^$$' -bench . -benchtime 1x -timeout 60m ./cmd/acestash
+
+# bench-scale measures what a file costs with 10 files stored and with a
+# million (ACESTASH_COST_FILES), records written through the store API:
+# Redis memory per record, round trips per request kind and per background
+# job run, file/list's first and last page. About 3 minutes and 1 GiB of
+# Redis memory, freed at the end.
+COST_FILES ?= 1000000
+bench-scale: test-deps
+	ACESTASH_COST_FILES=$(COST_FILES) go test -count=1 -run '^TestCosts$$' -v -timeout 30m ./cmd/acestash | grep -Ev '^=== '
 
 # test-deps installs the real programs the tests start: redis-server,
 # haproxy (the fleet tests' load balancer), chromium (the web page's tests

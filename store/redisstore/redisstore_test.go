@@ -2,8 +2,10 @@ package redisstore
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -360,4 +362,44 @@ func TestCheckDurable(t *testing.T) {
 			t.Fatalf("error %v: want the evicting node %s named", err, bad.Addr)
 		}
 	})
+}
+
+// TestOldFileRecords reads records written as store.File's JSON, before
+// the compact form: they read the same, a removed one stays removed, and
+// the compact form of a typical record takes at most 512 bytes of Redis
+// memory.
+func TestOldFileRecords(t *testing.T) {
+	srv := redistest.Start(t)
+	client := srv.Client()
+	s := open(t, srv.URL, time.Now)
+	defer s.Close()
+	ctx := t.Context()
+	created := time.Date(2026, 11, 26, 4, 18, 18, 123456789, time.UTC)
+	f := store.File{ID: 4503599627, UploadKey: "0123456789abcdef0123456789abcdef", Slug: "Xy3kP9aQ", Name: "photo of the holidays.jpg",
+		Size: 35892, SHA256: strings.Repeat("ab", 32), Type: "image/jpeg", Owner: "0123456789abcdefabcdefabcdefabcd",
+		ObjectKey: "files/6f1c2a4e-8a7b-4c1d-9e2f-0a1b2c3d4e5f", Mirrors: []string{"1", "2"}, Status: store.StatusUser, Created: created}
+	old, err := json.Marshal(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := client.Set(ctx, fileKey(f.Slug), old, 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.File(ctx, f.Slug)
+	if err != nil || !reflect.DeepEqual(got, f) {
+		t.Fatalf("old record read as %+v, %v; want %+v", got, err, f)
+	}
+	back := f
+	back.Status = store.StatusActive
+	if err := s.UpdateFile(ctx, back); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("bringing back an old removed record: %v, want ErrConflict", err)
+	}
+
+	f.Slug, f.Status = "Ab9zQ2rT", store.StatusActive
+	if _, err := s.CreateFile(ctx, f); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := client.MemoryUsage(ctx, fileKey(f.Slug)).Result(); err != nil || n > 512 {
+		t.Fatalf("a file record takes %d bytes of Redis memory (%v), want at most 512", n, err)
+	}
 }
