@@ -23,7 +23,7 @@ type fileRec struct {
 	Alias     string   `json:"a,omitempty"`
 	Name      string   `json:"n"`
 	Size      int64    `json:"z"`
-	SHA256    []byte   `json:"h,omitempty"` // raw, when the hex form is 64 lowercase hex digits
+	SHA256    []byte   `json:"h,omitempty"`  // raw, when the hex form is 64 lowercase hex digits
 	SHA256Hex string   `json:"hx,omitempty"` // anything else, as given
 	Type      string   `json:"t,omitempty"`
 	Owner     string   `json:"o"`
