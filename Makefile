@@ -58,7 +58,7 @@ bench: test-deps
 # Redis memory, freed at the end.
 COST_FILES ?= 1000000
 bench-scale: test-deps
-	ACESTASH_COST_FILES=$(COST_FILES) go test -count=1 -run '^TestCosts$$' -v -timeout 30m ./cmd/acestash | grep -Ev '^=== '
+	ACESTASH_COST_FILES=$(COST_FILES) go test -count=1 -run '^TestCosts$$' -v -timeout 30m ./cmd/acestash
 
 # test-deps installs the real programs the tests start: redis-server,
 # haproxy (the fleet tests' load balancer), chromium (the web page's tests

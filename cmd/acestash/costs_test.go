@@ -6,6 +6,8 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -18,6 +20,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/acestash/acestash/mirrors"
 	"github.com/acestash/acestash/store"
 	"github.com/acestash/acestash/store/boltstore"
 	"github.com/acestash/acestash/store/redisstore"
@@ -55,6 +58,27 @@ func costRecord(i int, owner string, created time.Time) store.File {
 	}
 }
 
+// costSession is the upload session the generator stores, shaped as one
+// after its first chunk to two S3 mirrors: the SHA-256 state, a multipart
+// upload on each mirror and its first part.
+func costSession(i int, owner string, now time.Time) store.Session {
+	h := sha256.New()
+	h.Write([]byte("first chunk"))
+	state, _ := h.(encoding.BinaryMarshaler).MarshalBinary()
+	key := fmt.Sprintf("files/%08x-0000-4000-8000-%012x", i, i)
+	up := func(m string) mirrors.Upload {
+		return mirrors.Upload{Key: key, ID: fmt.Sprintf("%s.%08x-1111-4222-8333-%012x", m, i, i)}
+	}
+	part := mirrors.Part{N: 1, Size: 8 << 20, Token: fmt.Sprintf(`{"parts":[{"n":1,"etag":"%032x"}]}`, i)}
+	return store.Session{
+		UploadKey: fmt.Sprintf("k%031x", i), CTracker: fmt.Sprintf("%032x", i), APIKey: owner, Issued: now,
+		Started: true, Updated: now, Name: "holiday-video.mkv", Type: "video/x-matroska", Mirrors: []string{"1", "2"},
+		ObjectKey: key, Total: 1 << 30, Held: 8 << 20, Chunks: 1, LastEnd: 8<<20 - 1, Hash: state,
+		Uploads: map[string]mirrors.Upload{"1": up("1"), "2": up("2")},
+		Last:    map[string]mirrors.Part{"1": part, "2": part},
+	}
+}
+
 // generate stores n files of owner through the store API, every other one
 // expiring in a year (so the expiry index holds half of them), and n/10
 // started upload sessions, none idle yet.
@@ -74,10 +98,7 @@ func generate(t *testing.T, st store.Store, owner string, n int) {
 				}
 				_, errs[w] = st.CreateFile(context.Background(), f)
 				if errs[w] == nil && i%10 == 0 {
-					errs[w] = st.CreateSession(context.Background(), store.Session{
-						UploadKey: fmt.Sprintf("k%07d", i), CTracker: "c", APIKey: owner, Issued: now,
-						Started: true, Updated: now, Total: 1 << 30, Held: 1 << 20, Chunks: 1,
-					})
+					errs[w] = st.CreateSession(context.Background(), costSession(i, owner, now))
 				}
 			}
 		})
@@ -127,7 +148,11 @@ func TestCosts(t *testing.T) {
 		took := time.Since(t0)
 		if n == large {
 			perFile := float64(usedMemory(t, rdb)-before) / float64(n)
-			record := recordMemory(t, rdb, n)
+			record := keysMemory(t, rdb, n, 1, func(i int) string { return "acestash:{f:" + costRecord(i, "", time.Time{}).Slug + "}:file" })
+			session := keysMemory(t, rdb, n, 10, func(i int) string {
+				return "acestash:{s:" + costSession(i, "", time.Time{}).UploadKey + "}:session"
+			})
+			t.Logf("Redis memory per upload session after its first chunk to two S3 mirrors (MEMORY USAGE): %.0f bytes", session)
 			t.Logf("%d files generated in %v; Redis memory per file record (MEMORY USAGE of its key): %.0f bytes, goal ≤ 512: %s; per file in all, with its index entries and a tenth of an upload session: %.0f bytes",
 				n, took.Round(time.Millisecond), record, verdict(record <= 512), perFile)
 			if record > 512 {
@@ -143,7 +168,8 @@ func TestCosts(t *testing.T) {
 	small, big := runs[0], runs[1]
 	for i, m := range small.trips {
 		b := big.trips[i]
-		t.Logf("%-28s %4d round trips with %d files, %4d with %d", m.name, m.w.count(), small.files, b.w.count(), big.files)
+		t.Logf("%-24s %4d round trips (%3d commands) with %d files, %4d (%3d commands) with %d",
+			m.name, m.w.count(), commands(m.w), small.files, b.w.count(), commands(b.w), big.files)
 		if m.name != "janitor run" && m.w.count() != b.w.count() {
 			t.Errorf("%s: %d Redis round trips with %d files, %d with %d: they must not depend on the number of files (ACESTASH_RTT_VERBOSE=1 lists them)",
 				m.name, m.w.count(), small.files, b.w.count(), big.files)
@@ -153,7 +179,7 @@ func TestCosts(t *testing.T) {
 		}
 	}
 	ratio := float64(big.lastPage) / float64(big.firstPage)
-	t.Logf("file/list of 100 with %d files: first page %v, last page %v (%.2f×, goal ≤ 2×: %s)",
+	t.Logf("file/list of 100 with %d files: first page %v, last full page %v (%.2f×, goal ≤ 2×: %s)",
 		big.files, big.firstPage.Round(time.Microsecond), big.lastPage.Round(time.Microsecond), ratio, verdict(ratio <= 2))
 
 	t.Run("bbolt", func(t *testing.T) { boltCost(t, min(large, 1000)) })
@@ -169,6 +195,8 @@ func measureCosts(t *testing.T, addr string, files int) costRun {
 	node := startRTTNode(t, cfg, addr)
 	defer node.stop()
 	run := costRun{files: files}
+	getUploadInfo(t, node.srv.URL, false)
+	run.trips = append(run.trips, rttMeasure{name: "file/upload", w: node.measure(t, func() { getUploadInfo(t, node.srv.URL, false) })})
 	for _, scenario := range []func(*testing.T, *rttNode) []rttMeasure{chunkRoundTrips, rawRoundTrips, infoRoundTrips} {
 		run.trips = append(run.trips, scenario(t, node)...)
 	}
@@ -211,7 +239,7 @@ func measureCosts(t *testing.T, addr string, files int) costRun {
 	return run
 }
 
-// listCosts measures file/list's first and last page of 100: their round
+// listCosts measures file/list's first and last full page of 100: their round
 // trips and the median time of five calls each.
 func listCosts(t *testing.T, n *rttNode) ([]rttMeasure, time.Duration, time.Duration) {
 	t.Helper()
@@ -232,11 +260,11 @@ func listCosts(t *testing.T, n *rttNode) ([]rttMeasure, time.Duration, time.Dura
 	last := (total + 99) / 100
 	if got, _ := list(last); len(files) != min(total, 100) || len(got) != total-(last-1)*100 {
 		t.Fatalf("file/list of %d files: %d on the first page, %d on the last (%d)", total, len(files), len(got), last)
-	}
-	// The last page holds the oldest files: the generator's first.
-	if got, _ := list(last); total > 100 && got[len(got)-1]["slug"] != "g0000000" {
+	} else if total > 100 && got[len(got)-1]["slug"] != "g0000000" {
 		t.Fatalf("the last page ends with %v, want the oldest file g0000000", got[len(got)-1]["slug"])
 	}
+	// The last full page, so that both read 100 records.
+	last = max(1, total/100)
 	var ms []rttMeasure
 	for i, page := range []int{1, last} {
 		ms = append(ms, rttMeasure{name: "file/list, " + []string{"first", "last"}[i] + " page",
@@ -255,6 +283,18 @@ func listCosts(t *testing.T, n *rttNode) ([]rttMeasure, time.Duration, time.Dura
 		slices.Sort(times[i])
 	}
 	return ms, times[0][3], times[1][3]
+}
+
+// commands counts the Redis commands of a window's round trips, set-up
+// excepted; a script counts as one.
+func commands(w *rttWindow) int {
+	n := 0
+	for _, r := range w.trips {
+		if !r.handshake {
+			n += len(r.cmds)
+		}
+	}
+	return n
 }
 
 // usedMemory returns Redis's used_memory.
@@ -277,17 +317,16 @@ func usedMemory(t *testing.T, rdb *redis.Client) int64 {
 	return 0
 }
 
-// recordMemory returns the mean MEMORY USAGE of up to 1000 of the n
-// generated file records' keys.
-func recordMemory(t *testing.T, rdb *redis.Client, n int) float64 {
+// keysMemory returns the mean MEMORY USAGE of up to 1000 of the keys
+// key(i) for i = 0, every, 2*every, ... below n.
+func keysMemory(t *testing.T, rdb *redis.Client, n, every int, key func(int) string) float64 {
 	t.Helper()
-	step := max(1, n/1000)
+	step := max(every, n/1000/every*every)
 	var sum, count int64
 	for i := 0; i < n; i += step {
-		key := "acestash:{f:" + costRecord(i, "", time.Time{}).Slug + "}:file"
-		b, err := rdb.MemoryUsage(t.Context(), key, 0).Result()
+		b, err := rdb.MemoryUsage(t.Context(), key(i), 0).Result()
 		if err != nil {
-			t.Fatalf("MEMORY USAGE %s: %v", key, err)
+			t.Fatalf("MEMORY USAGE %s: %v", key(i), err)
 		}
 		sum, count = sum+b, count+1
 	}

@@ -37,14 +37,13 @@ const fleetChunk = 6 << 20
 
 // fleet is the running fleet.
 type fleet struct {
-	lb         *testServer // the load balancer's address, as the helpers take a server
-	nodes      []*proc
-	redis      *redistest.Cluster
-	ec         *miniotest.Server // mirror 1: four drives, erasure-coded
-	plain      *miniotest.Server // mirror 2
-	stats      string            // HAProxy's statistics, as CSV
-	haLog      string
-	haproxyCmd *exec.Cmd
+	lb    *testServer // the load balancer's address, as the helpers take a server
+	nodes []*proc
+	redis *redistest.Cluster
+	ec    *miniotest.Server // mirror 1: four drives, erasure-coded
+	plain *miniotest.Server // mirror 2
+	stats string            // HAProxy's statistics, as CSV
+	haLog string
 }
 
 // startFleet starts every process of the fleet and returns once HAProxy
@@ -60,57 +59,37 @@ func startFleet(t *testing.T) *fleet {
 	lbAddr, statsAddr := freeListen(t), freeListen(t)
 	f.lb = &testServer{URL: "http://" + lbAddr}
 	f.stats = "http://" + statsAddr + "/stats;csv"
-	base := testConfig(t, embedded)
-	cfg := Config{
-		PublicURL:      f.lb.URL,
-		RedisURL:       f.redis.URL,
-		AdminToken:     testAdminToken,
-		HealthInterval: 200 * time.Millisecond,
-		LeaseTime:      4 * time.Second,
-		Accounts:       base.Accounts,
-		Mirrors: []MirrorConfig{
-			{ID: "1", Name: "minio erasure-coded", Type: "s3", Endpoint: f.ec.Endpoint, Bucket: "acestash",
-				AccessKey: f.ec.AccessKey, SecretKey: f.ec.SecretKey},
-			{ID: "2", Name: "minio", Type: "s3", Endpoint: f.plain.Endpoint, Bucket: "acestash",
-				AccessKey: f.plain.AccessKey, SecretKey: f.plain.SecretKey},
-		},
+	// deploy/fleet.yml, with only addresses, credentials and a few
+	// timings changed.
+	t.Setenv("ACESTASH_PUBLIC_URL", f.lb.URL)
+	t.Setenv("ACESTASH_ADMIN_TOKEN", testAdminToken)
+	t.Setenv("MINIO_ROOT_USER", "unused")
+	t.Setenv("MINIO_ROOT_PASSWORD", "unused")
+	cfg, err := loadConfig("../../deploy/fleet.yml")
+	if err != nil {
+		t.Fatal(err)
 	}
+	if len(cfg.Mirrors) != 2 || cfg.PublicURL != f.lb.URL || cfg.AdminToken != testAdminToken {
+		t.Fatalf("deploy/fleet.yml: %d mirrors, public_url %q: want 2 and the environment's", len(cfg.Mirrors), cfg.PublicURL)
+	}
+	cfg.RedisURL = f.redis.URL
+	for i, m := range []*miniotest.Server{f.ec, f.plain} {
+		cfg.Mirrors[i].Endpoint, cfg.Mirrors[i].AccessKey, cfg.Mirrors[i].SecretKey = m.Endpoint, m.AccessKey, m.SecretKey
+	}
+	cfg.HealthInterval, cfg.LeaseTime, cfg.LogLevel = 200*time.Millisecond, 4*time.Second, "info"
+	cfg.Accounts = testConfig(t, embedded).Accounts
 	cfg.Limits.MaxChunkSize = fleetChunk
-	var servers strings.Builder
-	for i := range 3 {
+	var servers []string
+	for range 3 {
 		c := cfg
 		c.Listen, c.DataDir = freeListen(t), t.TempDir()
 		f.nodes = append(f.nodes, startProc(t, c))
-		fmt.Fprintf(&servers, "  server n%d %s check\n", i+1, c.Listen)
+		servers = append(servers, c.Listen)
 	}
 
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "haproxy.cfg")
-	text := `global
-  maxconn 512
-defaults
-  mode http
-  timeout connect 2s
-  timeout client 2m
-  timeout server 2m
-  timeout http-request 30s
-  option forwardfor
-  retries 2
-  option redispatch 1
-frontend acestash
-  bind ` + lbAddr + `
-  default_backend nodes
-listen stats
-  bind ` + statsAddr + `
-  stats enable
-  stats uri /stats
-backend nodes
-  balance roundrobin
-  option httpchk GET /readyz
-  http-check expect status 200
-  default-server inter 200ms fall 2 rise 2
-` + servers.String()
-	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
+	if err := os.WriteFile(conf, haproxyConfig(t, lbAddr, statsAddr, servers), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	f.haLog = filepath.Join(dir, "haproxy.log")
@@ -125,7 +104,6 @@ backend nodes
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	f.haproxyCmd = cmd
 	done := make(chan struct{})
 	go func() {
 		cmd.Wait()
@@ -137,6 +115,44 @@ backend nodes
 	})
 	f.waitUp(t, 3)
 	return f
+}
+
+// haproxyConfig is deploy/haproxy.cfg for processes on loopback: it binds
+// lb, checks every 200 ms, names the servers by address instead of through
+// Docker's resolver, and serves its statistics on stats.
+func haproxyConfig(t *testing.T, lb, stats string, servers []string) []byte {
+	t.Helper()
+	b, err := os.ReadFile("../../deploy/haproxy.cfg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	n := 0
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		switch {
+		case len(f) == 0 || strings.HasPrefix(f[0], "#"):
+			continue
+		case f[0] == "resolvers" || f[0] == "nameserver":
+			continue // Docker's DNS
+		case f[0] == "bind" && f[1] == ":8080":
+			line = "  bind " + lb
+		case f[0] == "default-server":
+			line = "  default-server inter 200ms fall 2 rise 2"
+		case f[0] == "server":
+			if n >= len(servers) {
+				t.Fatalf("deploy/haproxy.cfg names more than %d servers", len(servers))
+			}
+			line = fmt.Sprintf("  server %s %s check", f[1], servers[n])
+			n++
+		}
+		out = append(out, line)
+	}
+	if n != len(servers) {
+		t.Fatalf("deploy/haproxy.cfg names %d servers, the test starts %d", n, len(servers))
+	}
+	out = append(out, "listen stats", "  bind "+stats, "  stats enable", "  stats uri /stats", "")
+	return []byte(strings.Join(out, "\n"))
 }
 
 // states returns HAProxy's view of each node: "UP", "DOWN", ...
