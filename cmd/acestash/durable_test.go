@@ -1,13 +1,9 @@
 package main
 
 import (
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
-
-	"gopkg.in/yaml.v3"
 
 	"github.com/acestash/acestash/store/redisstore/redistest"
 )
@@ -26,15 +22,7 @@ func TestVolatileRedisRefused(t *testing.T) {
 		srv := redistest.StartWith(t, c.options...)
 		cfg := testConfig(t, embedded)
 		cfg.RedisURL, cfg.Listen = srv.URL, freeListen(t)
-		y, err := yaml.Marshal(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		path := filepath.Join(t.TempDir(), "acestash.yml")
-		if err := os.WriteFile(path, y, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		out, err := exec.CommandContext(t.Context(), binary(t), "serve", "--config", path).CombinedOutput()
+		out, err := exec.CommandContext(t.Context(), binary(t), "serve", "--config", writeConfig(t, cfg)).CombinedOutput()
 		if err == nil || !strings.Contains(string(out), c.want) || !strings.Contains(string(out), "redis_allow_volatile: true") {
 			t.Fatalf("serve on a Redis started with %q: %v\n%s\nwant it refused, naming %s", c.options, err, out, c.want)
 		}
