@@ -54,8 +54,8 @@ bench: test-deps
 # bench-scale measures what a file costs with 10 files stored and with a
 # million (ACESTASH_COST_FILES), records written through the store API:
 # Redis memory per record, round trips per request kind and per background
-# job run, file/list's first and last page. About 3 minutes and 1 GiB of
-# Redis memory, freed at the end.
+# job run, file/list's first and last page. About 10 minutes on a busy
+# 2-CPU machine and 1 GiB of Redis memory, freed at the end.
 COST_FILES ?= 1000000
 bench-scale: test-deps
 	ACESTASH_COST_FILES=$(COST_FILES) go test -count=1 -run '^TestCosts$$' -v -timeout 30m ./cmd/acestash
