@@ -15,7 +15,9 @@ import (
 // nanoseconds, which keeps a typical record's key under 512 bytes of Redis
 // memory where store.File's own JSON took about 600. Records written
 // before, as store.File's JSON, are still read (see decodeFile); the
-// update script reads the status from either ("st" or "status").
+// update script reads the status from either ("st" or "status"). A field
+// added to store.File must be added here too; TestFileRecordFields fails
+// until it is.
 type fileRec struct {
 	ID        int64    `json:"i"`
 	UploadKey string   `json:"u,omitempty"`
@@ -34,6 +36,8 @@ type fileRec struct {
 	Password  []byte   `json:"p,omitempty"`
 	Created   int64    `json:"c"`
 	Expires   int64    `json:"e,omitempty"`
+	// Unconfirmed: see store.File.
+	Unconfirmed bool `json:"uc,omitempty"`
 }
 
 // encodeFile returns f as Redis keeps it.
@@ -42,6 +46,7 @@ func encodeFile(f store.File) ([]byte, error) {
 		ID: f.ID, UploadKey: f.UploadKey, Slug: f.Slug, Alias: f.Alias, Name: f.Name, Size: f.Size,
 		Type: f.Type, Owner: f.Owner, ObjectKey: f.ObjectKey, Mirrors: f.Mirrors, Missing: f.Missing,
 		Status: f.Status, Password: f.PasswordHash, Created: unixNano(f.Created), Expires: unixNano(f.Expires),
+		Unconfirmed: f.Unconfirmed,
 	}
 	if b, err := hex.DecodeString(f.SHA256); err == nil && len(b) == 32 && hex.EncodeToString(b) == f.SHA256 {
 		r.SHA256 = b
@@ -64,7 +69,7 @@ func decodeFile(data, what string) (store.File, error) {
 		ID: r.ID, UploadKey: r.UploadKey, Slug: r.Slug, Alias: r.Alias, Name: r.Name, Size: r.Size,
 		SHA256: r.SHA256Hex, Type: r.Type, Owner: r.Owner, ObjectKey: r.ObjectKey, Mirrors: r.Mirrors,
 		Missing: r.Missing, Status: r.Status, PasswordHash: r.Password, Created: fromUnixNano(r.Created),
-		Expires: fromUnixNano(r.Expires),
+		Expires: fromUnixNano(r.Expires), Unconfirmed: r.Unconfirmed,
 	}
 	if len(r.SHA256) > 0 {
 		if len(r.SHA256) != 32 {

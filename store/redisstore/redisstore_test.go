@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -401,5 +402,43 @@ func TestOldFileRecords(t *testing.T) {
 	}
 	if n, err := client.MemoryUsage(ctx, fileKey(f.Slug)).Result(); err != nil || n > 512 {
 		t.Fatalf("a file record takes %d bytes of Redis memory (%v), want at most 512", n, err)
+	}
+}
+
+// TestFileRecordFields fills every field of a store.File and reads it back
+// through the compact form Redis keeps: a field the form forgets fails.
+func TestFileRecordFields(t *testing.T) {
+	var f store.File
+	v := reflect.ValueOf(&f).Elem()
+	for i := range v.NumField() {
+		switch fv := v.Field(i); fv.Kind() {
+		case reflect.String:
+			fv.SetString("value-" + v.Type().Field(i).Name)
+		case reflect.Int64:
+			fv.SetInt(int64(1000 + i))
+		case reflect.Bool:
+			fv.SetBool(true)
+		case reflect.Slice:
+			if fv.Type().Elem().Kind() == reflect.Uint8 {
+				fv.SetBytes([]byte{1, 2, byte(i)})
+			} else {
+				fv.Set(reflect.ValueOf([]string{"1", strconv.Itoa(i)}))
+			}
+		case reflect.Struct: // time.Time
+			fv.Set(reflect.ValueOf(time.Date(2026, 12, 3, 9, 0, i, 123456789, time.UTC)))
+		default:
+			t.Fatalf("store.File.%s is of a kind this test does not fill: %s", v.Type().Field(i).Name, fv.Kind())
+		}
+	}
+	for _, sha := range []string{strings.Repeat("0f", 32), "not hex"} {
+		f.SHA256 = sha
+		data, err := encodeFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := decodeFile(string(data), "file")
+		if err != nil || !reflect.DeepEqual(got, f) {
+			t.Fatalf("through %s:\n got %+v, %v\nwant %+v", data, got, err, f)
+		}
 	}
 }
