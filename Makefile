@@ -8,7 +8,7 @@ export PATH   := $(GOBIN):$(PATH)
 SUDO          := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 TUSCLIENT     := cmd/acestash/testdata/tusclient
 
-.PHONY: build run test test-deps bench vet fuzz
+.PHONY: build run test test-deps bench bench-scale vet fuzz
 
 build:
 	go build -o bin/acestash ./cmd/acestash
@@ -24,8 +24,13 @@ FUZZ_TARGETS := ./chunks:FuzzParseRange ./chunks:FuzzCleanName ./api:FuzzParseBy
 FUZZ_SHORT   ?= 2s
 FUZZTIME     ?= 1m
 
+# The fleet tests run on their own, verbose, so that each failover's
+# figures (seconds until writes succeed again, files lost) are printed.
 test: test-deps vet
-	go test -race -count=1 -timeout 60m ./...
+	go test -race -count=1 -timeout 60m -skip '^TestFleet' ./...
+	@echo "go test -race -run '^TestFleet' ./cmd/acestash"
+	@log=$$(mktemp); go test -race -count=1 -timeout 20m -run '^TestFleet' -v ./cmd/acestash >$$log 2>&1; rc=$$?; \
+	if [ $$rc = 0 ]; then grep -E -- '^(--- |ok)|files lost|every object' $$log; else cat $$log; fi; rm -f $$log; exit $$rc
 	@$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZ_SHORT)
 
 fuzz:
@@ -46,15 +51,28 @@ bench: test-deps
 		GOFLAGS=-buildvcs=false go install github.com/tus/tusd/v2/cmd/tusd@$(TUSD_VERSION); }
 	go test -run '^$$' -bench . -benchtime 1x -timeout 60m ./cmd/acestash
 
+# bench-scale measures what a file costs with 10 files stored and with a
+# million (ACESTASH_COST_FILES), records written through the store API:
+# Redis memory per record, round trips per request kind and per background
+# job run, file/list's first and last page. About 10 minutes on a busy
+# 2-CPU machine and 1 GiB of Redis memory, freed at the end.
+COST_FILES ?= 1000000
+bench-scale: test-deps
+	ACESTASH_COST_FILES=$(COST_FILES) go test -count=1 -run '^TestCosts$$' -v -timeout 30m ./cmd/acestash
+
 # test-deps installs the real programs the tests start: redis-server,
-# chromium (the web page's tests and the README's Uppy snippet drive it
-# headless), nodejs and npm from Debian's packages, MinIO built from the
+# haproxy (the fleet tests' load balancer), chromium (the web page's tests
+# and the README's Uppy snippet drive it headless), nodejs and npm from
+# Debian's packages, MinIO built from the
 # pinned module version, and tus-js-client and Uppy from their committed
 # lock file (again whenever it is newer than the install).
 test-deps:
 	@command -v redis-server >/dev/null 2>&1 || { \
 		echo "installing redis-server"; \
 		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq redis-server >/dev/null; }
+	@command -v haproxy >/dev/null 2>&1 || { \
+		echo "installing haproxy"; \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq haproxy >/dev/null; }
 	@command -v chromium >/dev/null 2>&1 || { \
 		echo "installing chromium"; \
 		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium >/dev/null; }

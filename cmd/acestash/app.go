@@ -50,7 +50,15 @@ type app struct {
 // openStore opens the store the configuration names.
 func openStore(ctx context.Context, cfg Config, clock store.Clock) (store.Store, error) {
 	if cfg.RedisURL != "" {
-		return redisstore.Open(ctx, cfg.RedisURL, clock)
+		st, err := redisstore.Open(ctx, cfg.RedisURL, clock)
+		if err != nil || cfg.RedisAllowVolatile {
+			return st, err
+		}
+		if err := st.CheckDurable(ctx); err != nil {
+			st.Close()
+			return nil, err
+		}
+		return st, nil
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)

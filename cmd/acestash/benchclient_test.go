@@ -263,13 +263,21 @@ func postEnvelope(ctx context.Context, u, ctype string, body io.Reader, n int64,
 	}
 	var env envelope
 	if resp.StatusCode != http.StatusOK || json.Unmarshal(b, &env) != nil || env.Status != "success" {
-		return fmt.Errorf("%s: %s", resp.Status, bytes.TrimSpace(b))
+		return &answerError{resp.StatusCode, fmt.Sprintf("%s: %s", resp.Status, bytes.TrimSpace(b))}
 	}
 	if err := json.Unmarshal(env.Result, v); err != nil {
 		return fmt.Errorf("result %s: %w", env.Result, err)
 	}
 	return nil
 }
+
+// answerError is an answer that is not a MirrorAce success.
+type answerError struct {
+	code int // HTTP status
+	text string
+}
+
+func (e *answerError) Error() string { return e.text }
 
 // putObjects writes the file with PutObject to every target at once,
 // Copies times each, as objects "<Object>-<copy>", and times them together.

@@ -25,8 +25,11 @@ type Config struct {
 	PublicURL string `yaml:"public_url"`
 	DataDir   string `yaml:"data_dir"`
 	// RedisURL selects the Redis store; empty uses the embedded one.
-	RedisURL   string `yaml:"redis_url"`
-	SlugLength int    `yaml:"slug_length"`
+	RedisURL string `yaml:"redis_url"`
+	// RedisAllowVolatile starts on a Redis that may evict or forget
+	// records (see redisstore.CheckDurable), which is otherwise refused.
+	RedisAllowVolatile bool `yaml:"redis_allow_volatile"`
+	SlugLength         int  `yaml:"slug_length"`
 	// WriteQuorum is how many selected mirrors must hold a file; 0 is all.
 	WriteQuorum   int           `yaml:"write_quorum"`
 	MirrorTimeout time.Duration `yaml:"mirror_timeout"`

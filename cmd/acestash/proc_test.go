@@ -100,6 +100,15 @@ func startProc(t *testing.T, cfg Config) *proc {
 	if cfg.LogLevel == "" || cfg.LogLevel == "warn" {
 		cfg.LogLevel = "info"
 	}
+	path := writeConfig(t, cfg)
+	p := &proc{t: t, URL: "http://" + cfg.Listen, cfg: cfg, path: path}
+	p.run()
+	return p
+}
+
+// writeConfig writes cfg to a YAML file of the test and returns its path.
+func writeConfig(t *testing.T, cfg Config) string {
+	t.Helper()
 	y, err := yaml.Marshal(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -108,9 +117,7 @@ func startProc(t *testing.T, cfg Config) *proc {
 	if err := os.WriteFile(path, y, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	p := &proc{t: t, URL: "http://" + cfg.Listen, cfg: cfg, path: path}
-	p.run()
-	return p
+	return path
 }
 
 // run starts the process and waits until it is alive.

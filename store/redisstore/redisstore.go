@@ -11,7 +11,7 @@
 //	                                     xs/xn: Expires (Unix s, ns) while not started,
 //	                                     l, ls/ln: lease holder and end (Unix s, ns)
 //	acestash:idle                 zset   upload key, score Updated (Unix ms); started sessions
-//	acestash:{f:<slug>}:file      string File JSON
+//	acestash:{f:<slug>}:file      string File, compact JSON (fileRec)
 //	acestash:{a:<alias>}:alias    string slug
 //	acestash:expiry               zset   slug, score Expires (Unix ms); active expiring files
 //	acestash:{o:<owner>}:files    zset   slug, score Created (Unix ms); every file of the owner
@@ -253,7 +253,8 @@ return redis.call('HINCRBY', KEYS[1], 'c', ARGV[1])`)
 	updateFileScript = redis.NewScript(`
 local cur = redis.call('GET', KEYS[1])
 if not cur then return false end
-if ARGV[2] == 'active' and cjson.decode(cur)['status'] ~= 'active' then return '' end
+local d = cjson.decode(cur)
+if ARGV[2] == 'active' and (d['st'] or d['status']) ~= 'active' then return '' end
 redis.call('SET', KEYS[1], ARGV[1], 'KEEPTTL')
 return cur`)
 
@@ -830,7 +831,7 @@ func (s *Store) CreateFile(ctx context.Context, f store.File) (store.File, error
 		return store.File{}, err
 	}
 	f.ID = store.NewFileID()
-	data, err := json.Marshal(f)
+	data, err := encodeFile(f)
 	if err != nil {
 		return fail(fmt.Errorf("create file %q: %w", f.Slug, err))
 	}
@@ -971,7 +972,7 @@ func (s *Store) File(ctx context.Context, slug string) (store.File, error) {
 	if err != nil {
 		return store.File{}, notFound(err, what)
 	}
-	return decode[store.File](data, what)
+	return decodeFile(data, what)
 }
 
 // Files returns the files with the given slugs, read in one pipeline (on a
@@ -999,7 +1000,7 @@ func (s *Store) Files(ctx context.Context, slugs []string) (map[string]store.Fil
 		if err != nil {
 			return nil, fmt.Errorf("file %q: %w", slug, err)
 		}
-		f, err := decode[store.File](data, fmt.Sprintf("file %q", slug))
+		f, err := decodeFile(data, fmt.Sprintf("file %q", slug))
 		if err != nil {
 			return nil, err
 		}
@@ -1043,7 +1044,7 @@ func (s *Store) UpdateFile(ctx context.Context, f store.File) error {
 			return fmt.Errorf("alias %q: %w", f.Alias, store.ErrExists)
 		}
 	}
-	data, err := json.Marshal(f)
+	data, err := encodeFile(f)
 	if err != nil {
 		return fmt.Errorf("update file %q: %w", f.Slug, err)
 	}
@@ -1058,7 +1059,7 @@ func (s *Store) UpdateFile(ctx context.Context, f store.File) error {
 	default:
 		// What was replaced, not what was read before, decides the
 		// counters and indexes.
-		old, err = decode[store.File](replaced, fmt.Sprintf("file %q", f.Slug))
+		old, err = decodeFile(replaced, fmt.Sprintf("file %q", f.Slug))
 	}
 	if err != nil {
 		if newAlias {
@@ -1169,7 +1170,7 @@ func (s *Store) ExpiredFiles(ctx context.Context, t time.Time, limit int) ([]sto
 			if data == nil {
 				return false, math.Inf(-1), true
 			}
-			f, err := decode[store.File](*data, fmt.Sprintf("file %q", slug))
+			f, err := decodeFile(*data, fmt.Sprintf("file %q", slug))
 			if err != nil {
 				decodeErr = err
 				return false, 0, false
@@ -1277,7 +1278,7 @@ func (s *Store) EachFile(ctx context.Context, fn func(store.File) error) error {
 					if err != nil {
 						return fmt.Errorf("each file: %w", err)
 					}
-					f, err := decode[store.File](data, keys[i])
+					f, err := decodeFile(data, keys[i])
 					if err != nil {
 						return err
 					}

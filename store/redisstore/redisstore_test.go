@@ -2,8 +2,11 @@ package redisstore
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -307,5 +310,135 @@ func TestUsageOfOlderStore(t *testing.T) {
 	}
 	if u, err := s.Usage(ctx, "k"); err != nil || u != (store.Usage{Bytes: 20, Files: 1}) {
 		t.Fatalf("Usage after a delete = %+v, %v; want 20 bytes in 1 file", u, err)
+	}
+}
+
+// TestCheckDurable starts real servers configured each way: a Redis that
+// may evict keys or keeps nothing across a restart is refused with the
+// setting named, one that keeps everything passes, on a Cluster too.
+func TestCheckDurable(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		options []string
+		want    string // in the error; empty: accepted
+	}{
+		{"aof", nil, ""},
+		{"rdb only", []string{"--appendonly", "no", "--save", "3600 1"}, ""},
+		{"no persistence", []string{"--appendonly", "no", "--save", ""}, "neither appendonly nor save is set"},
+		{"allkeys-lru", []string{"--maxmemory", "100mb", "--maxmemory-policy", "allkeys-lru"}, `maxmemory-policy is "allkeys-lru"`},
+		{"volatile-ttl", []string{"--maxmemory-policy", "volatile-ttl"}, `maxmemory-policy is "volatile-ttl"`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			srv := redistest.StartWith(t, c.options...)
+			s := open(t, srv.URL, time.Now)
+			defer s.Close()
+			err := s.CheckDurable(t.Context())
+			if c.want == "" {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), srv.Addr) ||
+				!strings.Contains(err.Error(), "redis_allow_volatile: true") {
+				t.Fatalf("error %v: want it to name %q, the server %s and the way out", err, c.want, srv.Addr)
+			}
+		})
+	}
+
+	t.Run("cluster", func(t *testing.T) {
+		cluster := redistest.StartCluster(t, 3)
+		s := open(t, cluster.URL, time.Now)
+		defer s.Close()
+		if err := s.CheckDurable(t.Context()); err != nil {
+			t.Fatalf("refused: %v", err)
+		}
+		// One node starts evicting: the cluster is refused, naming it.
+		bad := cluster.Nodes[1]
+		if err := bad.Client().ConfigSet(t.Context(), "maxmemory-policy", "allkeys-random").Err(); err != nil {
+			t.Fatal(err)
+		}
+		err := s.CheckDurable(t.Context())
+		if err == nil || !strings.Contains(err.Error(), `maxmemory-policy is "allkeys-random"`) || !strings.Contains(err.Error(), bad.Addr) {
+			t.Fatalf("error %v: want the evicting node %s named", err, bad.Addr)
+		}
+	})
+}
+
+// TestOldFileRecords reads records written as store.File's JSON, before
+// the compact form: they read the same, a removed one stays removed, and
+// the compact form of a typical record takes at most 512 bytes of Redis
+// memory.
+func TestOldFileRecords(t *testing.T) {
+	srv := redistest.Start(t)
+	client := srv.Client()
+	s := open(t, srv.URL, time.Now)
+	defer s.Close()
+	ctx := t.Context()
+	created := time.Date(2026, 11, 26, 4, 18, 18, 123456789, time.UTC)
+	f := store.File{ID: 4503599627, UploadKey: "0123456789abcdef0123456789abcdef", Slug: "Xy3kP9aQ", Name: "photo of the holidays.jpg",
+		Size: 35892, SHA256: strings.Repeat("ab", 32), Type: "image/jpeg", Owner: "0123456789abcdefabcdefabcdefabcd",
+		ObjectKey: "files/6f1c2a4e-8a7b-4c1d-9e2f-0a1b2c3d4e5f", Mirrors: []string{"1", "2"}, Status: store.StatusUser, Created: created}
+	old, err := json.Marshal(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := client.Set(ctx, fileKey(f.Slug), old, 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.File(ctx, f.Slug)
+	if err != nil || !reflect.DeepEqual(got, f) {
+		t.Fatalf("old record read as %+v, %v; want %+v", got, err, f)
+	}
+	back := f
+	back.Status = store.StatusActive
+	if err := s.UpdateFile(ctx, back); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("bringing back an old removed record: %v, want ErrConflict", err)
+	}
+
+	f.Slug, f.Status = "Ab9zQ2rT", store.StatusActive
+	if _, err := s.CreateFile(ctx, f); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := client.MemoryUsage(ctx, fileKey(f.Slug)).Result(); err != nil || n > 512 {
+		t.Fatalf("a file record takes %d bytes of Redis memory (%v), want at most 512", n, err)
+	}
+}
+
+// TestFileRecordFields fills every field of a store.File and reads it back
+// through the compact form Redis keeps: a field the form forgets fails.
+func TestFileRecordFields(t *testing.T) {
+	var f store.File
+	v := reflect.ValueOf(&f).Elem()
+	for i := range v.NumField() {
+		switch fv := v.Field(i); fv.Kind() {
+		case reflect.String:
+			fv.SetString("value-" + v.Type().Field(i).Name)
+		case reflect.Int64:
+			fv.SetInt(int64(1000 + i))
+		case reflect.Bool:
+			fv.SetBool(true)
+		case reflect.Slice:
+			if fv.Type().Elem().Kind() == reflect.Uint8 {
+				fv.SetBytes([]byte{1, 2, byte(i)})
+			} else {
+				fv.Set(reflect.ValueOf([]string{"1", strconv.Itoa(i)}))
+			}
+		case reflect.Struct: // time.Time
+			fv.Set(reflect.ValueOf(time.Date(2026, 12, 3, 9, 0, i, 123456789, time.UTC)))
+		default:
+			t.Fatalf("store.File.%s is of a kind this test does not fill: %s", v.Type().Field(i).Name, fv.Kind())
+		}
+	}
+	for _, sha := range []string{strings.Repeat("0f", 32), "not hex"} {
+		f.SHA256 = sha
+		data, err := encodeFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := decodeFile(string(data), "file")
+		if err != nil || !reflect.DeepEqual(got, f) {
+			t.Fatalf("through %s:\n got %+v, %v\nwant %+v", data, got, err, f)
+		}
 	}
 }

@@ -1,6 +1,7 @@
 package redisstore
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/url"
@@ -39,7 +40,9 @@ func newClient(rawURL string) (redis.UniversalClient, error) {
 		if err != nil {
 			return nil, err
 		}
-		return redis.NewClusterClient(opt), nil
+		cc := redis.NewClusterClient(opt)
+		cc.AddHook(reloadOnFailure{cc})
+		return cc, nil
 	case "sentinel":
 		u, err := seedURL(base, rest, "master_name")
 		if err != nil {
@@ -94,4 +97,46 @@ func seedURL(scheme, rest, firstPath string) (*url.URL, error) {
 	}
 	u.RawQuery = q.Encode()
 	return u, nil
+}
+
+// reloadOnFailure asks a cluster client to read the cluster's slots again
+// when a command fails without a reply from Redis (the node is gone) or
+// with CLUSTERDOWN. go-redis reloads them by itself only on a MOVED reply
+// and once a minute, so without this a node whose master was killed kept
+// failing for a minute after a replica had taken over.
+type reloadOnFailure struct{ cc *redis.ClusterClient }
+
+func (h reloadOnFailure) DialHook(next redis.DialHook) redis.DialHook {
+	return next
+}
+
+func (h reloadOnFailure) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		err := next(ctx, cmd)
+		h.check(err)
+		return err
+	}
+}
+
+func (h reloadOnFailure) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		err := next(ctx, cmds)
+		for _, c := range cmds {
+			h.check(c.Err())
+		}
+		return err
+	}
+}
+
+// check reloads the slots (in the background, at most once at a time) if
+// err says the topology may have changed.
+func (h reloadOnFailure) check(err error) {
+	var reply redis.Error
+	switch {
+	case err == nil, errors.Is(err, redis.Nil), errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return
+	case errors.As(err, &reply) && !strings.HasPrefix(reply.Error(), "CLUSTERDOWN"):
+		return
+	}
+	h.cc.ReloadState(context.Background())
 }

@@ -33,6 +33,9 @@ type Server struct {
 	AccessKey string
 	SecretKey string
 	Dir       string // data directory, kept across Restart
+	// Drives are the drive directories of an erasure-coded server (in Dir);
+	// empty for a server on Dir alone.
+	Drives []string
 
 	bin     string
 	console string // host:port of the web console
@@ -48,6 +51,28 @@ type Server struct {
 func Start(t testing.TB) *Server {
 	t.Helper()
 	s := newServer(t, findMinio(t))
+	if err := s.start(); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// StartErasure starts a MinIO server that spreads every object over n
+// drive directories with erasure coding (n at least 4), as
+// `minio server dir{1...n}` does, and stops it when the test ends.
+func StartErasure(t testing.TB, n int) *Server {
+	t.Helper()
+	if n < 4 {
+		t.Fatalf("erasure coding needs at least 4 drives, not %d", n)
+	}
+	s := newServer(t, findMinio(t))
+	for i := 1; i <= n; i++ {
+		d := filepath.Join(s.Dir, "d"+strconv.Itoa(i))
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		s.Drives = append(s.Drives, d)
+	}
 	if err := s.start(); err != nil {
 		t.Fatal(err)
 	}
@@ -144,7 +169,11 @@ func (s *Server) start() error {
 	}
 	defer log.Close() // the child holds its own descriptor
 	fmt.Fprintf(log, "--- miniotest: starting at %s\n", time.Now().Format(time.RFC3339Nano))
-	cmd := exec.Command(s.bin, "server", "--quiet", "--address", s.Endpoint, "--console-address", s.console, s.Dir)
+	where := s.Dir
+	if len(s.Drives) > 0 {
+		where = filepath.Join(s.Dir, "d{1..."+strconv.Itoa(len(s.Drives))+"}")
+	}
+	cmd := exec.Command(s.bin, "server", "--quiet", "--address", s.Endpoint, "--console-address", s.console, where)
 	// Killed with the test process even when it dies without cleaning up
 	// (a test timeout panics past every Cleanup).
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -158,6 +187,11 @@ func (s *Server) start() error {
 		// disk first.
 		"MINIO_API_DELETE_CLEANUP_INTERVAL=1s",
 	)
+	if len(s.Drives) > 0 {
+		// The drives share one disk, the root one, which MinIO refuses
+		// to erasure-code over outside CI.
+		cmd.Env = append(cmd.Env, "MINIO_CI_CD=on")
+	}
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("miniotest: starting %s: %w", s.bin, err)

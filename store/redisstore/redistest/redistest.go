@@ -48,6 +48,16 @@ func Start(t testing.TB) *Server {
 	return s
 }
 
+// StartWith is Start with more redis-server options, which override the
+// defaults: StartWith(t, "--appendonly", "no") starts a server that keeps
+// nothing across a restart.
+func StartWith(t testing.TB, options ...string) *Server {
+	t.Helper()
+	s := newServer(t, options)
+	s.start()
+	return s
+}
+
 func newServer(t testing.TB, extra []string) *Server {
 	t.Helper()
 	s := newProcess(t, nil)
@@ -199,30 +209,39 @@ func (s *Server) Client() *redis.Client {
 	return c
 }
 
-// Cluster is a Redis Cluster of masters without replicas.
+// Cluster is a Redis Cluster.
 type Cluster struct {
-	Nodes []*Server
+	Nodes []*Server // in the order created; masters first, roles change on failover
 	Addrs []string
 	URL   string // redis+cluster://host:port,host:port,.../
 }
 
 // StartCluster starts n (at least 3) cluster-enabled servers, joins them
-// into one cluster with the slots spread evenly, and waits until every node
-// reports cluster_state:ok. The servers stop when the test ends.
+// into one cluster of masters with the slots spread evenly, and waits until
+// every node reports cluster_state:ok. The servers stop when the test ends.
 func StartCluster(t testing.TB, n int) *Cluster {
 	t.Helper()
-	if n < 3 {
-		t.Fatalf("a cluster needs at least 3 masters, not %d", n)
+	return StartClusterReplicas(t, n, 0, 5*time.Second)
+}
+
+// StartClusterReplicas starts a cluster of masters (at least 3) with
+// replicas servers following each, whose nodes count one as failing after
+// nodeTimeout (cluster-node-timeout): a replica takes over from a master
+// killed about that long ago. It returns once every replica is in sync.
+func StartClusterReplicas(t testing.TB, masters, replicas int, nodeTimeout time.Duration) *Cluster {
+	t.Helper()
+	if masters < 3 {
+		t.Fatalf("a cluster needs at least 3 masters, not %d", masters)
 	}
 	if _, err := exec.LookPath("redis-cli"); err != nil {
 		t.Fatal("redis-cli not found; run `make test-deps`")
 	}
 	c := &Cluster{}
-	for range n {
+	for range masters * (1 + replicas) {
 		s := newServer(t, []string{
 			"--cluster-enabled", "yes",
 			"--cluster-port", strconv.Itoa(freePort(t)),
-			"--cluster-node-timeout", "5000",
+			"--cluster-node-timeout", strconv.FormatInt(nodeTimeout.Milliseconds(), 10),
 		})
 		s.args = append(s.args, "--cluster-config-file", filepath.Join(s.Dir, "nodes.conf"))
 		s.start()
@@ -232,36 +251,111 @@ func StartCluster(t testing.TB, n int) *Cluster {
 	c.URL = "redis+cluster://" + strings.Join(c.Addrs, ",") + "/"
 
 	args := append([]string{"--cluster", "create"}, c.Addrs...)
-	args = append(args, "--cluster-replicas", "0", "--cluster-yes")
+	args = append(args, "--cluster-replicas", strconv.Itoa(replicas), "--cluster-yes")
 	out, err := exec.Command("redis-cli", args...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
 	}
-	c.waitOK(t)
+	c.WaitOK(t)
 	return c
 }
 
-// waitOK waits until every node reports cluster_state:ok and knows all
-// nodes.
-func (c *Cluster) waitOK(t testing.TB) {
+// WaitOK waits until every running node reports cluster_state:ok and knows
+// all nodes, and every replica's link to its master is up.
+func (c *Cluster) WaitOK(t testing.TB) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for _, s := range c.Nodes {
+		if !s.Running() {
+			continue
+		}
 		client := redis.NewClient(&redis.Options{Addr: s.Addr})
 		for {
 			info, err := client.ClusterInfo(context.Background()).Result()
+			var repl string
+			if err == nil {
+				repl, err = client.Info(context.Background(), "replication").Result()
+			}
 			if err == nil && strings.Contains(info, "cluster_state:ok") &&
-				strings.Contains(info, fmt.Sprintf("cluster_known_nodes:%d", len(c.Nodes))) {
+				strings.Contains(info, fmt.Sprintf("cluster_known_nodes:%d", len(c.Nodes))) &&
+				(strings.Contains(repl, "role:master") || strings.Contains(repl, "master_link_status:up")) {
 				break
 			}
 			if time.Now().After(deadline) {
 				client.Close()
-				t.Fatalf("cluster node %s not ok: %v\n%s", s.Addr, err, info)
+				t.Fatalf("cluster node %s not ok: %v\n%s\n%s", s.Addr, err, info, repl)
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
 		client.Close()
 	}
+}
+
+// Master returns the running node that serves key's slot as its master,
+// and a running replica of it (nil if it has none).
+func (c *Cluster) Master(t testing.TB, key string) (master, replica *Server) {
+	t.Helper()
+	for _, s := range c.Nodes {
+		if !s.Running() || s.masterAddr(t) != "" {
+			continue
+		}
+		client := redis.NewClient(&redis.Options{Addr: s.Addr})
+		slot, err := client.ClusterKeySlot(context.Background(), key).Result()
+		var slots []redis.ClusterSlot
+		if err == nil {
+			slots, err = client.ClusterSlots(context.Background()).Result()
+		}
+		client.Close()
+		if err != nil {
+			t.Fatalf("cluster node %s: %v", s.Addr, err)
+		}
+		for _, r := range slots {
+			if int64(r.Start) <= slot && slot <= int64(r.End) && r.Nodes[0].Addr == s.Addr {
+				master = s
+			}
+		}
+		if master == nil {
+			continue
+		}
+		for _, o := range c.Nodes {
+			if o != s && o.Running() && o.masterAddr(t) == s.Addr {
+				return s, o
+			}
+		}
+		return s, nil
+	}
+	t.Fatalf("no running master serves %q", key)
+	return nil, nil
+}
+
+// masterAddr is the address of the master the server follows; empty for a
+// master.
+func (s *Server) masterAddr(t testing.TB) string {
+	t.Helper()
+	client := redis.NewClient(&redis.Options{Addr: s.Addr})
+	defer client.Close()
+	role, err := client.Do(context.Background(), "ROLE").Slice()
+	if err != nil {
+		t.Fatalf("ROLE on %s: %v", s.Addr, err)
+	}
+	if role[0] != "slave" || len(role) < 3 {
+		return ""
+	}
+	return net.JoinHostPort(fmt.Sprint(role[1]), fmt.Sprint(role[2]))
+}
+
+// Running reports whether the server's process runs.
+func (s *Server) Running() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cmd != nil
+}
+
+// Start starts a server stopped with Stop or Kill again, on the same port
+// and directory, with the data it kept.
+func (s *Server) Start() {
+	s.t.Helper()
+	s.start()
 }
 
 // Client returns a cluster client, closed when the test ends.
@@ -271,10 +365,13 @@ func (c *Cluster) Client(t testing.TB) *redis.ClusterClient {
 	return client
 }
 
-// FlushAll empties every node.
+// FlushAll empties every master (replicas follow).
 func (c *Cluster) FlushAll(t testing.TB) {
 	t.Helper()
 	for _, s := range c.Nodes {
+		if s.masterAddr(t) != "" {
+			continue
+		}
 		client := redis.NewClient(&redis.Options{Addr: s.Addr})
 		err := client.FlushAll(context.Background()).Err()
 		client.Close()
