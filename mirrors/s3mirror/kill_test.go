@@ -137,4 +137,3 @@ func beginForever(t *testing.T, path string) {
 	}
 	select {}
 }
-
