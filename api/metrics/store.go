@@ -178,3 +178,23 @@ func (s *timedStore) Renew(ctx context.Context, uploadKey, holder string, until 
 	defer func(t time.Time) { s.observe("renew", t, err) }(time.Now())
 	return s.st.Renew(ctx, uploadKey, holder, until)
 }
+
+func (s *timedStore) PutJob(ctx context.Context, j store.Job) (_ store.Job, err error) {
+	defer func(t time.Time) { s.observe("put_job", t, err) }(time.Now())
+	return s.st.PutJob(ctx, j)
+}
+
+func (s *timedStore) Job(ctx context.Context, mirror string) (_ store.Job, err error) {
+	defer func(t time.Time) { s.observe("job", t, err) }(time.Now())
+	return s.st.Job(ctx, mirror)
+}
+
+func (s *timedStore) Jobs(ctx context.Context) (_ []store.Job, err error) {
+	defer func(t time.Time) { s.observe("jobs", t, err) }(time.Now())
+	return s.st.Jobs(ctx)
+}
+
+func (s *timedStore) DeleteJob(ctx context.Context, mirror string) (err error) {
+	defer func(t time.Time) { s.observe("delete_job", t, err) }(time.Now())
+	return s.st.DeleteJob(ctx, mirror)
+}

@@ -18,6 +18,7 @@
 //	acestash:damaged              zset   slug, score 0 (read by name); files with a Missing mirror
 //	acestash:{c:<key>}:count      hash   c: count, s/n: end (Unix s, ns); TTL until then
 //	acestash:{lock:<name>}        hash   h: holder, s/n: end (Unix s, ns) of a named lock; TTL until then
+//	acestash:{jobs}               hash   mirror id -> Job JSON, "<mirror id>:v" -> its version
 //
 // The version, lease and expiry fields beside the JSON are the truth where
 // they differ from it: Lease changes them without rewriting the JSON.

@@ -59,6 +59,8 @@ func Run(t *testing.T, open func(t *testing.T, clock store.Clock) store.Store) {
 		{"Lock", testLock},
 		{"EachFile", testEachFile},
 		{"Count", testCount},
+		{"Jobs", testJobs},
+		{"JobRace", testJobRace},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
