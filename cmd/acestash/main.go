@@ -56,6 +56,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return filesCmd(args[1:], stdout)
 	case args[0] == "accounts":
 		return accountsCmd(args[1:], stdout)
+	case args[0] == "mirrors":
+		return mirrorsCmd(args[1:], stdout)
 	case args[0] == "probe":
 		return probeCmd(args[1:], stdout)
 	case args[0] == "help" || args[0] == "-h" || args[0] == "--help":
