@@ -47,6 +47,8 @@ const adminUsage = `admin commands (they talk to a running server):
   acestash mirrors rebuild ID [--rate BYTES] [--wait]
   acestash mirrors pause|resume|cancel ID
   acestash mirrors wait ID       follow a job until it ends (exit 0 when done)
+  acestash mirrors forget ID --config FILE   strike a mirror that is gone for good from
+                                 every record (server stopped for the embedded store)
 settings: --name, --mirrors 1,2, --default-mirrors 1, --max-mirrors N,
   --max-file-size BYTES, --quota-bytes BYTES, --quota-files N, --rooms A,B
 every command: --server URL (ACESTASH_SERVER, default http://127.0.0.1:8080),

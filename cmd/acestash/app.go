@@ -100,6 +100,9 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, clock store.Clock
 	if err != nil {
 		return nil, err
 	}
+	if err := checkMirrors(ctx, st, cfg); err != nil {
+		return nil, err
+	}
 	spool := filepath.Join(cfg.DataDir, "spool")
 	if err := cleanSpool(spool, log); err != nil {
 		return nil, err

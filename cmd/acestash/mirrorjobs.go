@@ -312,7 +312,8 @@ func (r *jobRun) files(ctx context.Context) ([]store.File, int64, error) {
 	return list, size, nil
 }
 
-// writing counts the uploads in progress that write to the mirror.
+// writing counts the uploads in progress that write to the mirror: not
+// yet published, or publishing with no record yet.
 func (r *jobRun) writing(ctx context.Context) (int, error) {
 	sessions, err := r.a.store.IdleSessions(ctx, time.Unix(1<<40, 0), math.MaxInt32)
 	if err != nil {
@@ -320,9 +321,19 @@ func (r *jobRun) writing(ctx context.Context) (int, error) {
 	}
 	n := 0
 	for _, s := range sessions {
-		if _, failed := s.Failed[r.mirror]; !s.Done && !failed && slices.Contains(s.Mirrors, r.mirror) {
-			n++
+		if _, failed := s.Failed[r.mirror]; s.Done || failed || !slices.Contains(s.Mirrors, r.mirror) {
+			continue
 		}
+		if s.Slug != "" {
+			_, err := r.a.store.File(ctx, s.Slug)
+			if err == nil {
+				continue // published: the record is what counts
+			}
+			if !errors.Is(err, store.ErrNotFound) {
+				return 0, fmt.Errorf("read a file being published: %w", err)
+			}
+		}
+		n++
 	}
 	return n, nil
 }

@@ -27,6 +27,9 @@ func mirrorsCmd(args []string, stdout io.Writer) error {
 	if len(args) == 0 {
 		return errors.New(adminUsage)
 	}
+	if args[0] == "forget" {
+		return forgetCmd(args[1:], stdout)
+	}
 	c := &adminClient{out: stdout}
 	fs := flag.NewFlagSet("mirrors "+args[0], flag.ContinueOnError)
 	adminFlags(fs, c)
