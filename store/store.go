@@ -247,7 +247,8 @@ type Store interface {
 	IdleSessions(ctx context.Context, t time.Time, limit int) ([]Session, error)
 
 	// CreateFile publishes f under f.Slug (and f.Alias, if set), assigning
-	// f.ID; ErrExists if the slug or alias is taken. Without an alias it
+	// f.ID unless it is set (a record copied from another store keeps its
+	// id); ErrExists if the slug or alias is taken. Without an alias it
 	// costs one round trip to a shared store.
 	CreateFile(ctx context.Context, f File) (File, error)
 	// File returns the file with the slug.
@@ -308,6 +309,9 @@ type Store interface {
 	// PutDelivery replaces the queued delivery with d.ID (an attempt and
 	// its next Due); ErrNotFound if it is gone.
 	PutDelivery(ctx context.Context, d Delivery) error
+	// Deliveries returns every queued delivery, ordered by ID; a store
+	// being copied is read with it.
+	Deliveries(ctx context.Context) ([]Delivery, error)
 	// DeleteDelivery removes a delivery; a missing one is not an error.
 	DeleteDelivery(ctx context.Context, id string) error
 

@@ -198,3 +198,8 @@ func (s *timedStore) DeleteJob(ctx context.Context, mirror string) (err error) {
 	defer func(t time.Time) { s.observe("delete_job", t, err) }(time.Now())
 	return s.st.DeleteJob(ctx, mirror)
 }
+
+func (s *timedStore) Deliveries(ctx context.Context) (_ []store.Delivery, err error) {
+	defer func(t time.Time) { s.observe("deliveries", t, err) }(time.Now())
+	return s.st.Deliveries(ctx)
+}

@@ -507,7 +507,9 @@ func (s *Store) CreateFile(ctx context.Context, f store.File) (store.File, error
 				return fmt.Errorf("create file: %w", err)
 			}
 		}
-		f.ID = store.NewFileID()
+		if f.ID == 0 {
+			f.ID = store.NewFileID()
+		}
 		if err := indexOwner(tx, f); err != nil {
 			return fmt.Errorf("create file: %w", err)
 		}

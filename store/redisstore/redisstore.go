@@ -830,7 +830,9 @@ func (s *Store) CreateFile(ctx context.Context, f store.File) (store.File, error
 		}
 		return store.File{}, err
 	}
-	f.ID = store.NewFileID()
+	if f.ID == 0 {
+		f.ID = store.NewFileID()
+	}
 	data, err := json.Marshal(f)
 	if err != nil {
 		return fail(fmt.Errorf("create file %q: %w", f.Slug, err))
