@@ -33,6 +33,7 @@ func (s *Server) admin(g *echo.Group) {
 	g.DELETE("/accounts/:key", s.adminDeleteAccount)
 	g.POST("/accounts/:key/rotate-token", s.adminRotateToken)
 	s.adminMirrorRoutes(g)
+	g.GET("/backup", s.adminBackup)
 }
 
 func (s *Server) adminAuth(next echo.HandlerFunc) echo.HandlerFunc {

@@ -16,6 +16,9 @@ type timedStore struct {
 	m  *Metrics
 }
 
+// Unwrap returns the store it times.
+func (s *timedStore) Unwrap() store.Store { return s.st }
+
 // observe records one operation that started at start and ended with err.
 // The store's answers (not found, exists, conflict, leased) are not
 // failures.

@@ -38,6 +38,11 @@ const usage = `usage:
   acestash serve [--config FILE]
   acestash account create --name NAME [--config FILE]
   acestash probe [URL]     exit 0 if URL (default http://127.0.0.1:8080/readyz) answers 200
+  acestash migrate --from STORE --to STORE [--resume]
+                           copy the store (server stopped); STORE is bolt:PATH or a redis URL
+  acestash backup FILE [--server URL]   a backup of the running server's store (admin API)
+  acestash restore FILE [--config FILE] [--resume]   load a backup into the empty store
+                           the config names (server stopped)
 
 The configuration file may also be named by ACESTASH_CONFIG.
 
@@ -58,6 +63,12 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return accountsCmd(args[1:], stdout)
 	case args[0] == "mirrors":
 		return mirrorsCmd(args[1:], stdout)
+	case args[0] == "migrate":
+		return migrateCmd(args[1:], stdout, stderr)
+	case args[0] == "backup":
+		return backupCmd(args[1:], stdout)
+	case args[0] == "restore":
+		return restoreCmd(args[1:], stdout)
 	case args[0] == "probe":
 		return probeCmd(args[1:], stdout)
 	case args[0] == "help" || args[0] == "-h" || args[0] == "--help":

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -63,4 +64,20 @@ func (s *Store) DeleteJob(ctx context.Context, mirror string) error {
 	return s.update(ctx, func(tx *bolt.Tx) error {
 		return bucket(tx, bucketJobs).Delete([]byte(mirror))
 	})
+}
+
+// Backup writes a consistent copy of the whole database file to w while
+// the store stays in use (one read transaction), first telling size how
+// many bytes it will write, and returns how many it wrote.
+func (s *Store) Backup(ctx context.Context, w io.Writer, size func(int64)) (int64, error) {
+	var n int64
+	err := s.view(ctx, func(tx *bolt.Tx) (err error) {
+		size(tx.Size())
+		n, err = tx.WriteTo(w)
+		return err
+	})
+	if err != nil {
+		return n, fmt.Errorf("backup: %w", err)
+	}
+	return n, nil
 }
