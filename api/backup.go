@@ -20,7 +20,7 @@ type backupper interface {
 
 // Media types of GET /api/admin/backup.
 const (
-	BackupBolt = "application/vnd.acestash.bolt"  // the embedded store's database file
+	BackupBolt = "application/vnd.acestash.bolt" // the embedded store's database file
 	BackupDump = "application/vnd.acestash.dump" // JSON lines, see package dump
 )
 
