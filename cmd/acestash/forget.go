@@ -10,8 +10,8 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"time"
 
+	"github.com/acestash/acestash/api"
 	"github.com/acestash/acestash/chunks"
 	"github.com/acestash/acestash/store"
 )
@@ -64,7 +64,7 @@ func checkMirrors(ctx context.Context, st store.Store, cfg Config) error {
 		msgs = append(msgs, fmt.Sprintf("mirror %s is not in the configuration, but %d files (%s) have a copy there: "+
 			"put it back and drain it first (acestash mirrors drain %s --wait), then remove it; "+
 			"or, if it is gone for good, run acestash mirrors forget %s --config FILE",
-			id, held[id][0], bytesText(held[id][1]), id, id))
+			id, held[id][0], api.HumanSize(held[id][1]), id, id))
 	}
 	return errors.New(strings.Join(msgs, "; "))
 }
@@ -78,12 +78,8 @@ func forgetCmd(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	cfg, err := loadConfig(*cfgPath)
-	if err != nil {
-		return err
-	}
 	ctx := context.Background()
-	st, err := openStore(ctx, cfg, time.Now)
+	cfg, st, err := configStore(ctx, *cfgPath)
 	if err != nil {
 		return err
 	}

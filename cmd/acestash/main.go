@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/acestash/acestash/api/reqid"
+	"github.com/acestash/acestash/store"
 )
 
 func main() {
@@ -76,6 +77,17 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return nil
 	}
 	return fmt.Errorf("unknown command %q\n%s", strings.Join(args, " "), usage)
+}
+
+// configStore loads the config file at path and opens the store it names,
+// for the commands that work on the store while no server runs.
+func configStore(ctx context.Context, path string) (Config, store.Store, error) {
+	cfg, err := loadConfig(path)
+	if err != nil {
+		return Config{}, nil, err
+	}
+	st, err := openStore(ctx, cfg, time.Now)
+	return cfg, st, err
 }
 
 func configFlag(fs *flag.FlagSet) *string {
@@ -156,12 +168,8 @@ func accountCreateCmd(args []string, stdout, stderr io.Writer) error {
 	if *name == "" {
 		return errors.New("account create: --name is required")
 	}
-	cfg, err := loadConfig(*cfgPath)
-	if err != nil {
-		return err
-	}
 	ctx := context.Background()
-	st, err := openStore(ctx, cfg, time.Now)
+	_, st, err := configStore(ctx, *cfgPath)
 	if err != nil {
 		return err
 	}

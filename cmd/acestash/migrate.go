@@ -195,12 +195,8 @@ func restoreCmd(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	cfg, err := loadConfig(*cfgPath)
-	if err != nil {
-		return err
-	}
 	ctx := context.Background()
-	dst, err := openStore(ctx, cfg, time.Now)
+	_, dst, err := configStore(ctx, *cfgPath)
 	if err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}

@@ -112,34 +112,11 @@ func jobLock(mirror string) string { return "mirror-job:" + mirror }
 // renewing the lock until the job stops, is paused or cancelled, or the
 // lock passes to another node; then it lets the lock go.
 func (a *app) runMirrorJob(ctx context.Context, mirror string) {
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer close(done)
-	wg.Go(func() {
-		t := time.NewTicker(jobLease / 3)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				a.store.Lock(context.WithoutCancel(ctx), jobLock(mirror), a.id, a.clock())
-				return
-			case <-t.C:
-			}
-			err := a.store.Lock(ctx, jobLock(mirror), a.id, a.clock().Add(jobLease))
-			if errors.Is(err, store.ErrLeased) {
-				cancel(fmt.Errorf("mirror job %s: the lock passed to another node: %w", mirror, err))
-				return
-			}
-			if err != nil && ctx.Err() == nil {
-				a.log.Warn("renew a mirror job's lock", "mirror", mirror, "err", err)
-			}
-		}
+	err := a.locked(ctx, jobLock(mirror), jobLease, jobLease/3, true, func(ctx context.Context) error {
+		r := &jobRun{a: a, mirror: mirror}
+		return r.run(ctx)
 	})
-	r := &jobRun{a: a, mirror: mirror}
-	if err := r.run(ctx); err != nil && ctx.Err() == nil {
+	if err != nil && ctx.Err() == nil {
 		a.log.Warn("mirror job stopped", "mirror", mirror, "err", err)
 	}
 }

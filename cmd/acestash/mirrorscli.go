@@ -115,16 +115,16 @@ func printMirrors(w io.Writer, list []api.AdminMirror) error {
 		if m.Job != nil {
 			job = progressLine(m.Job)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%d\t%s\n", m.ID, m.Name, health, m.Files, bytesText(m.Bytes), m.Missing, job)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%d\t%s\n", m.ID, m.Name, health, m.Files, api.HumanSize(m.Bytes), m.Missing, job)
 	}
 	return tw.Flush()
 }
 
 // progressLine says how far a job is, in one line.
 func progressLine(j *api.AdminJob) string {
-	s := fmt.Sprintf("%s %s: %d/%d files, %s/%s", j.Kind, j.State, j.DoneFiles, j.Files, bytesText(j.DoneBytes), bytesText(j.Bytes))
+	s := fmt.Sprintf("%s %s: %d/%d files, %s/%s", j.Kind, j.State, j.DoneFiles, j.Files, api.HumanSize(j.DoneBytes), api.HumanSize(j.Bytes))
 	if j.Rate > 0 {
-		s += fmt.Sprintf(", %s/s", bytesText(int64(j.Rate)))
+		s += fmt.Sprintf(", %s/s", api.HumanSize(int64(j.Rate)))
 	}
 	if j.Left > 0 {
 		s += fmt.Sprintf(", %v left", (time.Duration(j.Left) * time.Second).Round(time.Second))
@@ -133,20 +133,6 @@ func progressLine(j *api.AdminJob) string {
 		s += " (" + j.Error + ")"
 	}
 	return s
-}
-
-// bytesText writes n bytes in binary units.
-func bytesText(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
 // follow shows the mirror's job until it ends: a progress bar on a
