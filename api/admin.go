@@ -33,6 +33,8 @@ func (s *Server) admin(g *echo.Group) {
 	g.PATCH("/accounts/:key", s.adminSetAccount)
 	g.DELETE("/accounts/:key", s.adminDeleteAccount)
 	g.POST("/accounts/:key/rotate-token", s.adminRotateToken)
+	s.adminMirrorRoutes(g)
+	g.GET("/backup", s.adminBackup)
 }
 
 func (s *Server) adminAuth(next echo.HandlerFunc) echo.HandlerFunc {
@@ -286,13 +288,22 @@ type AccountFields struct {
 	MaxExpiry     *string `json:"max_expiry,omitempty"`
 }
 
+// decodeJSON decodes the request's body, a JSON object of what's fields,
+// into v.
+func decodeJSON(c echo.Context, v any, what string) error {
+	dec := json.NewDecoder(http.MaxBytesReader(c.Response(), c.Request().Body, 64<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return &problem{status: http.StatusBadRequest, msg: "the body must be a JSON object of " + what + ": " + err.Error(), err: err}
+	}
+	return nil
+}
+
 // readFields decodes the request's AccountFields and checks them.
 func (s *Server) readFields(c echo.Context) (AccountFields, error) {
 	var f AccountFields
-	dec := json.NewDecoder(http.MaxBytesReader(c.Response(), c.Request().Body, 64<<10))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&f); err != nil {
-		return f, &problem{status: http.StatusBadRequest, msg: "the body must be a JSON object of account fields: " + err.Error(), err: err}
+	if err := decodeJSON(c, &f, "account fields"); err != nil {
+		return f, err
 	}
 	for _, ids := range []*[]string{f.Mirrors, f.DefaultMirrors} {
 		if ids == nil {

@@ -209,7 +209,7 @@ func (s *Server) filePage(c echo.Context) error {
 	}
 	return pageTmpl.Execute(c.Response(), map[string]any{
 		"Expires": expires, "Left": left, "Card": s.cardOf(f), "Guessing": guessing,
-		"File": f, "Size": humanSize(f.Size), "Mirrors": names,
+		"File": f, "Size": HumanSize(f.Size), "Mirrors": names,
 		"Created":  f.Created.UTC().Format(mirrorAceTime) + " UTC",
 		"Locked":   len(f.PasswordHash) > 0,
 		"Download": "/m/" + f.Slug + "/download",
@@ -424,7 +424,8 @@ func parseByteRange(h string, size int64) (off, n int64, ok bool) {
 	return start, end - start + 1, true
 }
 
-func humanSize(n int64) string {
+// HumanSize writes n bytes in binary units: "512 B", "4.1 MiB".
+func HumanSize(n int64) string {
 	const unit = 1024
 	if n < unit {
 		return fmt.Sprintf("%d B", n)

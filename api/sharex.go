@@ -135,6 +135,6 @@ func (s *Server) deletePage(c echo.Context) error {
 	h.Set("Referrer-Policy", "no-referrer") // the URL is the secret
 	c.Response().WriteHeader(http.StatusOK)
 	return deleteTmpl.Execute(c.Response(), map[string]any{
-		"Name": f.Name, "Size": humanSize(f.Size), "URL": s.fileURL(f.Slug), "Deleted": deleted,
+		"Name": f.Name, "Size": HumanSize(f.Size), "URL": s.fileURL(f.Slug), "Deleted": deleted,
 	})
 }

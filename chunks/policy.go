@@ -149,7 +149,7 @@ func (s *Service) abortAll(ctx context.Context, ups map[string]mirrors.Upload) {
 // SelectMirrors checks the mirror ids a client asked for against the
 // configuration and the account's limits, and returns them without repeats.
 func (s *Service) SelectMirrors(a store.Account, ids []string) ([]string, error) {
-	var sel []string
+	var sel, drained []string
 	for _, id := range ids {
 		if id == "" || slices.Contains(sel, id) {
 			continue
@@ -160,7 +160,24 @@ func (s *Service) SelectMirrors(a store.Account, ids []string) ([]string, error)
 		if !Allowed(a, id) {
 			return nil, Errorf(Invalid, "mirror %q is not allowed for this account", id)
 		}
+		if s.draining(id) {
+			drained = append(drained, id)
+			continue
+		}
 		sel = append(sel, id)
+	}
+	// A client naming a draining mirror gets another allowed one in its
+	// place, so the file has as many copies as it asked for.
+	if len(sel) == 0 && len(drained) > 0 && len(s.DefaultMirrors(a)) == 0 {
+		return nil, Errorf(Invalid, "mirror(s) %v are being drained and no other mirror is allowed for this account", drained)
+	}
+	for _, e := range s.cfg.Mirrors.All() {
+		if len(drained) == 0 {
+			break
+		}
+		if Allowed(a, e.ID) && !s.draining(e.ID) && !slices.Contains(sel, e.ID) {
+			sel, drained = append(sel, e.ID), drained[1:]
+		}
 	}
 	if len(sel) == 0 {
 		return nil, Errorf(Invalid, "no mirrors selected: send mirrors[] with at least one mirror id")
@@ -169,6 +186,11 @@ func (s *Service) SelectMirrors(a store.Account, ids []string) ([]string, error)
 		return nil, Errorf(Invalid, "%d mirrors selected, more than this account's maximum of %d", len(sel), a.MaxMirrors)
 	}
 	return sel, nil
+}
+
+// draining reports whether the mirror is being drained.
+func (s *Service) draining(id string) bool {
+	return s.cfg.Draining != nil && s.cfg.Draining(id)
 }
 
 // Allowed reports whether the account may upload to the mirror.
@@ -180,13 +202,13 @@ func Allowed(a store.Account, id string) bool {
 func (s *Service) DefaultMirrors(a store.Account) []string {
 	var ids []string
 	for _, id := range a.DefaultMirrors {
-		if _, ok := s.cfg.Mirrors.Get(id); ok && Allowed(a, id) {
+		if _, ok := s.cfg.Mirrors.Get(id); ok && Allowed(a, id) && !s.draining(id) {
 			ids = append(ids, id)
 		}
 	}
 	if len(ids) == 0 {
 		for _, e := range s.cfg.Mirrors.All() {
-			if Allowed(a, e.ID) {
+			if Allowed(a, e.ID) && !s.draining(e.ID) {
 				ids = append(ids, e.ID)
 			}
 		}

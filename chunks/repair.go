@@ -52,8 +52,8 @@ func (s *Service) repair(ctx context.Context, f store.File) int {
 	n := 0
 	for _, id := range f.Missing {
 		e, ok := s.cfg.Mirrors.Get(id)
-		if !ok || s.healthy(id) != nil {
-			continue
+		if !ok || s.healthy(id) != nil || s.draining(id) {
+			continue // a draining mirror's copies are going
 		}
 		if err := s.copyTo(ctx, f, e.Mirror); err != nil {
 			s.cfg.Log.Warn("repair: copy file", "slug", f.Slug, "mirror", id, "err", err)
@@ -109,13 +109,22 @@ func (s *Service) deleteCopy(ctx context.Context, id, key string) {
 // under its object key, and checks them against the record's SHA-256; a
 // copy that does not match is deleted.
 func (s *Service) copyTo(ctx context.Context, f store.File, dst mirrors.Mirror) error {
+	return s.copyPaced(ctx, f, dst, nil)
+}
+
+// copyPaced is copyTo reading through pace, when it is not nil.
+func (s *Service) copyPaced(ctx context.Context, f store.File, dst mirrors.Mirror, pace func(io.Reader) io.Reader) error {
 	rc, err := s.Open(ctx, f, 0, f.Size)
 	if err != nil {
 		return err
 	}
 	defer rc.Close()
+	var r io.Reader = rc
+	if pace != nil {
+		r = pace(rc)
+	}
 	h := sha256.New()
-	if err := s.write(ctx, dst, f.ObjectKey, io.TeeReader(rc, h), f.Size); err != nil {
+	if err := s.write(ctx, dst, f.ObjectKey, io.TeeReader(r, h), f.Size); err != nil {
 		return err
 	}
 	if sum := hex.EncodeToString(h.Sum(nil)); sum != f.SHA256 {

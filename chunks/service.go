@@ -53,6 +53,9 @@ type Config struct {
 	// Health, when set, reports mirrors known to be down; they are skipped
 	// when an upload starts and read last.
 	Health func(id string) error
+	// Draining, when set, reports mirrors being drained: new uploads
+	// and the repairer leave them alone.
+	Draining func(id string) bool
 	// Notify, when set, is told of each file published (EventCompleted)
 	// and taken down (EventRemoved), after the store records it.
 	Notify func(ctx context.Context, event string, f store.File)

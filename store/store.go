@@ -180,6 +180,45 @@ type Delivery struct {
 	LastError string    `json:"last_error,omitempty"`
 }
 
+// Kinds of a Job.
+const (
+	JobDrain   = "drain"   // move every copy off the mirror, then empty it
+	JobRebuild = "rebuild" // check every copy the mirror should hold, and copy the missing or wrong ones
+)
+
+// States of a Job.
+const (
+	JobRunning   = "running"
+	JobPaused    = "paused"
+	JobCancelled = "cancelled"
+	JobDone      = "done"
+	JobFailed    = "failed"
+)
+
+// Job is a long task on one mirror that every node sees and one node at a
+// time runs: a drain or a rebuild. A mirror has at most one job.
+type Job struct {
+	Mirror string   `json:"mirror"`
+	Kind   string   `json:"kind"`
+	To     []string `json:"to,omitempty"`   // drain: the mirrors copies may go to; empty: the owner's allowed ones
+	Rate   int64    `json:"rate,omitempty"` // most bytes a second it copies; 0: no limit
+	State  string   `json:"state"`
+
+	Files     int64  `json:"files"`      // files it has to go through, as last counted
+	Bytes     int64  `json:"bytes"`      // and their bytes
+	DoneFiles int64  `json:"done_files"` // files gone through
+	DoneBytes int64  `json:"done_bytes"`
+	Copied    int64  `json:"copied"`  // copies it wrote
+	Skipped   int64  `json:"skipped"` // files it could not handle on its last pass
+	Error     string `json:"error,omitempty"`
+
+	Node    string    `json:"node,omitempty"` // the node running it
+	Created time.Time `json:"created"`
+	Updated time.Time `json:"updated"`
+	// Version increases with every PutJob; the store sets it.
+	Version int64 `json:"version"`
+}
+
 // Store is safe for concurrent use by many goroutines and, for shared
 // backends, by many processes. Reads of a missing record return an error
 // wrapping ErrNotFound.
@@ -225,7 +264,8 @@ type Store interface {
 	IdleSessions(ctx context.Context, t time.Time, limit int) ([]Session, error)
 
 	// CreateFile publishes f under f.Slug (and f.Alias, if set), assigning
-	// f.ID; ErrExists if the slug or alias is taken. Without an alias it
+	// f.ID unless it is set (a record copied from another store keeps its
+	// id); ErrExists if the slug or alias is taken. Without an alias it
 	// costs one round trip to a shared store.
 	CreateFile(ctx context.Context, f File) (File, error)
 	// File returns the file with the slug.
@@ -286,8 +326,23 @@ type Store interface {
 	// PutDelivery replaces the queued delivery with d.ID (an attempt and
 	// its next Due); ErrNotFound if it is gone.
 	PutDelivery(ctx context.Context, d Delivery) error
+	// Deliveries returns every queued delivery, ordered by ID; a store
+	// being copied is read with it.
+	Deliveries(ctx context.Context) ([]Delivery, error)
 	// DeleteDelivery removes a delivery; a missing one is not an error.
 	DeleteDelivery(ctx context.Context, id string) error
+
+	// PutJob stores the job of j.Mirror. With j.Version 0 it creates it,
+	// failing with ErrExists if the mirror has one; otherwise it replaces
+	// the job if its Version still equals j.Version, else fails with
+	// ErrConflict. It returns the job as stored, with Version increased.
+	PutJob(ctx context.Context, j Job) (Job, error)
+	// Job returns the mirror's job.
+	Job(ctx context.Context, mirror string) (Job, error)
+	// Jobs returns every job, ordered by mirror id as text.
+	Jobs(ctx context.Context) ([]Job, error)
+	// DeleteJob removes the mirror's job; a missing one is not an error.
+	DeleteJob(ctx context.Context, mirror string) error
 
 	// Ping reports whether the store answers; readiness probes call it.
 	Ping(ctx context.Context) error

@@ -16,6 +16,9 @@ type timedStore struct {
 	m  *Metrics
 }
 
+// Unwrap returns the store it times.
+func (s *timedStore) Unwrap() store.Store { return s.st }
+
 // observe records one operation that started at start and ended with err.
 // The store's answers (not found, exists, conflict, leased) are not
 // failures.
@@ -177,4 +180,29 @@ func (s *timedStore) Lock(ctx context.Context, name, holder string, until time.T
 func (s *timedStore) Renew(ctx context.Context, uploadKey, holder string, until time.Time) (err error) {
 	defer func(t time.Time) { s.observe("renew", t, err) }(time.Now())
 	return s.st.Renew(ctx, uploadKey, holder, until)
+}
+
+func (s *timedStore) PutJob(ctx context.Context, j store.Job) (_ store.Job, err error) {
+	defer func(t time.Time) { s.observe("put_job", t, err) }(time.Now())
+	return s.st.PutJob(ctx, j)
+}
+
+func (s *timedStore) Job(ctx context.Context, mirror string) (_ store.Job, err error) {
+	defer func(t time.Time) { s.observe("job", t, err) }(time.Now())
+	return s.st.Job(ctx, mirror)
+}
+
+func (s *timedStore) Jobs(ctx context.Context) (_ []store.Job, err error) {
+	defer func(t time.Time) { s.observe("jobs", t, err) }(time.Now())
+	return s.st.Jobs(ctx)
+}
+
+func (s *timedStore) DeleteJob(ctx context.Context, mirror string) (err error) {
+	defer func(t time.Time) { s.observe("delete_job", t, err) }(time.Now())
+	return s.st.DeleteJob(ctx, mirror)
+}
+
+func (s *timedStore) Deliveries(ctx context.Context) (_ []store.Delivery, err error) {
+	defer func(t time.Time) { s.observe("deliveries", t, err) }(time.Now())
+	return s.st.Deliveries(ctx)
 }

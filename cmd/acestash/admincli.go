@@ -26,6 +26,10 @@ import (
 //	acestash accounts set KEY [settings]
 //	acestash accounts rotate-token KEY
 //	acestash accounts rm KEY
+//	acestash mirrors ls
+//	acestash mirrors drain ID [--to IDS] [--rate BYTES] [--wait]
+//	acestash mirrors rebuild ID [--rate BYTES] [--wait]
+//	acestash mirrors pause|resume|cancel|wait ID
 //
 // Each prints the server's JSON answer.
 
@@ -38,6 +42,13 @@ const adminUsage = `admin commands (they talk to a running server):
   acestash accounts set KEY [settings]
   acestash accounts rotate-token KEY
   acestash accounts rm KEY
+  acestash mirrors ls
+  acestash mirrors drain ID [--to 4,5] [--rate BYTES] [--wait]
+  acestash mirrors rebuild ID [--rate BYTES] [--wait]
+  acestash mirrors pause|resume|cancel ID
+  acestash mirrors wait ID       follow a job until it ends (exit 0 when done)
+  acestash mirrors forget ID --config FILE   strike a mirror that is gone for good from
+                                 every record (server stopped for the embedded store)
 settings: --name, --mirrors 1,2, --default-mirrors 1, --max-mirrors N,
   --max-file-size BYTES, --quota-bytes BYTES, --quota-files N, --rooms A,B,
   --default-expiry 7d, --max-expiry 30d (durations: 90m, 12h, 7d, 2w; "" clears)
@@ -80,8 +91,25 @@ func parseAll(fs *flag.FlagSet, args []string) ([]string, error) {
 // and prints the JSON answer; an answer other than 2xx is an error with
 // the server's words.
 func (c *adminClient) call(method, path string, query url.Values, body any) error {
+	b, err := c.do(method, path, query, body)
+	if err != nil {
+		return err
+	}
+	var pretty bytes.Buffer
+	if err := json.Indent(&pretty, b, "", "  "); err != nil {
+		return fmt.Errorf("%s %s: the answer is not JSON: %w", method, path, err)
+	}
+	pretty.WriteByte('\n')
+	_, err = c.out.Write(pretty.Bytes())
+	return err
+}
+
+// do sends method path with query and, if body is not nil, body as JSON,
+// and returns the answer; an answer other than 2xx is an error with the
+// server's words.
+func (c *adminClient) do(method, path string, query url.Values, body any) ([]byte, error) {
 	if c.token == "" {
-		return errors.New("no admin token: pass --admin-token or set ACESTASH_ADMIN_TOKEN")
+		return nil, errors.New("no admin token: pass --admin-token or set ACESTASH_ADMIN_TOKEN")
 	}
 	u := strings.TrimRight(c.server, "/") + "/api/admin" + path
 	if len(query) > 0 {
@@ -91,13 +119,13 @@ func (c *adminClient) call(method, path string, query url.Values, body any) erro
 	if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		rd = bytes.NewReader(b)
 	}
 	req, err := http.NewRequest(method, u, rd)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	req.Header.Set("Authorization", "Bearer "+c.token)
 	if body != nil {
@@ -105,27 +133,21 @@ func (c *adminClient) call(method, path string, query url.Values, body any) erro
 	}
 	resp, err := (&http.Client{Timeout: 5 * time.Minute}).Do(req)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
-		return fmt.Errorf("%s %s: %w", method, u, err)
+		return nil, fmt.Errorf("%s %s: %w", method, u, err)
 	}
 	if resp.StatusCode/100 != 2 {
 		var e struct{ Error string }
 		if json.Unmarshal(b, &e) == nil && e.Error != "" {
-			return fmt.Errorf("%s: %s", resp.Status, e.Error)
+			return nil, fmt.Errorf("%s: %s", resp.Status, e.Error)
 		}
-		return fmt.Errorf("%s %s: %s", method, u, resp.Status)
+		return nil, fmt.Errorf("%s %s: %s", method, u, resp.Status)
 	}
-	var pretty bytes.Buffer
-	if err := json.Indent(&pretty, b, "", "  "); err != nil {
-		return fmt.Errorf("%s %s: the answer is not JSON: %w", method, u, err)
-	}
-	pretty.WriteByte('\n')
-	_, err = c.out.Write(pretty.Bytes())
-	return err
+	return b, nil
 }
 
 func filesCmd(args []string, stdout io.Writer) error {

@@ -41,6 +41,7 @@ type app struct {
 	chunks  *chunks.Service
 	metrics *metrics.Metrics
 	hooks   *webhooks.Dispatcher // nil without webhooks
+	drains  drains               // mirrors being drained, as last read
 	handler http.Handler
 	// stopping ends when serve begins to stop; tus PATCHes end then.
 	stopping context.Context
@@ -107,6 +108,9 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, clock store.Clock
 	if err != nil {
 		return nil, err
 	}
+	if err := checkMirrors(ctx, st, cfg); err != nil {
+		return nil, err
+	}
 	spool := filepath.Join(cfg.DataDir, "spool")
 	if err := cleanSpool(spool, log); err != nil {
 		return nil, err
@@ -141,6 +145,7 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, clock store.Clock
 		MirrorTimeout: cfg.MirrorTimeout,
 		LeaseTime:     cfg.LeaseTime,
 		Health:        a.health.Err,
+		Draining:      a.drains.has,
 		Sniff:         api.Sniff,
 		Notify:        notify,
 	})
@@ -317,6 +322,7 @@ func (a *app) serve(ctx context.Context, ln net.Listener) error {
 	defer cancel()
 	go a.health.Run(bg, a.cfg.HealthInterval)
 	go a.reapLoop(bg)
+	go a.mirrorJobs(bg)
 	go a.job(bg, "repair", a.cfg.RepairInterval, a.chunks.Repair)
 	go a.job(bg, "scrub", a.cfg.ScrubInterval, func(ctx context.Context) (int, error) {
 		return a.chunks.Scrub(ctx, a.cfg.ScrubShare)

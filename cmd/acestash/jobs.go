@@ -88,6 +88,19 @@ func (a *app) lockJob(ctx context.Context, name string, interval time.Duration) 
 // runJob runs fn under the job's lock, renewing it every half interval; fn's
 // context ends if the lock passes to another node.
 func (a *app) runJob(ctx context.Context, name string, interval time.Duration, fn func(context.Context) (int, error)) (int, error) {
+	var n int
+	err := a.locked(ctx, name, interval+interval/2, interval/2, false, func(ctx context.Context) (err error) {
+		n, err = fn(ctx)
+		return err
+	})
+	return n, err
+}
+
+// locked runs fn while this node holds the named lock, which it has just
+// taken: the lock is renewed every every to last lease from then, and
+// fn's context ends if it passes to another node. With release, the lock
+// is let go when fn returns, so that another node may take it at once.
+func (a *app) locked(ctx context.Context, name string, lease, every time.Duration, release bool, fn func(context.Context) error) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	done := make(chan struct{})
@@ -95,21 +108,24 @@ func (a *app) runJob(ctx context.Context, name string, interval time.Duration, f
 	defer wg.Wait()
 	defer close(done)
 	wg.Go(func() {
-		t := time.NewTicker(interval / 2)
+		t := time.NewTicker(every)
 		defer t.Stop()
 		for {
 			select {
 			case <-done:
+				if release {
+					a.store.Lock(context.WithoutCancel(ctx), name, a.id, a.clock())
+				}
 				return
 			case <-t.C:
 			}
-			err := a.lockJob(ctx, name, interval)
+			err := a.store.Lock(ctx, name, a.id, a.clock().Add(lease))
 			if errors.Is(err, store.ErrLeased) {
-				cancel(fmt.Errorf("job %s: the lock passed to another node: %w", name, err))
+				cancel(fmt.Errorf("%s: the lock passed to another node: %w", name, err))
 				return
 			}
 			if err != nil && ctx.Err() == nil {
-				a.log.Warn("renew job lock", "job", name, "err", err)
+				a.log.Warn("renew a lock", "lock", name, "err", err)
 			}
 		}
 	})

@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/acestash/acestash/api/reqid"
+	"github.com/acestash/acestash/store"
 )
 
 func main() {
@@ -38,6 +39,11 @@ const usage = `usage:
   acestash serve [--config FILE]
   acestash account create --name NAME [--config FILE]
   acestash probe [URL]     exit 0 if URL (default http://127.0.0.1:8080/readyz) answers 200
+  acestash migrate --from STORE --to STORE [--resume]
+                           copy the store (server stopped); STORE is bolt:PATH or a redis URL
+  acestash backup FILE [--server URL]   a backup of the running server's store (admin API)
+  acestash restore FILE [--config FILE] [--resume]   load a backup into the empty store
+                           the config names (server stopped)
 
 The configuration file may also be named by ACESTASH_CONFIG.
 
@@ -60,6 +66,14 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return accountsCmd(args[1:], stdout)
 	case args[0] == "upload":
 		return uploadCmd(args[1:], stdout, stderr)
+	case args[0] == "mirrors":
+		return mirrorsCmd(args[1:], stdout)
+	case args[0] == "migrate":
+		return migrateCmd(args[1:], stdout, stderr)
+	case args[0] == "backup":
+		return backupCmd(args[1:], stdout)
+	case args[0] == "restore":
+		return restoreCmd(args[1:], stdout)
 	case args[0] == "probe":
 		return probeCmd(args[1:], stdout)
 	case args[0] == "help" || args[0] == "-h" || args[0] == "--help":
@@ -67,6 +81,17 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return nil
 	}
 	return fmt.Errorf("unknown command %q\n%s", strings.Join(args, " "), usage)
+}
+
+// configStore loads the config file at path and opens the store it names,
+// for the commands that work on the store while no server runs.
+func configStore(ctx context.Context, path string) (Config, store.Store, error) {
+	cfg, err := loadConfig(path)
+	if err != nil {
+		return Config{}, nil, err
+	}
+	st, err := openStore(ctx, cfg, time.Now)
+	return cfg, st, err
 }
 
 func configFlag(fs *flag.FlagSet) *string {
@@ -147,12 +172,8 @@ func accountCreateCmd(args []string, stdout, stderr io.Writer) error {
 	if *name == "" {
 		return errors.New("account create: --name is required")
 	}
-	cfg, err := loadConfig(*cfgPath)
-	if err != nil {
-		return err
-	}
 	ctx := context.Background()
-	st, err := openStore(ctx, cfg, time.Now)
+	_, st, err := configStore(ctx, *cfgPath)
 	if err != nil {
 		return err
 	}

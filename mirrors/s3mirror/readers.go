@@ -139,7 +139,8 @@ func (s *stagedReader) Read(p []byte) (int, error) {
 
 // open opens staged chunk n and checks it holds size bytes.
 func (s *stagedReader) open(n int, size int64) error {
-	rc, info, _, err := s.m.core.GetObject(s.ctx, s.m.bucket, stagingKey(s.up.ID, n), minio.GetObjectOptions{})
+	mark, _ := ids(s.up)
+	rc, info, _, err := s.m.core.GetObject(s.ctx, s.m.bucket, stagingKey(mark, n), minio.GetObjectOptions{})
 	if err != nil {
 		return wrap(err, "upload %s of %q: reading staged chunk %d", s.up.ID, s.up.Key, n)
 	}

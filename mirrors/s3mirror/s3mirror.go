@@ -4,7 +4,7 @@
 // Each upload is one S3 multipart upload. S3 refuses parts other than the
 // last that are smaller than 5 MiB, while chunks may have any size, so a
 // chunk that would not fill a part is staged as an object of its own,
-// ".acestash-staging/<upload id>/<chunk number>", in the same bucket: the
+// ".acestash-staging/<marker id>/<chunk number>", in the same bucket: the
 // next chunk may reach another node, which finds everything it needs in the
 // bucket and the Part token. Once the staged chunks and the incoming one
 // add up to 5 MiB they are streamed, staged objects first, into the next
@@ -20,10 +20,13 @@ package s3mirror
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -90,10 +93,14 @@ func (m *Mirror) ListObjects(ctx context.Context, prefix string, fn func(key str
 }
 
 // ListUploads lists the uploads under prefix that were begun and not
-// completed or aborted, by the markers Begin leaves.
+// completed or aborted, by the markers Begin leaves. A marker is written
+// before its S3 upload starts, so S3's own list of the marker's key (which
+// every S3 server gives for one key) tells which upload is its; a marker
+// whose upload never started is listed with an ID Abort accepts too.
 func (m *Mirror) ListUploads(ctx context.Context, prefix string, fn func(up mirrors.Upload, began time.Time) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	marks := map[string][]marker{} // by key
 	for obj := range m.core.Client.ListObjects(ctx, m.bucket, minio.ListObjectsOptions{Prefix: StagingPrefix, Recursive: true}) {
 		if obj.Err != nil {
 			return wrap(obj.Err, "list uploads")
@@ -103,11 +110,75 @@ func (m *Mirror) ListUploads(ctx context.Context, prefix string, fn func(up mirr
 		if !ok || !strings.HasPrefix(key, prefix) {
 			continue
 		}
-		if err := fn(mirrors.Upload{Key: key, ID: id}, obj.LastModified); err != nil {
+		if len(id) != markLen || !isHex(id) {
+			// Begun before markers came first: the id is S3's.
+			if err := fn(mirrors.Upload{Key: key, ID: id}, obj.LastModified); err != nil {
+				return err
+			}
+			continue
+		}
+		marks[key] = append(marks[key], marker{id, obj.LastModified})
+	}
+	for key, ms := range marks {
+		ups, began, err := m.pair(ctx, key, ms)
+		if err != nil {
 			return err
+		}
+		for i, up := range ups {
+			if err := fn(up, began[i]); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
+}
+
+// marker is an upload's marker: its id and when it was written.
+type marker struct {
+	id string
+	at time.Time
+}
+
+// pair returns the Uploads the markers of key name, with when each began:
+// a marker names S3's uploads of key begun at or after it and before the
+// next marker (the earliest marker takes any begun before it), or, when
+// there is none, an upload that never started.
+func (m *Mirror) pair(ctx context.Context, key string, ms []marker) ([]mirrors.Upload, []time.Time, error) {
+	slices.SortFunc(ms, func(a, b marker) int { return a.at.Compare(b.at) })
+	s3 := make([][]string, len(ms))
+	keyMarker, idMarker := "", ""
+	for {
+		res, err := m.core.ListMultipartUploads(ctx, m.bucket, key, keyMarker, idMarker, "", 1000)
+		if err != nil {
+			return nil, nil, wrap(err, "list uploads of %q", key)
+		}
+		for _, u := range res.Uploads {
+			if u.Key != key {
+				continue
+			}
+			i := 0
+			for i+1 < len(ms) && !ms[i+1].at.After(u.Initiated) {
+				i++
+			}
+			s3[i] = append(s3[i], u.UploadID)
+		}
+		if !res.IsTruncated {
+			break
+		}
+		keyMarker, idMarker = res.NextKeyMarker, res.NextUploadIDMarker
+	}
+	var ups []mirrors.Upload
+	var began []time.Time
+	for i, mk := range ms {
+		if len(s3[i]) == 0 {
+			s3[i] = []string{""}
+		}
+		for _, id := range s3[i] {
+			ups = append(ups, mirrors.Upload{Key: key, ID: mk.id + "." + id})
+			began = append(began, mk.at)
+		}
+	}
+	return ups, began, nil
 }
 
 // New connects to the bucket, creating it if it does not exist.
@@ -241,23 +312,47 @@ func (m *Mirror) Put(ctx context.Context, key string, r io.Reader, size int64) e
 	return nil
 }
 
-// Begin starts an S3 multipart upload; its upload id is the Upload's ID.
+// Begin writes the upload's marker, then starts an S3 multipart upload.
+// The Upload's ID is the marker's own id, a dot and S3's upload id, so a
+// node killed between the two steps leaves a marker that ListUploads
+// finds, never an S3 upload that nothing names.
 func (m *Mirror) Begin(ctx context.Context, key string) (mirrors.Upload, error) {
 	if err := checkKey(key); err != nil {
 		return mirrors.Upload{}, err
 	}
-	id, err := m.core.NewMultipartUpload(ctx, m.bucket, key, minio.PutObjectOptions{})
-	if err != nil {
-		return mirrors.Upload{}, wrap(err, "begin %q", key)
-	}
+	var b [16]byte
+	rand.Read(b[:])
+	mark := hex.EncodeToString(b[:])
 	// S3 servers need not list uploads by prefix (MinIO does not), so an
 	// empty marker names the upload until Complete or Abort removes it
 	// with the staged chunks.
-	if _, err := m.core.PutObject(ctx, m.bucket, beganKey(id, key), strings.NewReader(""), 0, "", "", putOptions()); err != nil {
-		m.core.AbortMultipartUpload(context.WithoutCancel(ctx), m.bucket, key, id)
+	if _, err := m.core.PutObject(ctx, m.bucket, beganKey(mark, key), strings.NewReader(""), 0, "", "", putOptions()); err != nil {
 		return mirrors.Upload{}, wrap(err, "begin %q: mark the upload", key)
 	}
-	return mirrors.Upload{Key: key, ID: id}, nil
+	id, err := m.core.NewMultipartUpload(ctx, m.bucket, key, minio.PutObjectOptions{})
+	if err != nil {
+		m.core.RemoveObject(context.WithoutCancel(ctx), m.bucket, beganKey(mark, key), minio.RemoveObjectOptions{})
+		return mirrors.Upload{}, wrap(err, "begin %q", key)
+	}
+	return mirrors.Upload{Key: key, ID: mark + "." + id}, nil
+}
+
+// ids splits an Upload's ID into the id of its marker and staged chunks
+// and S3's upload id, which is empty for a marker whose upload never
+// started. Uploads begun before markers came first have one id for both.
+func ids(up mirrors.Upload) (mark, s3 string) {
+	if len(up.ID) > markLen && up.ID[markLen] == '.' && isHex(up.ID[:markLen]) {
+		return up.ID[:markLen], up.ID[markLen+1:]
+	}
+	return up.ID, up.ID
+}
+
+// markLen is the length of a marker's id: 16 random bytes in hex.
+const markLen = 32
+
+func isHex(s string) bool {
+	_, err := hex.DecodeString(s)
+	return err == nil
 }
 
 // PutPart stores chunk prev.N+1. If it and the chunks staged since the last
@@ -342,7 +437,8 @@ func (m *Mirror) Settle(parts []mirrors.Part) mirrors.Part {
 
 // putPart uploads body as S3 part number pn and returns its ETag.
 func (m *Mirror) putPart(ctx context.Context, up mirrors.Upload, pn int, body io.Reader, size int64) (string, error) {
-	p, err := m.core.PutObjectPart(ctx, m.bucket, up.Key, up.ID, pn, body, size, minio.PutObjectPartOptions{DisableContentSha256: true})
+	_, s3 := ids(up)
+	p, err := m.core.PutObjectPart(ctx, m.bucket, up.Key, s3, pn, body, size, minio.PutObjectPartOptions{DisableContentSha256: true})
 	if err != nil {
 		return "", wrap(err, "upload %s of %q: part %d", up.ID, up.Key, pn)
 	}
@@ -352,7 +448,8 @@ func (m *Mirror) putPart(ctx context.Context, up mirrors.Upload, pn int, body io
 // stage stores chunk n as a staging object, then checks that the upload
 // still exists: if Abort ran meanwhile, the object is removed again.
 func (m *Mirror) stage(ctx context.Context, up mirrors.Upload, n int, body io.Reader, size int64) error {
-	key := stagingKey(up.ID, n)
+	mark, _ := ids(up)
+	key := stagingKey(mark, n)
 	if _, err := m.core.PutObject(ctx, m.bucket, key, body, size, "", "", putOptions()); err != nil {
 		return wrap(err, "upload %s of %q: staging chunk %d", up.ID, up.Key, n)
 	}
@@ -366,7 +463,11 @@ func (m *Mirror) stage(ctx context.Context, up mirrors.Upload, n int, body io.Re
 // checkUpload returns an error wrapping mirrors.ErrNotFound if the
 // multipart upload is gone.
 func (m *Mirror) checkUpload(ctx context.Context, up mirrors.Upload) error {
-	if _, err := m.core.ListObjectParts(ctx, m.bucket, up.Key, up.ID, 0, 1); err != nil {
+	_, s3 := ids(up)
+	if s3 == "" {
+		return fmt.Errorf("s3mirror: upload %s of %q: never started: %w", up.ID, up.Key, mirrors.ErrNotFound)
+	}
+	if _, err := m.core.ListObjectParts(ctx, m.bucket, up.Key, s3, 0, 1); err != nil {
 		return wrap(err, "upload %s of %q", up.ID, up.Key)
 	}
 	return nil
@@ -383,6 +484,7 @@ func (m *Mirror) Complete(ctx context.Context, up mirrors.Upload, last mirrors.P
 		return fmt.Errorf("s3mirror: upload %s of %q: %w", up.ID, up.Key, err)
 	}
 	staged := tok.stagedSize()
+	mark, s3 := ids(up)
 	if len(tok.ETags) == 0 {
 		if err := m.checkUpload(ctx, up); err != nil {
 			return err
@@ -392,11 +494,11 @@ func (m *Mirror) Complete(ctx context.Context, up mirrors.Upload, last mirrors.P
 		if _, err := m.core.PutObject(ctx, m.bucket, up.Key, sr, staged, "", "", putOptions()); err != nil {
 			return wrap(err, "upload %s of %q: complete", up.ID, up.Key)
 		}
-		err := m.core.AbortMultipartUpload(ctx, m.bucket, up.Key, up.ID)
+		err := m.core.AbortMultipartUpload(ctx, m.bucket, up.Key, s3)
 		if err != nil && !isNotFound(err) {
 			return wrap(err, "upload %s of %q: complete: published, but aborting the multipart upload", up.ID, up.Key)
 		}
-		_ = m.removeStaging(ctx, up.ID)
+		_ = m.removeStaging(ctx, mark)
 		return nil
 	}
 	parts := make([]minio.CompletePart, len(tok.ETags), len(tok.ETags)+1)
@@ -416,20 +518,24 @@ func (m *Mirror) Complete(ctx context.Context, up mirrors.Upload, last mirrors.P
 		}
 		parts = append(parts, minio.CompletePart{PartNumber: pn, ETag: etag})
 	}
-	if _, err := m.core.CompleteMultipartUpload(ctx, m.bucket, up.Key, up.ID, parts, putOptions()); err != nil {
+	if _, err := m.core.CompleteMultipartUpload(ctx, m.bucket, up.Key, s3, parts, putOptions()); err != nil {
 		return wrap(err, "upload %s of %q: complete", up.ID, up.Key)
 	}
-	_ = m.removeStaging(ctx, up.ID)
+	_ = m.removeStaging(ctx, mark)
 	return nil
 }
 
-// Abort aborts the multipart upload and removes its staging objects.
+// Abort aborts the multipart upload, if it started, and removes its
+// marker and staging objects.
 func (m *Mirror) Abort(ctx context.Context, up mirrors.Upload) error {
 	var errs []error
-	if err := m.core.AbortMultipartUpload(ctx, m.bucket, up.Key, up.ID); err != nil {
-		errs = append(errs, wrap(err, "abort upload %s of %q", up.ID, up.Key))
+	mark, s3 := ids(up)
+	if s3 != "" {
+		if err := m.core.AbortMultipartUpload(ctx, m.bucket, up.Key, s3); err != nil {
+			errs = append(errs, wrap(err, "abort upload %s of %q", up.ID, up.Key))
+		}
 	}
-	if err := m.removeStaging(ctx, up.ID); err != nil {
+	if err := m.removeStaging(ctx, mark); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)

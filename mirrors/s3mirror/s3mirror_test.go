@@ -151,11 +151,12 @@ func TestStagingRemoved(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
+				mark, s3 := ids(up)
 				var p mirrors.Part
 				for i, s := range sizes {
 					p = put(t, m, up, p, randBytes(uint64(i), s))
 				}
-				if n := len(listStaging(t, ctx, m, up.ID)); n != 3 {
+				if n := len(listStaging(t, ctx, m, mark)); n != 3 {
 					t.Fatalf("%d staging objects before Complete; want 3: two staged chunks and the upload's marker", n)
 				}
 				if abort {
@@ -166,7 +167,7 @@ func TestStagingRemoved(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if left := listStaging(t, ctx, m, up.ID); len(left) > 0 {
+				if left := listStaging(t, ctx, m, mark); len(left) > 0 {
 					t.Fatalf("staging objects left: %q", left)
 				}
 				ups, err := m.core.ListMultipartUploads(ctx, m.bucket, "obj", "", "", "", 100)
@@ -174,8 +175,8 @@ func TestStagingRemoved(t *testing.T) {
 					t.Fatal(err)
 				}
 				for _, u := range ups.Uploads {
-					if u.UploadID == up.ID {
-						t.Fatalf("multipart upload %s still open", up.ID)
+					if u.UploadID == s3 {
+						t.Fatalf("multipart upload %s still open", s3)
 					}
 				}
 			})

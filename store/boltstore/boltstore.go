@@ -35,6 +35,7 @@ const (
 	bucketUsage    = "usage"     // ownerName(owner) -> store.Usage JSON of its active files
 	bucketHooks    = "hooks"     // delivery id -> store.Delivery JSON
 	bucketHooksDue = "hooks-due" // timeKey(Due) + delivery id
+	bucketJobs     = "jobs"      // mirror id -> store.Job JSON
 )
 
 // purgeBatch is how many lapsed sessions CreateSession removes at most.
@@ -63,7 +64,7 @@ func Open(path string, clock store.Clock) (*Store, error) {
 		counted := tx.Bucket([]byte(bucketUsage)) != nil
 		for _, name := range []string{bucketAccounts, bucketUsers, bucketSessions, bucketIdle,
 			bucketLapses, bucketFiles, bucketAliases, bucketExpiry, bucketOwners,
-			bucketDamaged, bucketLocks, bucketCounts, bucketUsage, bucketHooks, bucketHooksDue} {
+			bucketDamaged, bucketLocks, bucketCounts, bucketUsage, bucketHooks, bucketHooksDue, bucketJobs} {
 			if _, err := tx.CreateBucketIfNotExists([]byte(name)); err != nil {
 				return fmt.Errorf("bucket %s: %w", name, err)
 			}
@@ -506,7 +507,9 @@ func (s *Store) CreateFile(ctx context.Context, f store.File) (store.File, error
 				return fmt.Errorf("create file: %w", err)
 			}
 		}
-		f.ID = store.NewFileID()
+		if f.ID == 0 {
+			f.ID = store.NewFileID()
+		}
 		if err := indexOwner(tx, f); err != nil {
 			return fmt.Errorf("create file: %w", err)
 		}

@@ -98,3 +98,19 @@ func (s *Store) DeleteDelivery(ctx context.Context, id string) error {
 		return bucket(tx, bucketHooks).Delete([]byte(id))
 	})
 }
+
+// Deliveries returns every queued delivery in ID order.
+func (s *Store) Deliveries(ctx context.Context) ([]store.Delivery, error) {
+	var out []store.Delivery
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		return bucket(tx, bucketHooks).ForEach(func(k, _ []byte) error {
+			d, err := get[store.Delivery](bucket(tx, bucketHooks), string(k), "delivery")
+			out = append(out, d)
+			return err
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("deliveries: %w", err)
+	}
+	return out, nil
+}

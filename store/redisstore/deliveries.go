@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sort"
 	"strconv"
 	"time"
 
@@ -126,4 +127,41 @@ func (s *Store) DeleteDelivery(ctx context.Context, id string) error {
 		return fmt.Errorf("delete delivery %s: %w", id, err)
 	}
 	return nil
+}
+
+// Deliveries returns every queued delivery in ID order: the ids in the
+// index, their records read one at a time (a Cluster spreads them over
+// slots), each with the Due the index holds, to the millisecond.
+func (s *Store) Deliveries(ctx context.Context) ([]store.Delivery, error) {
+	zs, err := s.rdb.ZRangeWithScores(ctx, keyDeliveries, 0, -1).Result()
+	if err != nil {
+		return nil, fmt.Errorf("deliveries: %w", err)
+	}
+	due := map[string]float64{}
+	var ids []string
+	for _, z := range zs {
+		id, _ := z.Member.(string)
+		due[id] = z.Score
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	var out []store.Delivery
+	for _, id := range ids {
+		data, err := s.rdb.Get(ctx, deliveryKey(id)).Bytes()
+		if errors.Is(err, redis.Nil) {
+			continue // deleted meanwhile
+		}
+		if err != nil {
+			return nil, fmt.Errorf("deliveries: %w", err)
+		}
+		var d store.Delivery
+		if err := json.Unmarshal(data, &d); err != nil {
+			return nil, fmt.Errorf("decode delivery %s: %w", id, err)
+		}
+		if due[id] != score(d.Due) { // claimed: the index holds the Due
+			d.Due = time.UnixMilli(int64(due[id])).UTC()
+		}
+		out = append(out, d)
+	}
+	return out, nil
 }

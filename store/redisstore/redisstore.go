@@ -18,6 +18,7 @@
 //	acestash:damaged              zset   slug, score 0 (read by name); files with a Missing mirror
 //	acestash:{c:<key>}:count      hash   c: count, s/n: end (Unix s, ns); TTL until then
 //	acestash:{lock:<name>}        hash   h: holder, s/n: end (Unix s, ns) of a named lock; TTL until then
+//	acestash:{jobs}               hash   mirror id -> Job JSON, "<mirror id>:v" -> its version
 //
 // The version, lease and expiry fields beside the JSON are the truth where
 // they differ from it: Lease changes them without rewriting the JSON.
@@ -830,7 +831,9 @@ func (s *Store) CreateFile(ctx context.Context, f store.File) (store.File, error
 		}
 		return store.File{}, err
 	}
-	f.ID = store.NewFileID()
+	if f.ID == 0 {
+		f.ID = store.NewFileID()
+	}
 	data, err := encodeFile(f)
 	if err != nil {
 		return fail(fmt.Errorf("create file %q: %w", f.Slug, err))

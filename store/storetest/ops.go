@@ -147,6 +147,20 @@ func testDeliveries(t *testing.T, e *env) {
 	if !slices.Equal(ids(got), []string{"d1"}) || got[0].Attempts != 1 || got[0].LastError != "503 Service Unavailable" {
 		t.Fatalf("claimed %+v with limit 1, want d1 with its attempt", got)
 	}
+	// Deliveries lists them all, as they are (Due to the millisecond),
+	// without claiming any.
+	all, err := e.s.Deliveries(e.ctx)
+	must(t, "Deliveries", err)
+	near := func(a, b time.Time) bool { return a.Sub(b).Abs() < time.Millisecond }
+	if !slices.Equal(ids(all), []string{"d1", "d3"}) || all[0].Attempts != 1 || !near(all[0].Due, t0.Add(2*time.Hour)) ||
+		!near(all[1].Due, t0.Add(40*time.Minute)) || string(all[1].Body) != `{"id":"d3"}` {
+		t.Fatalf("Deliveries = %+v, want d1 and d3 as claimed last", all)
+	}
+	again, err := e.s.Deliveries(e.ctx)
+	must(t, "Deliveries", err)
+	if !all[0].Due.Equal(again[0].Due) {
+		t.Fatalf("Deliveries moved d1's Due to %v", again[0].Due)
+	}
 }
 
 // testDeliveriesClaimedOnce: callers claiming at once never get the same

@@ -1,0 +1,332 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/acestash/acestash/chunks"
+	"github.com/acestash/acestash/store"
+)
+
+// Mirror jobs (drains and rebuilds) are records in the store that the
+// admin API creates and changes. Every node reads them every jobTick: a
+// mirror with a drain is left alone by new uploads on every node, and a
+// running job is run by the node that takes its lock, which it renews
+// while it runs. A node that dies leaves the lock to run out; another
+// node then takes it and goes on from what the records say, since a drain
+// only ever goes through the files that still name the mirror.
+
+const (
+	// jobTick is how often a node reads the jobs.
+	jobTick = 2 * time.Second
+	// jobLease is how long a job's lock lasts without renewal: a killed
+	// node's job is resumed by another node this long after.
+	jobLease = 15 * time.Second
+	// drainSettle is how long a drain waits after it began before it may
+	// end: every node has seen it by then, so no new upload chooses the
+	// mirror afterwards.
+	drainSettle = 3 * jobTick
+)
+
+// drains holds the mirrors with a drain, as last read.
+type drains struct{ ids atomic.Pointer[[]string] }
+
+func (d *drains) has(id string) bool {
+	p := d.ids.Load()
+	return p != nil && slices.Contains(*p, id)
+}
+
+// draining reports whether j keeps uploads away from its mirror.
+func draining(j store.Job) bool {
+	return j.Kind == store.JobDrain && j.State != store.JobCancelled
+}
+
+// mirrorJobs reads the jobs every jobTick, keeps the drains known, and
+// runs the jobs this node can lock, until ctx ends.
+func (a *app) mirrorJobs(ctx context.Context) {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	var mu sync.Mutex
+	running := map[string]bool{}
+	t := time.NewTicker(jobTick)
+	defer t.Stop()
+	for {
+		jobs, err := a.store.Jobs(ctx)
+		if err != nil && ctx.Err() == nil {
+			a.log.Warn("read mirror jobs", "err", err)
+		}
+		if err == nil {
+			var ids []string
+			for _, j := range jobs {
+				if draining(j) {
+					ids = append(ids, j.Mirror)
+				}
+			}
+			a.drains.ids.Store(&ids)
+			for _, j := range jobs {
+				mu.Lock()
+				busy := running[j.Mirror]
+				mu.Unlock()
+				if j.State != store.JobRunning || busy {
+					continue
+				}
+				if _, ok := a.mirrors.Get(j.Mirror); !ok {
+					continue
+				}
+				if err := a.store.Lock(ctx, jobLock(j.Mirror), a.id, a.clock().Add(jobLease)); err != nil {
+					if !errors.Is(err, store.ErrLeased) && ctx.Err() == nil {
+						a.log.Warn("take a mirror job's lock", "mirror", j.Mirror, "err", err)
+					}
+					continue
+				}
+				mu.Lock()
+				running[j.Mirror] = true
+				mu.Unlock()
+				wg.Go(func() {
+					defer func() {
+						mu.Lock()
+						delete(running, j.Mirror)
+						mu.Unlock()
+					}()
+					a.runMirrorJob(ctx, j.Mirror)
+				})
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func jobLock(mirror string) string { return "mirror-job:" + mirror }
+
+// runMirrorJob runs the mirror's job, which this node has just locked,
+// renewing the lock until the job stops, is paused or cancelled, or the
+// lock passes to another node; then it lets the lock go.
+func (a *app) runMirrorJob(ctx context.Context, mirror string) {
+	err := a.locked(ctx, jobLock(mirror), jobLease, jobLease/3, true, func(ctx context.Context) error {
+		r := &jobRun{a: a, mirror: mirror}
+		return r.run(ctx)
+	})
+	if err != nil && ctx.Err() == nil {
+		a.log.Warn("mirror job stopped", "mirror", mirror, "err", err)
+	}
+}
+
+// jobRun is one node's run of a mirror job.
+type jobRun struct {
+	a      *app
+	mirror string
+	job    store.Job // as last read or written
+}
+
+// errStopped ends a run whose job is no longer running.
+var errStopped = errors.New("the job is no longer running")
+
+// save applies change to the job as stored and writes it, reading it
+// again when another writer came first. It returns errStopped once the
+// job is not running any more (paused, cancelled, or gone).
+func (r *jobRun) save(ctx context.Context, change func(*store.Job)) error {
+	for {
+		j, err := r.a.store.Job(ctx, r.mirror)
+		if errors.Is(err, store.ErrNotFound) {
+			return errStopped
+		}
+		if err != nil {
+			return err
+		}
+		if j.State != store.JobRunning {
+			r.job = j
+			return errStopped
+		}
+		change(&j)
+		j.Node, j.Updated = r.a.id, r.a.clock()
+		j, err = r.a.store.PutJob(ctx, j)
+		if errors.Is(err, store.ErrConflict) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		r.job = j
+		return nil
+	}
+}
+
+// run works through the job until it is done or stops.
+func (r *jobRun) run(ctx context.Context) error {
+	if err := r.save(ctx, func(*store.Job) {}); err != nil {
+		return ignoreStopped(err)
+	}
+	if r.job.Kind == store.JobRebuild {
+		// A rebuild reads every copy again from the start.
+		if err := r.save(ctx, func(j *store.Job) { j.DoneFiles, j.DoneBytes, j.Copied, j.Skipped = 0, 0, 0, 0 }); err != nil {
+			return ignoreStopped(err)
+		}
+	}
+	pace := chunks.Pace(ctx, r.job.Rate)
+	r.a.log.Info("mirror job running", "mirror", r.mirror, "kind", r.job.Kind, "to", r.job.To, "rate", r.job.Rate)
+	emptied := false
+	for {
+		list, size, err := r.files(ctx)
+		if err != nil {
+			return err
+		}
+		err = r.save(ctx, func(j *store.Job) { j.Files, j.Bytes = j.DoneFiles+int64(len(list)), j.DoneBytes+size })
+		if err != nil {
+			return ignoreStopped(err)
+		}
+		if len(list) == 0 {
+			if r.job.Kind == store.JobRebuild {
+				return r.finish(ctx, 0, "")
+			}
+			busy, err := r.writing(ctx)
+			if err != nil {
+				return err
+			}
+			if busy > 0 || r.a.clock().Sub(r.job.Created) < drainSettle {
+				if busy > 0 {
+					r.save(ctx, func(j *store.Job) {
+						j.Error = fmt.Sprintf("waiting for %d uploads in progress on the mirror", busy)
+					})
+				}
+				if err := sleep(ctx, jobTick); err != nil {
+					return err
+				}
+				continue
+			}
+			if emptied {
+				return r.finish(ctx, 0, "")
+			}
+			n, err := r.a.chunks.Empty(ctx, r.mirror)
+			if err != nil {
+				return err
+			}
+			r.a.log.Info("drain: emptied the mirror", "mirror", r.mirror, "removed", n)
+			emptied = true // one more pass proves nothing came back
+			continue
+		}
+		emptied = false
+		skipped, last := 0, ""
+		for _, f := range list {
+			var did chunks.Moved
+			if r.job.Kind == store.JobRebuild {
+				did, err = r.a.chunks.Rebuild(ctx, f, r.mirror, pace)
+			} else {
+				did, err = r.a.chunks.Move(ctx, f, r.mirror, r.job.To, pace)
+			}
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if err != nil {
+				r.a.log.Warn("mirror job: file left for later", "mirror", r.mirror, "kind", r.job.Kind, "slug", f.Slug, "err", err)
+				skipped, last = skipped+1, err.Error()
+			}
+			err = r.save(ctx, func(j *store.Job) {
+				j.DoneFiles++
+				j.DoneBytes += f.Size
+				if did == chunks.Copied {
+					j.Copied++
+				}
+			})
+			if err != nil {
+				return ignoreStopped(err)
+			}
+		}
+		if r.job.Kind == store.JobRebuild {
+			return r.finish(ctx, skipped, last)
+		}
+		if skipped == len(list) {
+			return r.finish(ctx, skipped, last) // no file could move: trying again changes nothing
+		}
+		// Files that could not move count again on the next pass.
+		if err := r.save(ctx, func(j *store.Job) {
+			j.DoneFiles -= int64(skipped)
+		}); err != nil {
+			return ignoreStopped(err)
+		}
+	}
+}
+
+// finish ends the job: done, or failed with the last error when files
+// were skipped.
+func (r *jobRun) finish(ctx context.Context, skipped int, last string) error {
+	err := r.save(ctx, func(j *store.Job) {
+		j.State, j.Skipped, j.Error = store.JobDone, int64(skipped), ""
+		if skipped > 0 {
+			j.State = store.JobFailed
+			j.Error = fmt.Sprintf("%d files could not be handled; the last: %s", skipped, last)
+		}
+	})
+	r.a.log.Info("mirror job ended", "mirror", r.mirror, "kind", r.job.Kind, "state", r.job.State,
+		"files", r.job.DoneFiles, "copied", r.job.Copied, "skipped", skipped)
+	return ignoreStopped(err)
+}
+
+// files lists the active files the job has to go through: those whose
+// record names the mirror as holding a copy or missing one.
+func (r *jobRun) files(ctx context.Context) ([]store.File, int64, error) {
+	var list []store.File
+	var size int64
+	err := r.a.store.EachFile(ctx, func(f store.File) error {
+		if f.Status == store.StatusActive && (slices.Contains(f.Mirrors, r.mirror) || slices.Contains(f.Missing, r.mirror)) {
+			list = append(list, f)
+			size += f.Size
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, 0, fmt.Errorf("list the files of mirror %s: %w", r.mirror, err)
+	}
+	return list, size, nil
+}
+
+// writing counts the uploads in progress that write to the mirror: not
+// yet published, or publishing with no record yet.
+func (r *jobRun) writing(ctx context.Context) (int, error) {
+	sessions, err := r.a.store.IdleSessions(ctx, time.Unix(1<<40, 0), math.MaxInt32)
+	if err != nil {
+		return 0, fmt.Errorf("list uploads in progress: %w", err)
+	}
+	n := 0
+	for _, s := range sessions {
+		if _, failed := s.Failed[r.mirror]; s.Done || failed || !slices.Contains(s.Mirrors, r.mirror) {
+			continue
+		}
+		if s.Slug != "" {
+			_, err := r.a.store.File(ctx, s.Slug)
+			if err == nil {
+				continue // published: the record is what counts
+			}
+			if !errors.Is(err, store.ErrNotFound) {
+				return 0, fmt.Errorf("read a file being published: %w", err)
+			}
+		}
+		n++
+	}
+	return n, nil
+}
+
+func ignoreStopped(err error) error {
+	if errors.Is(err, errStopped) {
+		return nil
+	}
+	return err
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(d):
+		return nil
+	}
+}
