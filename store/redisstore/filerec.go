@@ -37,7 +37,10 @@ type fileRec struct {
 	Created   int64    `json:"c"`
 	Expires   int64    `json:"e,omitempty"`
 	// Unconfirmed: see store.File.
-	Unconfirmed bool `json:"uc,omitempty"`
+	Unconfirmed  bool   `json:"uc,omitempty"`
+	MaxDownloads int64  `json:"md,omitempty"`
+	Reason       string `json:"r,omitempty"`
+	DeleteHash   []byte `json:"dh,omitempty"`
 }
 
 // encodeFile returns f as Redis keeps it.
@@ -46,7 +49,7 @@ func encodeFile(f store.File) ([]byte, error) {
 		ID: f.ID, UploadKey: f.UploadKey, Slug: f.Slug, Alias: f.Alias, Name: f.Name, Size: f.Size,
 		Type: f.Type, Owner: f.Owner, ObjectKey: f.ObjectKey, Mirrors: f.Mirrors, Missing: f.Missing,
 		Status: f.Status, Password: f.PasswordHash, Created: unixNano(f.Created), Expires: unixNano(f.Expires),
-		Unconfirmed: f.Unconfirmed,
+		Unconfirmed: f.Unconfirmed, MaxDownloads: f.MaxDownloads, Reason: f.Reason, DeleteHash: f.DeleteHash,
 	}
 	if b, err := hex.DecodeString(f.SHA256); err == nil && len(b) == 32 && hex.EncodeToString(b) == f.SHA256 {
 		r.SHA256 = b
@@ -69,7 +72,8 @@ func decodeFile(data, what string) (store.File, error) {
 		ID: r.ID, UploadKey: r.UploadKey, Slug: r.Slug, Alias: r.Alias, Name: r.Name, Size: r.Size,
 		SHA256: r.SHA256Hex, Type: r.Type, Owner: r.Owner, ObjectKey: r.ObjectKey, Mirrors: r.Mirrors,
 		Missing: r.Missing, Status: r.Status, PasswordHash: r.Password, Created: fromUnixNano(r.Created),
-		Expires: fromUnixNano(r.Expires), Unconfirmed: r.Unconfirmed,
+		Expires: fromUnixNano(r.Expires), Unconfirmed: r.Unconfirmed, MaxDownloads: r.MaxDownloads,
+		Reason: r.Reason, DeleteHash: r.DeleteHash,
 	}
 	if len(r.SHA256) > 0 {
 		if len(r.SHA256) != 32 {
