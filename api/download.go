@@ -221,7 +221,7 @@ func (s *Server) filePage(c echo.Context) error {
 // ownerSignedIn reports whether the request carries the signed-in session
 // of the file's owner: its password guesses are never limited or counted.
 func (s *Server) ownerSignedIn(r *http.Request, f store.File) bool {
-	a, _, err := s.session(r)
+	a, _, err := s.auth.Session(r)
 	return err == nil && a.APIKey == f.Owner
 }
 

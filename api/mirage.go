@@ -3,8 +3,6 @@ package api
 import (
 	"bufio"
 	"bytes"
-	"context"
-	"crypto/hmac"
 	"errors"
 	"fmt"
 	"io"
@@ -70,35 +68,6 @@ func (s *Server) rawUpload(c echo.Context) error {
 	}
 	h.Set("Acestash-Delete-Url", del)
 	return c.String(http.StatusOK, u+"\n")
-}
-
-// rawAccount returns the account a POST /upload belongs to.
-func (s *Server) rawAccount(ctx context.Context, r *http.Request) (store.Account, error) {
-	cred := r.URL.Query().Get("key")
-	if v, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok && cred == "" {
-		cred = strings.TrimSpace(v)
-	}
-	if cred == "" && !s.cfg.Raw.RequireKey {
-		a, err := s.cfg.Store.Account(ctx, s.cfg.Raw.Anonymous)
-		if err != nil {
-			return store.Account{}, fmt.Errorf("anonymous account: %w", err)
-		}
-		return a, nil
-	}
-	unauthorized := fail(http.StatusUnauthorized,
-		"a key is required: add ?key=<api_key>:<api_token> to the URL or send Authorization: Bearer <api_key>:<api_token>")
-	key, token, ok := strings.Cut(cred, ":")
-	if !ok {
-		return store.Account{}, unauthorized
-	}
-	a, err := s.cfg.Store.Account(ctx, key)
-	if errors.Is(err, store.ErrNotFound) || (err == nil && !a.CheckToken(token) && !hmac.Equal([]byte(token), []byte(sharexToken(a)))) {
-		return store.Account{}, unauthorized
-	}
-	if err != nil {
-		return store.Account{}, fmt.Errorf("look up account: %w", err)
-	}
-	return a, nil
 }
 
 // rawError names the limit when a file was too large.

@@ -47,26 +47,6 @@ func success(c echo.Context, result any) error {
 	return writeEnvelope(c, http.StatusOK, "success", result)
 }
 
-// authenticate returns the account whose api_key and api_token the form
-// has, or, when it has neither, the account of the request's browser session.
-func (s *Server) authenticate(ctx context.Context, v url.Values) (store.Account, error) {
-	key, token := v.Get("api_key"), v.Get("api_token")
-	if a, ok := sessionAccount(ctx); ok && key == "" && token == "" {
-		return a, nil
-	}
-	if key == "" || token == "" {
-		return store.Account{}, badRequest("api_key and api_token are required")
-	}
-	a, err := s.cfg.Store.Account(ctx, key)
-	if errors.Is(err, store.ErrNotFound) || err == nil && !a.CheckToken(token) {
-		return store.Account{}, badRequest("invalid api_key or api_token")
-	}
-	if err != nil {
-		return store.Account{}, unavailable("cannot check credentials", err)
-	}
-	return a, nil
-}
-
 // smallForm reads a request without a file.
 func (s *Server) smallForm(c echo.Context) (*form, error) {
 	return readForm(c.Request(), s.cfg.SpoolDir, nil, 0, func(url.Values) bool { return true })

@@ -5,10 +5,11 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
+
+	"github.com/acestash/acestash/api/auth"
 )
 
 // The operator's probes and metrics: GET /healthz answers while the process
@@ -54,7 +55,7 @@ func (s *Server) metrics(c echo.Context) error {
 // bearerIs reports, in constant time, whether the request carries
 // Authorization: Bearer token.
 func bearerIs(r *http.Request, token string) bool {
-	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	got, ok := auth.Bearer(r)
 	if !ok {
 		return false
 	}

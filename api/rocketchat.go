@@ -130,7 +130,7 @@ func (s *Server) roomsMediaConfirm(c echo.Context) error {
 // path, refusing a room outside the account's rooms.
 func (s *Server) roomAccount(c echo.Context) (store.Account, string, error) {
 	rid := c.Param("rid")
-	a, err := s.rocketAccount(c.Request().Context(), c.Request())
+	a, err := s.rocketAccount(c.Request())
 	if err != nil {
 		return a, rid, err
 	}
@@ -214,27 +214,6 @@ func checkFieldSizes(fields url.Values) error {
 		}
 	}
 	return nil
-}
-
-// rocketAccount checks X-User-Id (the account's user id or api key) and
-// X-Auth-Token (its api token).
-func (s *Server) rocketAccount(ctx context.Context, r *http.Request) (store.Account, error) {
-	unauthorized := fail(http.StatusUnauthorized, "unauthorized")
-	id, token := r.Header.Get("X-User-Id"), r.Header.Get("X-Auth-Token")
-	if id == "" || token == "" {
-		return store.Account{}, unauthorized
-	}
-	a, err := s.cfg.Store.AccountByUserID(ctx, id)
-	if errors.Is(err, store.ErrNotFound) {
-		a, err = s.cfg.Store.Account(ctx, id)
-	}
-	if errors.Is(err, store.ErrNotFound) || (err == nil && !a.CheckToken(token)) {
-		return store.Account{}, unauthorized
-	}
-	if err != nil {
-		return store.Account{}, fmt.Errorf("look up account: %w", err)
-	}
-	return a, nil
 }
 
 // roomUpload is what a rooms.upload request carried.

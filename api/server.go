@@ -12,6 +12,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 
+	"github.com/acestash/acestash/api/auth"
 	"github.com/acestash/acestash/api/remote"
 	"github.com/acestash/acestash/chunks"
 	"github.com/acestash/acestash/mirrors"
@@ -78,6 +79,7 @@ type Server struct {
 	cfg     Config
 	slots   chan struct{} // one token per remote fetch in progress
 	guesses guesses       // wrong file passwords
+	auth    *auth.Authenticator
 }
 
 // New returns the HTTP handler of acestash.
@@ -92,7 +94,7 @@ func New(cfg Config) http.Handler {
 		cfg.BodyWindow = 30 * time.Second
 	}
 	s := &Server{cfg: cfg, slots: make(chan struct{}, max(cfg.RemoteSlots, 1)),
-		guesses: guesses{store: cfg.Store, clock: cfg.Clock}}
+		guesses: guesses{store: cfg.Store, clock: cfg.Clock}, auth: auth.New(cfg.Store, cfg.Clock)}
 	e := s.echo()
 	s.web(e)
 	s.mirrorAce(s.group(e, "/api/v1", apiV1))

@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
-	"errors"
 	"html/template"
 	"net/http"
 	"net/url"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/acestash/acestash/api/auth"
 	"github.com/acestash/acestash/slug"
 	"github.com/acestash/acestash/store"
 )
@@ -37,7 +37,7 @@ func (s *Server) sharex(e *echo.Echo) {
 func sharexToken(a store.Account) string {
 	m := hmac.New(sha256.New, a.TokenHash)
 	m.Write([]byte("acestash sharex v1"))
-	return "sx-" + mac(m.Sum(nil), "sharex", a.APIKey)
+	return "sx-" + auth.MAC(m.Sum(nil), "sharex", a.APIKey)
 }
 
 // sharexConfig answers the .sxcu of the signed-in session's account, or of
@@ -45,14 +45,11 @@ func sharexToken(a store.Account) string {
 func (s *Server) sharexConfig(c echo.Context) error {
 	a, ok := sessionAccount(c.Request().Context())
 	if !ok {
-		cred, found := strings.CutPrefix(c.Request().Header.Get("Authorization"), "Bearer ")
-		key, token, _ := strings.Cut(strings.TrimSpace(cred), ":")
-		acct, err := s.cfg.Store.Account(c.Request().Context(), key)
-		if !found || errors.Is(err, store.ErrNotFound) || err == nil && !acct.CheckToken(token) {
-			return fail(http.StatusUnauthorized, "sign in, or send Authorization: Bearer <api_key>:<api_token>")
-		}
+		cred, _ := auth.Bearer(c.Request())
+		acct, err := s.auth.Pair(c.Request().Context(), cred)
 		if err != nil {
-			return unavailable("cannot check credentials", err)
+			refused := fail(http.StatusUnauthorized, "sign in, or send Authorization: Bearer <api_key>:<api_token>")
+			return authProblem(err, refused, refused)
 		}
 		a = acct
 	}

@@ -3,106 +3,34 @@ package api
 import (
 	"context"
 	"crypto/hmac"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
-	"errors"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/acestash/acestash/api/auth"
 	"github.com/acestash/acestash/chunks"
 	"github.com/acestash/acestash/store"
 )
 
-// Browser sessions (README, "The web page"). A session is a signed cookie,
-// not a record: any node verifies it with a key derived from the account's
-// stored token hash, so it works across nodes, and it dies when the
-// account's token changes or it is signed out (a mark in the store). The page's scripts never see the api_token: the
+// Browser sessions (README, "The web page"; the cookie itself is package
+// auth's). The page's scripts never see the api_token: the
 // MirrorAce calls accept the cookie together with the session's CSRF token
 // in an X-CSRF-Token header instead of api_key and api_token.
 
 const (
-	sessionCookie = "acestash_session"
-	sessionLife   = 12 * time.Hour
-	csrfHeader    = "X-CSRF-Token"
+	sessionLife = 12 * time.Hour
+	csrfHeader  = "X-CSRF-Token"
 )
 
-// webKey is the signing key of an account's sessions.
-func webKey(a store.Account) []byte {
-	m := hmac.New(sha256.New, a.TokenHash)
-	m.Write([]byte("acestash web session v1"))
-	return m.Sum(nil)
+// noSession reports whether err says a request carries no live session
+// (none, or one that ended), rather than that it could not be checked.
+func noSession(err error) bool {
+	p, ok := auth.As(err)
+	return ok && p.Kind != auth.Unavailable
 }
-
-func mac(key []byte, parts ...string) string {
-	m := hmac.New(sha256.New, key)
-	m.Write([]byte(strings.Join(parts, "\x00")))
-	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
-}
-
-// newSession returns a cookie value for the account, valid until expires:
-// api_key.expiry.nonce.signature.
-func newSession(a store.Account, expires time.Time) (string, error) {
-	var n [16]byte
-	if _, err := rand.Read(n[:]); err != nil {
-		return "", err
-	}
-	body := a.APIKey + "." + strconv.FormatInt(expires.Unix(), 10) + "." + base64.RawURLEncoding.EncodeToString(n[:])
-	return body + "." + mac(webKey(a), "session", body), nil
-}
-
-// csrfToken is the token a session's requests must carry in X-CSRF-Token.
-func csrfToken(a store.Account, cookie string) string {
-	return mac(webKey(a), "csrf", cookie)
-}
-
-// errNoSession means a request carries no valid session.
-var errNoSession = errors.New("no valid session")
-
-// session returns the account of a request's session cookie, and the
-// cookie. It checks the signature and expiry, not the CSRF token.
-func (s *Server) session(r *http.Request) (store.Account, string, error) {
-	c, err := r.Cookie(sessionCookie)
-	if err != nil {
-		return store.Account{}, "", errNoSession
-	}
-	parts := strings.Split(c.Value, ".")
-	if len(parts) != 4 {
-		return store.Account{}, "", errNoSession
-	}
-	exp, err := strconv.ParseInt(parts[1], 10, 64)
-	if err != nil || !s.cfg.Clock().Before(time.Unix(exp, 0)) {
-		return store.Account{}, "", errNoSession
-	}
-	a, err := s.cfg.Store.Account(r.Context(), parts[0])
-	if errors.Is(err, store.ErrNotFound) {
-		return store.Account{}, "", errNoSession
-	}
-	if err != nil {
-		return store.Account{}, "", unavailable("cannot check the session", err)
-	}
-	body := strings.Join(parts[:3], ".")
-	if !hmac.Equal([]byte(parts[3]), []byte(mac(webKey(a), "session", body))) {
-		return store.Account{}, "", errNoSession
-	}
-	ended, err := s.cfg.Store.Count(r.Context(), signedOut(parts[2]), 0, time.Unix(exp, 0))
-	if err != nil {
-		return store.Account{}, "", unavailable("cannot check the session", err)
-	}
-	if ended > 0 {
-		return store.Account{}, "", errNoSession
-	}
-	return a, c.Value, nil
-}
-
-// signedOut is the store counter that, once above zero, says the session
-// with the nonce was signed out; it lapses when the session would have.
-func signedOut(nonce string) string { return "web-signed-out:" + nonce }
 
 type sessionAccountKey struct{}
 
@@ -118,14 +46,14 @@ func (s *Server) withSession(next echo.HandlerFunc) echo.HandlerFunc {
 		if tok == "" {
 			return next(c)
 		}
-		a, cookie, err := s.session(r)
-		if errors.Is(err, errNoSession) {
+		a, cookie, err := s.auth.Session(r)
+		if noSession(err) {
 			return badRequest("the session has ended; sign in again")
 		}
 		if err != nil {
-			return err
+			return authProblem(err, nil, nil)
 		}
-		if !hmac.Equal([]byte(tok), []byte(csrfToken(a, cookie))) {
+		if !hmac.Equal([]byte(tok), []byte(auth.CSRF(a, cookie))) {
 			return badRequest("the session's CSRF token does not match; reload the page")
 		}
 		c.SetRequest(r.WithContext(context.WithValue(r.Context(), sessionAccountKey{}, a)))
@@ -183,7 +111,7 @@ func (s *Server) sessionInfo(a store.Account, cookie string) map[string]any {
 	}
 	allowed := func(id string) bool { return chunks.Allowed(a, id) }
 	return map[string]any{
-		"name": a.Name, "api_key": a.APIKey, "csrf": csrfToken(a, cookie),
+		"name": a.Name, "api_key": a.APIKey, "csrf": auth.CSRF(a, cookie),
 		"mirrors":     s.mirrorList(allowed, s.cfg.Chunks.DefaultMirrors(a)),
 		"max_mirrors": maxMirrors,
 		// seconds; 0: files kept until deleted, no limit
@@ -210,12 +138,12 @@ func (s *Server) signIn(c echo.Context) error {
 		return p
 	}
 	exp := s.cfg.Clock().Add(sessionLife)
-	v, err := newSession(a, exp)
+	v, err := auth.NewSession(a, exp)
 	if err != nil {
 		return err
 	}
 	c.SetCookie(&http.Cookie{
-		Name: sessionCookie, Value: v, Path: "/", Expires: exp, MaxAge: int(sessionLife / time.Second),
+		Name: auth.SessionCookie, Value: v, Path: "/", Expires: exp, MaxAge: int(sessionLife / time.Second),
 		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: strings.HasPrefix(s.cfg.PublicURL, "https:"),
 	})
 	return c.JSON(http.StatusOK, s.sessionInfo(a, v))
@@ -228,17 +156,15 @@ func (s *Server) signOut(c echo.Context) error {
 	}
 	// Ending the session in the store, not only in this browser, makes a
 	// copy of the cookie worthless too.
-	if _, cookie, err := s.session(r); err == nil {
-		parts := strings.Split(cookie, ".")
-		exp, _ := strconv.ParseInt(parts[1], 10, 64)
-		if _, err := s.cfg.Store.Count(r.Context(), signedOut(parts[2]), 1, time.Unix(exp, 0)); err != nil {
+	if _, cookie, err := s.auth.Session(r); err == nil {
+		if err := s.auth.SignOut(r.Context(), cookie); err != nil {
 			return unavailable("cannot end the session", err)
 		}
-	} else if !errors.Is(err, errNoSession) {
-		return err
+	} else if !noSession(err) {
+		return authProblem(err, nil, nil)
 	}
 	c.SetCookie(&http.Cookie{
-		Name: sessionCookie, Value: "", Path: "/", MaxAge: -1,
+		Name: auth.SessionCookie, Value: "", Path: "/", MaxAge: -1,
 		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: strings.HasPrefix(s.cfg.PublicURL, "https:"),
 	})
 	return c.NoContent(http.StatusNoContent)
@@ -247,12 +173,12 @@ func (s *Server) signOut(c echo.Context) error {
 // whoAmI tells the page whether it is signed in, and its CSRF token.
 func (s *Server) whoAmI(c echo.Context) error {
 	c.Response().Header().Set("Cache-Control", "no-store")
-	a, cookie, err := s.session(c.Request())
-	if errors.Is(err, errNoSession) {
+	a, cookie, err := s.auth.Session(c.Request())
+	if noSession(err) {
 		return fail(http.StatusUnauthorized, "not signed in")
 	}
 	if err != nil {
-		return err
+		return authProblem(err, nil, nil)
 	}
 	return c.JSON(http.StatusOK, s.sessionInfo(a, cookie))
 }

@@ -5,6 +5,8 @@ import (
 	"strings"
 
 	"github.com/tus/tusd/v2/pkg/handler"
+
+	"github.com/acestash/acestash/api/auth"
 )
 
 // route sends each method to its handler, as tusd's routed handler does,
@@ -47,34 +49,24 @@ func refuse(w http.ResponseWriter, r *http.Request, e handler.Error, allow strin
 // auth admits requests with Authorization: Bearer <api_key>:<api_token>.
 func (t *endpoint) auth(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		key, token, ok := bearer(r.Header.Get("Authorization"))
-		if !ok {
-			w.Header().Set("WWW-Authenticate", "Bearer")
-			refuse(w, r, handler.NewError("ERR_UNAUTHORIZED", "send Authorization: Bearer <api_key>:<api_token>", http.StatusUnauthorized), "")
-			return
-		}
-		a, err := t.cfg.Store.Account(r.Context(), key)
-		if err == nil && !a.CheckToken(token) || isNotFound(err) {
-			w.Header().Set("WWW-Authenticate", "Bearer")
-			refuse(w, r, handler.NewError("ERR_UNAUTHORIZED", "api_key or api_token is wrong", http.StatusUnauthorized), "")
-			return
-		}
+		cred, _ := auth.Bearer(r)
+		a, err := t.creds.Pair(r.Context(), cred)
 		if err != nil {
-			t.cfg.Log.Error("tus: read account", "err", err)
-			refuse(w, r, errUnavailable("cannot read the account; retry later"), "")
+			p, _ := auth.As(err)
+			if p == nil || p.Kind == auth.Unavailable {
+				t.cfg.Log.ErrorContext(r.Context(), "tus: read account", "err", err)
+				refuse(w, r, errUnavailable("cannot read the account; retry later"), "")
+				return
+			}
+			msg := "api_key or api_token is wrong"
+			if p.Kind == auth.Missing {
+				msg = "send Authorization: Bearer <api_key>:<api_token>"
+			}
+			w.Header().Set("WWW-Authenticate", "Bearer")
+			refuse(w, r, handler.NewError("ERR_UNAUTHORIZED", msg, http.StatusUnauthorized), "")
 			return
 		}
 		callOf(r.Context()).account = a
 		next.ServeHTTP(w, r)
 	})
-}
-
-// bearer splits "Bearer <api_key>:<api_token>".
-func bearer(h string) (key, token string, ok bool) {
-	scheme, cred, ok := strings.Cut(strings.TrimSpace(h), " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return "", "", false
-	}
-	key, token, ok = strings.Cut(strings.TrimSpace(cred), ":")
-	return key, token, ok && key != "" && token != ""
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/tus/tusd/v2/pkg/handler"
 	xslog "golang.org/x/exp/slog"
 
+	"github.com/acestash/acestash/api/auth"
 	"github.com/acestash/acestash/chunks"
 	"github.com/acestash/acestash/store"
 )
@@ -105,7 +106,7 @@ func New(cfg Config) (http.Handler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tus: %w", err)
 	}
-	t := &endpoint{cfg: cfg, h: h}
+	t := &endpoint{cfg: cfg, h: h, creds: auth.New(cfg.Store, cfg.Clock)}
 	return http.StripPrefix(strings.TrimSuffix(Prefix, "/"), t.begin(h.Middleware(t.auth(t.route())))), nil
 }
 
@@ -126,8 +127,9 @@ func originPattern(origins []string) *regexp.Regexp {
 
 // endpoint routes tus requests to tusd's handlers.
 type endpoint struct {
-	cfg Config
-	h   *handler.UnroutedHandler
+	cfg   Config
+	h     *handler.UnroutedHandler
+	creds *auth.Authenticator
 }
 
 // tusdLog passes tusd's warnings and errors to log as single lines; its
