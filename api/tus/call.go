@@ -2,6 +2,7 @@ package tus
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"net/netip"
@@ -9,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/acestash/acestash/api/pace"
 	"github.com/acestash/acestash/store"
 )
 
@@ -19,7 +21,7 @@ type call struct {
 	public  string
 	res     *http.ResponseController
 	ended   atomic.Bool // the request's context ended: read no more
-	pace    *pace       // nil: the body may come at any rate
+	body    *pace.Body  // the request's body; nil without one
 
 	mu      sync.Mutex
 	slug    string    // set once the upload is a published file
@@ -57,10 +59,18 @@ func (c *call) keep(fn func() error) error {
 		return fn()
 	}
 	done := make(chan struct{})
-	go every(done, 30*time.Second, func() bool {
-		c.res.SetWriteDeadline(time.Now().Add(2 * time.Minute))
-		return true
-	})
+	go func() {
+		t := time.NewTicker(30 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				c.res.SetWriteDeadline(time.Now().Add(2 * time.Minute))
+			}
+		}
+	}()
 	defer close(done)
 	return fn()
 }
@@ -89,7 +99,11 @@ func (t *endpoint) begin(next http.Handler) http.Handler {
 		ww.c = c
 		end := func() {
 			c.ended.Store(true)
-			c.res.SetReadDeadline(time.Now()) // a read in progress returns
+			if c.body != nil {
+				c.body.Stop() // a read in progress returns
+			} else {
+				c.res.SetReadDeadline(time.Now())
+			}
 		}
 		if !fromProxy(r.RemoteAddr) {
 			// Only a proxy may say which host and scheme the client used;
@@ -98,23 +112,14 @@ func (t *endpoint) begin(next http.Handler) http.Handler {
 				r.Header.Del(h)
 			}
 		}
+		if r.Body != nil && r.Body != http.NoBody {
+			// tusd sets read deadlines of its own; the pace's win while a
+			// read waits, and a body too slow ends with a 400.
+			c.body = pace.New(r.Body, c.res, t.cfg.MinBodyRate, t.cfg.BodyWindow)
+			r.Body = slowBody{c.body, r.Context(), t}
+		}
 		stop := context.AfterFunc(r.Context(), end)
 		defer stop()
-		if t.cfg.MinBodyRate > 0 && r.Body != nil && r.Body != http.NoBody {
-			c.pace = newPace(t.cfg.MinBodyRate, t.cfg.BodyWindow)
-			done, watched := make(chan struct{}), make(chan struct{})
-			go func() {
-				defer close(watched)
-				c.pace.watch(done, func() {
-					t.cfg.Log.WarnContext(r.Context(), "tus body too slow: request ended, bytes kept",
-						"min_rate", t.cfg.MinBodyRate, "window", t.cfg.BodyWindow)
-					end()
-				})
-			}()
-			// A cut after the handler returned would set a read deadline
-			// on the connection's next request.
-			defer func() { close(done); <-watched }()
-		}
 		if t.cfg.Stopping != nil {
 			stopping := context.AfterFunc(t.cfg.Stopping, end)
 			defer stopping()
@@ -166,8 +171,7 @@ func (w *writer) Write(b []byte) (int, error) {
 // Unwrap lets tusd set read deadlines on the connection.
 func (w *writer) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// body is a request body that ends where the request's context ended, and
-// that keeps its pace.
+// body is a request body that ends where the request's context ended.
 type body struct {
 	r io.Reader
 	c *call
@@ -177,11 +181,23 @@ func (b body) Read(p []byte) (int, error) {
 	if b.c.ended.Load() {
 		return 0, io.EOF
 	}
-	if b.c.pace == nil {
-		return b.r.Read(p)
+	return b.r.Read(p)
+}
+
+// slowBody gives tusd a body too slow as a tus error it answers with, 400
+// ERR_BODY_TOO_SLOW; the bytes that came are kept, as for a body cut off.
+type slowBody struct {
+	*pace.Body
+	ctx context.Context
+	t   *endpoint
+}
+
+func (b slowBody) Read(p []byte) (int, error) {
+	n, err := b.Body.Read(p)
+	if se, ok := errors.AsType[*pace.SlowError](err); ok {
+		b.t.cfg.Log.WarnContext(b.ctx, "tus body too slow: request ended, bytes kept",
+			"min_rate", b.t.cfg.MinBodyRate, "window", b.t.cfg.BodyWindow)
+		err = errSlowBody{se}
 	}
-	b.c.pace.begin()
-	n, err := b.r.Read(p)
-	b.c.pace.end(n)
 	return n, err
 }

@@ -51,3 +51,21 @@ func tusError(log *slog.Logger, err error) error {
 }
 
 func isNotFound(err error) bool { return errors.Is(err, store.ErrNotFound) }
+
+// errSlowBody is the read error of a PATCH body that came too slowly. tusd
+// answers it as a tus error, 400: the bytes that came are kept and the
+// client may resume from Upload-Offset. It still wraps the connection's
+// deadline error, so tusd does not move the deadline on.
+type errSlowBody struct{ cause error }
+
+func (e errSlowBody) Error() string { return e.cause.Error() }
+func (e errSlowBody) Unwrap() error { return e.cause }
+
+// As makes the error tusd's handler.Error.
+func (e errSlowBody) As(target any) bool {
+	he, ok := target.(*handler.Error)
+	if ok {
+		*he = handler.NewError("ERR_BODY_TOO_SLOW", e.cause.Error()+"; the bytes that came are kept: resume from Upload-Offset", http.StatusBadRequest)
+	}
+	return ok
+}
