@@ -34,112 +34,157 @@ func (s *Service) until() time.Time { return s.cfg.Clock().UTC().Add(s.leaseTime
 // could not keep its lease.
 var errLeaseLost = errors.New("chunks: the upload's lease was lost")
 
-// hold is a lease one request holds: renewed every quarter of LeaseTime
-// until end. When a renewal is refused, or none has succeeded for half of
-// LeaseTime, ctx is cancelled with errLeaseLost, which stops the request's
-// writes while the lease, as others see it, still runs.
-type hold struct {
+// Lease is one request's hold on an upload: taken in the store, renewed
+// every quarter of LeaseTime until End. Its Context ends, with a cause
+// wrapping errLeaseLost, when a renewal is refused or none has succeeded
+// for half of LeaseTime, which stops the request's writes while the lease,
+// as others see it, still runs. A watched lease also tells, through
+// Wanted, when another request asked for the upload (Want). Every way bytes
+// reach an upload (a MirrorAce chunk, a whole file, a tus request) holds one.
+type Lease struct {
 	s      *Service
 	key    string
 	holder string
 	ctx    context.Context
 	cancel context.CancelCauseFunc
+	wanted chan struct{} // closed when another request asks; nil: not watched
+	wants  int           // the session's LeaseWants when the lease was taken
 	stop   chan struct{}
 	done   chan struct{}
 }
 
-// keep starts renewing holder's lease on the upload; ctx is the request's.
-func (s *Service) keep(ctx context.Context, key, holder string, taken time.Time) *hold {
-	h := &hold{s: s, key: key, holder: holder, stop: make(chan struct{}), done: make(chan struct{})}
-	h.ctx, h.cancel = context.WithCancelCause(ctx)
-	go h.run(taken)
-	return h
+// Acquire takes the upload's lease for a new holder, without waiting, and
+// returns it with the session as stored. While another holder's lease runs
+// it returns the session unchanged with an error wrapping store.ErrLeased;
+// on an upload that does not exist, one wrapping store.ErrNotFound. The
+// lease's Context is ctx's child. With watch, the lease looks for requests
+// that want the upload every second (one store read each).
+func (s *Service) Acquire(ctx context.Context, key string, watch bool) (*Lease, store.Session, error) {
+	holder := uuid.NewString()
+	taken := time.Now()
+	sess, err := s.cfg.Store.Lease(ctx, key, holder, s.until())
+	if err != nil {
+		return nil, sess, err
+	}
+	l := &Lease{s: s, key: key, holder: holder, wants: sess.LeaseWants, stop: make(chan struct{}), done: make(chan struct{})}
+	if watch {
+		l.wanted = make(chan struct{})
+	}
+	l.ctx, l.cancel = context.WithCancelCause(ctx)
+	go l.run(taken)
+	return l, sess, nil
 }
 
-func (h *hold) run(last time.Time) {
-	defer close(h.done)
-	lt := h.s.leaseTime()
-	t := time.NewTicker(lt / 4)
+// Holder names the lease's holder in the store: the calls that write under
+// a lease taken elsewhere (Append, Finish, …) take it.
+func (l *Lease) Holder() string { return l.holder }
+
+// Context ends when the lease is lost or ended.
+func (l *Lease) Context() context.Context { return l.ctx }
+
+// Wanted is closed when another request asks for the upload; nil for a
+// lease not watched.
+func (l *Lease) Wanted() <-chan struct{} { return l.wanted }
+
+func (l *Lease) run(last time.Time) {
+	defer close(l.done)
+	lt := l.s.leaseTime()
+	period := lt / 4
+	if l.wanted != nil {
+		period = min(period, time.Second)
+	}
+	t := time.NewTicker(period)
 	defer t.Stop()
 	for {
 		select {
-		case <-h.stop:
+		case <-l.stop:
 			return
 		case <-t.C:
 		}
+		if l.wanted != nil && time.Since(last) < lt/4 {
+			l.look()
+			continue
+		}
 		sent := time.Now()
 		// A slow answer is waited for until the lease must be given up.
-		ctx, cancel := context.WithTimeout(context.Background(), max(lt/2-sent.Sub(last), lt/8))
-		err := h.s.cfg.Store.Renew(ctx, h.key, h.holder, h.s.until())
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(l.ctx), max(lt/2-sent.Sub(last), lt/8))
+		err := l.s.cfg.Store.Renew(ctx, l.key, l.holder, l.s.until())
 		cancel()
 		switch {
 		case err == nil:
 			last = sent
 		case errors.Is(err, store.ErrLeased) || errors.Is(err, store.ErrNotFound):
-			h.cancel(fmt.Errorf("%w: %w", errLeaseLost, err))
+			l.cancel(fmt.Errorf("%w: %w", errLeaseLost, err))
 			return
 		case time.Since(last) >= lt/2:
-			h.cancel(fmt.Errorf("%w: %w", errLeaseLost, err))
-			h.s.cfg.Log.Warn("upload lease not renewed in time; stopped the request", "upload_key", h.key, "err", err)
+			l.cancel(fmt.Errorf("%w: %w", errLeaseLost, err))
+			l.s.cfg.Log.WarnContext(l.ctx, "upload lease not renewed in time; stopped the request", "upload_key", l.key, "err", err)
 			return
 		default:
-			h.s.cfg.Log.Warn("renew upload lease", "upload_key", h.key, "err", err)
+			l.s.cfg.Log.WarnContext(l.ctx, "renew upload lease", "upload_key", l.key, "err", err)
 		}
 	}
 }
 
-// end stops renewing; the lease itself is released or committed by the
-// request. It is safe on a nil hold.
-func (h *hold) end() {
-	if h == nil {
+// look closes wanted once the session's LeaseWants has grown.
+func (l *Lease) look() {
+	select {
+	case <-l.wanted:
+		return // told already
+	default:
+	}
+	sess, err := l.s.cfg.Store.Session(context.WithoutCancel(l.ctx), l.key)
+	if err == nil && sess.LeaseWants > l.wants {
+		close(l.wanted)
+	}
+}
+
+// End stops renewing; the lease itself is released or committed by the
+// request. It is safe on a nil Lease.
+func (l *Lease) End() {
+	if l == nil {
 		return
 	}
-	close(h.stop)
-	<-h.done
-	h.cancel(nil)
+	close(l.stop)
+	<-l.done
+	l.cancel(nil)
 }
 
 // lost reports whether the request lost its lease.
-func (h *hold) lost() bool {
-	return h != nil && errors.Is(context.Cause(h.ctx), errLeaseLost)
+func (l *Lease) lost() bool {
+	return l != nil && errors.Is(context.Cause(l.ctx), errLeaseLost)
 }
 
 // context returns the context a request's writes run under: ctx, cut when
 // the lease is lost.
-func (h *hold) context(ctx context.Context) context.Context {
-	if h == nil {
+func (l *Lease) context(ctx context.Context) context.Context {
+	if l == nil {
 		return ctx
 	}
-	return h.ctx
+	return l.ctx
 }
 
 // take reads the request's session and takes its lease, which is renewed
-// until the returned hold's end; the hold is nil, with the session as
+// until the returned Lease's End; the Lease is nil, with the session as
 // stored, when another request holds the lease. It waits up to LeaseWait
 // for the lease of an unfinished upload: the holder is most often the same
 // client's previous try, cut off a moment ago and about to let go.
-func (s *Service) take(ctx context.Context, uploadKey, ctracker string, a store.Account) (sess store.Session, h *hold, err error) {
-	holder := uuid.NewString()
-	var taken time.Time
+func (s *Service) take(ctx context.Context, uploadKey, ctracker string, a store.Account) (sess store.Session, l *Lease, err error) {
 	if werr := s.waitFree(ctx, func() bool {
-		taken = time.Now()
-		sess, err = s.cfg.Store.Lease(ctx, uploadKey, holder, s.until())
+		l, sess, err = s.Acquire(ctx, uploadKey, false)
 		return !errors.Is(err, store.ErrLeased) || finished(sess)
 	}); werr != nil {
 		return sess, nil, unavailable("the request ended while waiting for another one on this upload", werr)
 	}
-	held := err == nil
 	if errors.Is(err, store.ErrLeased) {
 		err = nil // the session was read; only the lease is another's
 	}
 	if err := belongs(sess, err, a, ctracker); err != nil {
-		s.release(ctx, sess, held)
+		l.End()
+		s.release(ctx, sess, l != nil)
 		return sess, nil, err
 	}
-	if held {
-		h = s.keep(ctx, uploadKey, holder, taken)
-	}
-	return sess, h, nil
+	return sess, l, nil
 }
 
 // waitFree calls try until it reports done, or until LeaseWait has passed,
@@ -203,10 +248,10 @@ func (s *Service) release(ctx context.Context, sess store.Session, held bool) {
 // was lost, the request is told to retry, whatever failed on the way,
 // unless the quota refused the upload (which deletes its session, so the
 // lease is lost by design).
-func kept(h *hold, err error) error {
-	if err != nil && !isOverQuota(err) && h.lost() {
+func kept(l *Lease, err error) error {
+	if err != nil && !isOverQuota(err) && l.lost() {
 		return &Error{Kind: Unavailable, Msg: "this request lost its hold on the upload (another took over, or the store did not answer); retry this chunk",
-			Err: context.Cause(h.ctx)}
+			Err: context.Cause(l.ctx)}
 	}
 	return err
 }

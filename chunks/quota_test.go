@@ -5,7 +5,6 @@ import (
 	"io"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/acestash/acestash/store"
 )
@@ -52,11 +51,13 @@ func TestQuotaHoldsAtOnceStream(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.svc.Hold(t.Context(), sess.UploadKey, "h", time.Now().Add(time.Minute)); err != nil {
+	lease, _, err := e.svc.Acquire(t.Context(), sess.UploadKey, false)
+	if err != nil {
 		t.Fatal(err)
 	}
+	defer lease.End()
 	g, errc := held(bytes.NewReader(a), func(body io.Reader) error {
-		_, err := e.svc.Append(t.Context(), e.acct, sess.UploadKey, "h", 0, body)
+		_, err := e.svc.Append(t.Context(), e.acct, sess.UploadKey, lease.Holder(), 0, body)
 		return err
 	})
 	e.publishedFirst(t, g, errc, sess.UploadKey, b)

@@ -28,10 +28,12 @@ func TestStreamQuorum(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const holder = "h1"
-	if _, err := e.svc.Hold(t.Context(), sess.UploadKey, holder, time.Now().Add(time.Minute)); err != nil {
+	lease, _, err := e.svc.Acquire(t.Context(), sess.UploadKey, false)
+	if err != nil {
 		t.Fatal(err)
 	}
+	defer lease.End()
+	holder := lease.Holder()
 	// Another holder may not write meanwhile.
 	if _, err := e.svc.Append(t.Context(), e.acct, sess.UploadKey, "h2", 0, bytes.NewReader(body)); err == nil {
 		t.Fatal("Append without the lease succeeded")
@@ -81,10 +83,12 @@ func TestStreamReapPartial(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.svc.Hold(t.Context(), sess.UploadKey, "h", time.Now().Add(time.Minute)); err != nil {
+	lease, _, err := e.svc.Acquire(t.Context(), sess.UploadKey, false)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if sess, err = e.svc.Append(t.Context(), e.acct, sess.UploadKey, "h", 0, bytes.NewReader(body)); err != nil || !sess.Done {
+	defer lease.End()
+	if sess, err = e.svc.Append(t.Context(), e.acct, sess.UploadKey, lease.Holder(), 0, bytes.NewReader(body)); err != nil || !sess.Done {
 		t.Fatalf("Append: %+v, %v", sess, err)
 	}
 	if len(e.mem[0].Keys()) != 1 {

@@ -9,30 +9,10 @@ import (
 	"github.com/acestash/acestash/store"
 )
 
-// The lease of a stream upload is held by its caller (tus's lock) for as
-// long as a request runs, renewed by it, and checked by every call that
-// writes. A request that wants the lease asks its holder to let go through
-// the session's LeaseWants.
-
-// Hold gives the upload's lease to holder until the time until, or renews
-// it, and returns the session; while another holder's lease runs it fails
-// with an error wrapping store.ErrLeased, and on an upload that does not
-// exist with one wrapping store.ErrNotFound.
-func (s *Service) Hold(ctx context.Context, key, holder string, until time.Time) (store.Session, error) {
-	return s.cfg.Store.Lease(ctx, key, holder, until)
-}
-
-// Lease returns who holds the upload's lease and its LeaseWants.
-func (s *Service) Lease(ctx context.Context, key string) (holder string, wants int, err error) {
-	sess, err := s.cfg.Store.Session(ctx, key)
-	if err != nil {
-		return "", 0, err
-	}
-	if !s.cfg.Clock().Before(sess.LeaseUntil) {
-		return "", sess.LeaseWants, nil
-	}
-	return sess.Lease, sess.LeaseWants, nil
-}
+// The lease of a stream upload is held by its caller (tus's lock, a Lease
+// from Acquire) for as long as a request runs, and checked by every call
+// that writes. A request that wants the lease asks its holder to let go
+// through the session's LeaseWants (Want), which a watched Lease sees.
 
 // Want asks whoever holds the upload's lease to let go, by counting one
 // more in its LeaseWants.

@@ -64,7 +64,7 @@ func (s *Service) Chunk(ctx context.Context, req ChunkRequest) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	defer h.end()
+	defer h.End()
 	ctx = h.context(ctx)
 	if finished(sess) {
 		res, err := s.repeat(ctx, sess, h != nil, req)
@@ -264,7 +264,7 @@ func (s *Service) Fill(ctx context.Context, req ChunkRequest, maxSize int64) (Re
 	if err != nil {
 		return Result{}, err
 	}
-	defer h.end()
+	defer h.End()
 	if err := unused(sess); err != nil {
 		s.release(ctx, sess, h != nil)
 		return Result{}, err

@@ -18,6 +18,7 @@ import (
 // upload it touched is now. The response headers are written from it.
 type call struct {
 	account store.Account
+	method  string
 	public  string
 	res     *http.ResponseController
 	ended   atomic.Bool // the request's context ended: read no more
@@ -95,7 +96,7 @@ func (c *call) headers(h http.Header) {
 func (t *endpoint) begin(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ww := &writer{ResponseWriter: w}
-		c := &call{public: t.cfg.PublicURL, res: http.NewResponseController(ww)}
+		c := &call{method: r.Method, public: t.cfg.PublicURL, res: http.NewResponseController(ww)}
 		ww.c = c
 		end := func() {
 			c.ended.Store(true)

@@ -47,9 +47,6 @@ type Config struct {
 	Origins []string
 	// MaxSize is the largest file the server accepts, told as Tus-Max-Size.
 	MaxSize int64
-	// LockTime is how long a request's lock on an upload holds unless it is
-	// renewed; default 30 s. A node that dies holding one frees it then.
-	LockTime time.Duration
 	// Stopping, when set, ends when the node begins to stop: PATCHes end
 	// then, keeping what they received, rather than at the end of the
 	// node's grace period (clients resume them from the kept offset).
@@ -76,10 +73,9 @@ func New(cfg Config) (http.Handler, error) {
 	if cfg.MinBodyRate > 0 && cfg.BodyWindow <= 0 {
 		return nil, fmt.Errorf("tus: a minimum body rate needs a window, not %v", cfg.BodyWindow)
 	}
-	if cfg.LockTime == 0 {
-		cfg.LockTime = 30 * time.Second
-	}
-	locks := &locker{chunks: cfg.Chunks, clock: cfg.Clock, ttl: cfg.LockTime, log: cfg.Log, held: map[string]*lock{}}
+	// A request's lock on an upload is the upload's lease in chunks
+	// (lease_time): a node that dies holding one frees it then.
+	locks := &locker{chunks: cfg.Chunks, log: cfg.Log, held: map[string]*lock{}}
 	ds := &datastore{cfg: cfg, locks: locks}
 	composer := handler.NewStoreComposer()
 	composer.UseCore(ds)

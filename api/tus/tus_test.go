@@ -55,6 +55,13 @@ func newEnv(t *testing.T, nodes int, acct store.Account) *env {
 // newEnvWith is newEnv with each node's Config changed by change.
 func newEnvWith(t *testing.T, nodes int, acct store.Account, change func(*Config)) *env {
 	t.Helper()
+	return newEnvLeased(t, nodes, acct, 0, change)
+}
+
+// newEnvLeased is newEnvWith with uploads' leases lasting leaseTime (0: the
+// default).
+func newEnvLeased(t *testing.T, nodes int, acct store.Account, leaseTime time.Duration, change func(*Config)) *env {
+	t.Helper()
 	st, err := boltstore.Open(filepath.Join(t.TempDir(), "acestash.db"), time.Now)
 	if err != nil {
 		t.Fatal(err)
@@ -77,7 +84,8 @@ func newEnvWith(t *testing.T, nodes int, acct store.Account, change func(*Config
 	}
 	for range nodes {
 		// Each node has its own Service and locker, as separate processes do.
-		svc, err := chunks.New(chunks.Config{Store: st, Mirrors: set, SpoolDir: t.TempDir(), PieceSize: 5 * mib, MaxFileSize: 64 * mib})
+		svc, err := chunks.New(chunks.Config{Store: st, Mirrors: set, SpoolDir: t.TempDir(), PieceSize: 5 * mib, MaxFileSize: 64 * mib,
+			LeaseTime: leaseTime})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -504,12 +512,12 @@ func TestRefusals(t *testing.T) {
 // by the other node through the store and by a request on its own node
 // directly.
 func TestLockShared(t *testing.T) {
-	e := newEnv(t, 1, store.Account{})
+	e := newEnvLeased(t, 1, store.Account{}, 300*time.Millisecond, func(*Config) {})
 	path := e.create(0, map[string]string{"Upload-Length": "10"})
 	id := strings.TrimPrefix(path, "/files/")
 	nodes := make([]*locker, 2)
 	for i := range nodes {
-		nodes[i] = &locker{chunks: e.svc, clock: time.Now, ttl: 300 * time.Millisecond, log: testLog(t), held: map[string]*lock{}}
+		nodes[i] = &locker{chunks: e.svc, log: testLog(t), held: map[string]*lock{}}
 	}
 	// Held past several lease times: the holder renews it, and hears the
 	// other node ask.
@@ -566,7 +574,7 @@ func testLog(t *testing.T) *slog.Logger {
 // renew it in time and another node took it: the request holding the lock
 // is told to end, so that it writes no more to the upload's mirrors.
 func TestLockLost(t *testing.T) {
-	e := newEnv(t, 1, store.Account{})
+	e := newEnvLeased(t, 1, store.Account{}, 1500*time.Millisecond, func(*Config) {})
 	a, err := e.store.Account(t.Context(), key)
 	if err != nil {
 		t.Fatal(err)
@@ -575,7 +583,7 @@ func TestLockLost(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := &locker{chunks: e.svc, clock: time.Now, ttl: 1500 * time.Millisecond, log: testLog(t), held: map[string]*lock{}}
+	l := &locker{chunks: e.svc, log: testLog(t), held: map[string]*lock{}}
 	k, _ := l.NewLock(sess.UploadKey)
 	ended := make(chan struct{})
 	var once sync.Once
@@ -712,4 +720,36 @@ func TestSlowBodyWatcherEnds(t *testing.T) {
 			t.Fatalf("PATCH %d answered, its pace still watched:\n%s", i, stacks)
 		}
 	}
+}
+
+// TestHeadWhileLeaseHeldElsewhere: the upload's lease is held by a request
+// that never lets go (its node died): HEAD answers with the offset the
+// store holds within a few seconds, never 5xx, and a PATCH from there is
+// taken as soon as the lease runs out.
+func TestHeadWhileLeaseHeldElsewhere(t *testing.T) {
+	e := newEnv(t, 1, store.Account{})
+	data := testBytes(2*mib, 8)
+	path := e.create(0, map[string]string{"Upload-Length": strconv.Itoa(len(data)), "Upload-Metadata": meta("filename", "orphan.bin")})
+	e.patch(0, path, 0, data[:mib])
+	id := strings.TrimPrefix(path, "/files/")
+	sess, err := e.store.Session(t.Context(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const dead = 4 * time.Second
+	sess.Lease, sess.LeaseUntil = "a node that died", time.Now().Add(dead)
+	if _, err := e.store.UpdateSession(t.Context(), sess); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	resp, _ := e.do(0, http.MethodHead, path, nil, nil)
+	if took := time.Since(start); resp.StatusCode != http.StatusOK || resp.Header.Get("Upload-Offset") != strconv.Itoa(mib) || took > headWait+2*time.Second {
+		t.Fatalf("HEAD while a dead node holds the lease: %s, Upload-Offset %q after %v; want 200 and %d within %v",
+			resp.Status, resp.Header.Get("Upload-Offset"), took, mib, headWait)
+	}
+	last := e.patch(0, path, mib, data[mib:])
+	if took := time.Since(start); took > dead+3*time.Second {
+		t.Errorf("the PATCH after the dead lease was taken %v after the HEAD; the lease ran out after %v", took, dead)
+	}
+	e.checkFile(last.Header.Get(SlugHeader), "orphan.bin", data)
 }

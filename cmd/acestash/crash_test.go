@@ -2,13 +2,16 @@ package main
 
 import (
 	"bytes"
+	"encoding/base64"
 	"fmt"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/acestash/acestash/chunks"
 	"github.com/acestash/acestash/store/redisstore"
 )
 
@@ -117,5 +120,104 @@ func TestCrashMidChunk(t *testing.T) {
 			}
 			checkComplete(t, u.srv, res, "f.bin", data)
 		})
+	}
+}
+
+// TestTusNodeCrash SIGKILLs a node in the middle of a tus PATCH, as
+// TestCrashMidChunk does a chunk's: HEAD on another node answers 200 with
+// the offset the store holds within a few seconds (never a 5xx), and the
+// upload resumes there from that offset within lease_time and a few
+// seconds, the file whole.
+func TestTusNodeCrash(t *testing.T) {
+	c, cfg := clusterConfig(t)
+	if cfg.LeaseTime == 0 {
+		cfg.LeaseTime = chunks.DefaultLeaseTime
+	}
+	st, err := redisstore.Open(t.Context(), c.redis.URL, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	nodes := []*node{startNode(t, cfg), startNode(t, cfg)}
+	data := testData(20<<20+321, 11)
+	bearer := "Bearer " + testKey + ":" + testToken
+	tusReq := func(method, u string, hdr map[string]string, body []byte) *http.Request {
+		req, err := http.NewRequest(method, u, bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Tus-Resumable", "1.0.0")
+		req.Header.Set("Authorization", bearer)
+		for k, v := range hdr {
+			req.Header.Set(k, v)
+		}
+		return req
+	}
+	resp, _ := doRaw(t, tusReq(http.MethodPost, nodes[0].URL+"/files/", map[string]string{
+		"Upload-Length":   strconv.Itoa(len(data)),
+		"Upload-Metadata": "filename " + base64.StdEncoding.EncodeToString([]byte("crash.bin")) + ",mirrors " + base64.StdEncoding.EncodeToString([]byte("1,2,3")),
+	}, nil))
+	loc, err := resp.Location()
+	if resp.StatusCode != http.StatusCreated || err != nil {
+		t.Fatalf("POST /files/: %s, %v", resp.Status, err)
+	}
+	id := strings.TrimPrefix(loc.Path, "/files/")
+
+	// A PATCH of the whole file, of which 12 MiB arrive before its node dies.
+	conn, err := net.Dial("tcp", strings.TrimPrefix(nodes[0].URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "PATCH %s HTTP/1.1\r\nHost: x\r\nTus-Resumable: 1.0.0\r\nAuthorization: %s\r\n"+
+		"Content-Type: application/offset+octet-stream\r\nUpload-Offset: 0\r\nContent-Length: %d\r\n\r\n", loc.Path, bearer, len(data))
+	if _, err := conn.Write(data[:12<<20]); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		sess, err := st.Session(t.Context(), id)
+		if err == nil && sess.Lease != "" && sess.LeaseUntil.After(time.Now()) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the node never took the upload's lease: %+v, %v", sess, err)
+		}
+	}
+	nodes[0].kill()
+	since := time.Now()
+
+	resp, _ = doRaw(t, tusReq(http.MethodHead, nodes[1].URL+loc.Path, nil, nil))
+	headTook := time.Since(since)
+	off, err := strconv.Atoi(resp.Header.Get("Upload-Offset"))
+	if resp.StatusCode != http.StatusOK || err != nil || off < 0 || off > 12<<20 || headTook > 6*time.Second {
+		t.Fatalf("HEAD on the other node %v after the crash: %s, Upload-Offset %q; want 200 and at most the %d bytes sent, within seconds",
+			headTook, resp.Status, resp.Header.Get("Upload-Offset"), 12<<20)
+	}
+	// As tus clients do, the PATCH is tried again on a 423 or a 5xx.
+	var slug string
+	for {
+		resp, body := doRaw(t, tusReq(http.MethodPatch, nodes[1].URL+loc.Path,
+			map[string]string{"Upload-Offset": strconv.Itoa(off), "Content-Type": "application/offset+octet-stream"}, data[off:]))
+		if resp.StatusCode == http.StatusNoContent {
+			slug = resp.Header.Get("Acestash-Slug")
+			break
+		}
+		if resp.StatusCode != http.StatusLocked && resp.StatusCode < 500 {
+			t.Fatalf("PATCH resuming at %d: %s %s", off, resp.Status, body)
+		}
+		if time.Since(since) > cfg.LeaseTime+10*time.Second {
+			t.Fatalf("the upload is still refused %v after the crash: %s %s", time.Since(since), resp.Status, body)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	took := time.Since(since)
+	t.Logf("node killed: HEAD answered offset %d after %v; the upload resumed after %v (lease_time %v)",
+		off, headTook.Round(time.Millisecond), took.Round(time.Millisecond), cfg.LeaseTime)
+	if took > cfg.LeaseTime+5*time.Second {
+		t.Errorf("the upload resumed %v after the crash, want within lease_time (%v) and a few seconds", took, cfg.LeaseTime)
+	}
+	resp, got := fetch(t, nodes[1].URL+"/m/"+slug+"/download", nil)
+	if resp.StatusCode != 200 || !bytes.Equal(got, data) {
+		t.Fatalf("download of %q: %d, %d bytes, want the %d sent", slug, resp.StatusCode, len(got), len(data))
 	}
 }
