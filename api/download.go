@@ -255,7 +255,7 @@ func (s *Server) download(c echo.Context) error {
 		}
 		if !chunks.CheckPassword(f, pw) {
 			if err := s.guesses.wrong(ctx, f.Slug, addr); err != nil {
-				s.cfg.Log.Warn("count a wrong password", "slug", f.Slug, "err", err)
+				s.cfg.Log.WarnContext(ctx, "count a wrong password", "slug", f.Slug, "err", err)
 			}
 			return locked
 		}

@@ -113,7 +113,7 @@ func (s *Server) fileDelete(c echo.Context) error {
 		}
 		if err != nil {
 			// The record says removed; a copy a mirror kept is logged.
-			s.cfg.Log.Warn("delete file: a mirror kept its copy", "slug", sl, "err", err)
+			s.cfg.Log.WarnContext(ctx, "delete file: a mirror kept its copy", "slug", sl, "err", err)
 		}
 		out[sl] = s.infoRecord(f)
 	}

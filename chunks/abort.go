@@ -23,23 +23,25 @@ const (
 	abortSlots = 256
 )
 
-// abortLater aborts the uploads in the background, retrying each.
-func (s *Service) abortLater(ups map[string]mirrors.Upload) {
+// abortLater aborts the uploads in the background, retrying each; ctx is
+// the request's, for its values (the request id on log lines).
+func (s *Service) abortLater(ctx context.Context, ups map[string]mirrors.Upload) {
+	ctx = context.WithoutCancel(ctx)
 	for id, up := range ups {
 		select {
 		case s.aborts <- struct{}{}:
 		default:
-			s.cfg.Log.Warn("too many aborts waiting; the janitor will remove this upload", "mirror", id, "key", up.Key)
+			s.cfg.Log.WarnContext(ctx, "too many aborts waiting; the janitor will remove this upload", "mirror", id, "key", up.Key)
 			continue
 		}
 		s.bg.Go(func() {
 			defer func() { <-s.aborts }()
-			s.abortRetry(id, up)
+			s.abortRetry(ctx, id, up)
 		})
 	}
 }
 
-func (s *Service) abortRetry(id string, up mirrors.Upload) {
+func (s *Service) abortRetry(ctx context.Context, id string, up mirrors.Upload) {
 	pause := s.cfg.AbortPause
 	var err error
 	for range abortTries {
@@ -48,7 +50,7 @@ func (s *Service) abortRetry(id string, up mirrors.Upload) {
 			return
 		}
 		if s.healthy(id) == nil {
-			if err = abort(context.Background(), e.Mirror, up, s.cfg.MirrorTimeout); err == nil {
+			if err = abort(ctx, e.Mirror, up, s.cfg.MirrorTimeout); err == nil {
 				return
 			}
 		}
@@ -59,7 +61,7 @@ func (s *Service) abortRetry(id string, up mirrors.Upload) {
 		}
 		pause *= 2
 	}
-	s.cfg.Log.Warn("abort upload: giving up; the janitor will remove it", "mirror", id, "key", up.Key, "err", err)
+	s.cfg.Log.WarnContext(ctx, "abort upload: giving up; the janitor will remove it", "mirror", id, "key", up.Key, "err", err)
 }
 
 // Close stops the background aborts and waits for them to end, and gives

@@ -73,7 +73,7 @@ func (s *Service) Join(ctx context.Context, a store.Account, key, holder string,
 	next.Updated = s.cfg.Clock().UTC()
 	saved, err := s.saveHeld(context.WithoutCancel(ctx), sess, next, holder)
 	if err != nil {
-		s.cfg.Log.Warn("mark joined upload done", "upload_key", key, "err", err)
+		s.cfg.Log.WarnContext(ctx, "mark joined upload done", "upload_key", key, "err", err)
 		saved = next
 	}
 	// A finished partial upload no longer changes: its objects are where
@@ -81,7 +81,7 @@ func (s *Service) Join(ctx context.Context, a store.Account, key, holder string,
 	for _, p := range partials {
 		s.dropObjects(context.WithoutCancel(ctx), p)
 		if err := s.cfg.Store.DeleteSession(context.WithoutCancel(ctx), p.UploadKey); err != nil {
-			s.cfg.Log.Warn("delete joined partial upload", "upload_key", p.UploadKey, "err", err)
+			s.cfg.Log.WarnContext(ctx, "delete joined partial upload", "upload_key", p.UploadKey, "err", err)
 		}
 	}
 	return saved, nil

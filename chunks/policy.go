@@ -143,7 +143,7 @@ func (s *Service) abortAll(ctx context.Context, ups map[string]mirrors.Upload) {
 		})
 	}
 	wg.Wait()
-	s.abortLater(failed)
+	s.abortLater(ctx, failed)
 }
 
 // SelectMirrors checks the mirror ids a client asked for against the

@@ -330,5 +330,5 @@ func (s *Service) abortFailed(ctx context.Context, sess store.Session) {
 			ups[id] = up
 		}
 	}
-	s.abortLater(ups)
+	s.abortLater(ctx, ups)
 }

@@ -226,7 +226,7 @@ func (s *Service) complete(ctx context.Context, a store.Account, sess store.Sess
 	if err != nil && !sess.Partial {
 		// The file is published under the session's slug; Stream callers
 		// find it there.
-		s.cfg.Log.Warn("mark stream upload done", "upload_key", sess.UploadKey, "err", err)
+		s.cfg.Log.WarnContext(ctx, "mark stream upload done", "upload_key", sess.UploadKey, "err", err)
 		return sess, nil
 	}
 	return saved, err
@@ -259,6 +259,6 @@ func (s *Service) Cancel(ctx context.Context, a store.Account, key, holder strin
 func (s *Service) dropObjects(ctx context.Context, sess store.Session) {
 	f := store.File{Slug: sess.UploadKey, ObjectKey: sess.ObjectKey}
 	if err := s.deleteObjects(ctx, f, sess.Mirrors); err != nil {
-		s.cfg.Log.Warn("delete unpublished object", "upload_key", sess.UploadKey, "err", err)
+		s.cfg.Log.WarnContext(ctx, "delete unpublished object", "upload_key", sess.UploadKey, "err", err)
 	}
 }

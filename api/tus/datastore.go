@@ -61,7 +61,7 @@ func (d *datastore) NewUpload(ctx context.Context, info handler.FileInfo) (handl
 	}
 	sess, err := d.cfg.Chunks.Create(ctx, spec)
 	if err != nil {
-		return nil, tusError(d.cfg.Log, err)
+		return nil, tusError(ctx, d.cfg.Log, err)
 	}
 	return d.upload(ctx, c.account, sess), nil
 }
@@ -71,7 +71,7 @@ func (d *datastore) GetUpload(ctx context.Context, id string) (handler.Upload, e
 	c := callOf(ctx)
 	sess, err := d.cfg.Chunks.Stream(ctx, c.account, id)
 	if err != nil {
-		return nil, tusError(d.cfg.Log, err)
+		return nil, tusError(ctx, d.cfg.Log, err)
 	}
 	return d.upload(ctx, c.account, sess), nil
 }
@@ -130,7 +130,7 @@ func (u *upload) WriteChunk(ctx context.Context, offset int64, src io.Reader) (i
 	if !ok {
 		return 0, errUnavailable("the upload is not locked by this request; retry")
 	}
-	sess, err := u.run(func() (store.Session, error) {
+	sess, err := u.run(ctx, func() (store.Session, error) {
 		return u.d.cfg.Chunks.Append(ctx, u.a, u.sess.UploadKey, holder, offset, body{src, u.call})
 	})
 	return max(sess.Held-offset, 0), err
@@ -138,7 +138,7 @@ func (u *upload) WriteChunk(ctx context.Context, offset int64, src io.Reader) (i
 
 // run runs a call that may outlast the request's write deadline (see
 // call.keep), keeps the session it leaves and gives tusd its error.
-func (u *upload) run(fn func() (store.Session, error)) (store.Session, error) {
+func (u *upload) run(ctx context.Context, fn func() (store.Session, error)) (store.Session, error) {
 	var sess store.Session
 	err := u.call.keep(func() error {
 		var err error
@@ -146,7 +146,7 @@ func (u *upload) run(fn func() (store.Session, error)) (store.Session, error) {
 		return err
 	})
 	u.set(sess)
-	return sess, tusError(u.d.cfg.Log, err)
+	return sess, tusError(ctx, u.d.cfg.Log, err)
 }
 
 // GetReader is not offered: downloads are at /m/<slug>.
@@ -160,7 +160,7 @@ func (u *upload) FinishUpload(ctx context.Context) error {
 		return nil
 	}
 	return u.d.locks.with(ctx, u.sess.UploadKey, func(holder string) error {
-		_, err := u.run(func() (store.Session, error) {
+		_, err := u.run(ctx, func() (store.Session, error) {
 			return u.d.cfg.Chunks.Finish(ctx, u.a, u.sess.UploadKey, holder)
 		})
 		return err
@@ -170,7 +170,7 @@ func (u *upload) FinishUpload(ctx context.Context) error {
 // Terminate aborts the upload on every mirror and forgets it.
 func (u *upload) Terminate(ctx context.Context) error {
 	return u.d.locks.with(ctx, u.sess.UploadKey, func(holder string) error {
-		return tusError(u.d.cfg.Log, u.d.cfg.Chunks.Cancel(ctx, u.a, u.sess.UploadKey, holder))
+		return tusError(ctx, u.d.cfg.Log, u.d.cfg.Chunks.Cancel(ctx, u.a, u.sess.UploadKey, holder))
 	})
 }
 
@@ -178,7 +178,7 @@ func (u *upload) DeclareLength(ctx context.Context, length int64) error {
 	return u.d.locks.with(ctx, u.sess.UploadKey, func(holder string) error {
 		sess, err := u.d.cfg.Chunks.Declare(ctx, u.a, u.sess.UploadKey, holder, length)
 		u.set(sess)
-		return tusError(u.d.cfg.Log, err)
+		return tusError(ctx, u.d.cfg.Log, err)
 	})
 }
 
@@ -189,7 +189,7 @@ func (u *upload) ConcatUploads(ctx context.Context, partials []handler.Upload) e
 		keys[i] = p.(*upload).sess.UploadKey
 	}
 	return u.d.locks.with(ctx, u.sess.UploadKey, func(holder string) error {
-		_, err := u.run(func() (store.Session, error) {
+		_, err := u.run(ctx, func() (store.Session, error) {
 			return u.d.cfg.Chunks.Join(ctx, u.a, u.sess.UploadKey, holder, keys)
 		})
 		return err

@@ -1,6 +1,7 @@
 package tus
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -21,7 +22,7 @@ func errUnavailable(msg string) handler.Error {
 
 // tusError names err as a tus error; causes that are not the client's to
 // know are logged, not shown.
-func tusError(log *slog.Logger, err error) error {
+func tusError(ctx context.Context, log *slog.Logger, err error) error {
 	if err == nil {
 		return nil
 	}
@@ -40,13 +41,13 @@ func tusError(log *slog.Logger, err error) error {
 			return handler.NewError("ERR_QUOTA_EXCEEDED", ce.Msg, http.StatusRequestEntityTooLarge)
 		case chunks.Unavailable:
 			if ce.Err != nil {
-				log.Warn("tus: storage", "err", err)
+				log.WarnContext(ctx, "tus: storage", "err", err)
 			}
 			return errUnavailable(ce.Msg)
 		}
 		return handler.NewError("ERR_UPLOAD_REFUSED", ce.Msg, http.StatusBadRequest)
 	}
-	log.Error("tus: request failed", "err", err)
+	log.ErrorContext(ctx, "tus: request failed", "err", err)
 	return handler.NewError("ERR_INTERNAL_SERVER_ERROR", "internal server error; the failure is logged", http.StatusInternalServerError)
 }
 

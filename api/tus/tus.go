@@ -6,11 +6,13 @@
 package tus
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -128,15 +130,32 @@ type endpoint struct {
 	creds *auth.Authenticator
 }
 
-// tusdLog passes tusd's warnings and errors to log as single lines; its
+// tusdLog passes tusd's warnings and errors to log as single lines, with
+// the context of the request that caused them (its request id); its
 // per-request lines stay out.
 func tusdLog(log *slog.Logger) *xslog.Logger {
-	return xslog.New(xslog.NewTextHandler(lines{log}, &xslog.HandlerOptions{Level: xslog.LevelWarn}))
+	return xslog.New(tusdHandler{log: log})
 }
 
-type lines struct{ log *slog.Logger }
-
-func (l lines) Write(p []byte) (int, error) {
-	l.log.Warn("tusd", "line", strings.TrimSpace(string(p)))
-	return len(p), nil
+type tusdHandler struct {
+	log   *slog.Logger
+	attrs []xslog.Attr
 }
+
+func (h tusdHandler) Enabled(_ context.Context, l xslog.Level) bool { return l >= xslog.LevelWarn }
+
+func (h tusdHandler) Handle(ctx context.Context, r xslog.Record) error {
+	var line bytes.Buffer
+	if err := xslog.NewTextHandler(&line, nil).WithAttrs(h.attrs).Handle(ctx, r); err != nil {
+		return err
+	}
+	h.log.WarnContext(ctx, "tusd", "line", strings.TrimSpace(line.String()))
+	return nil
+}
+
+func (h tusdHandler) WithAttrs(as []xslog.Attr) xslog.Handler {
+	return tusdHandler{log: h.log, attrs: append(slices.Clip(h.attrs), as...)}
+}
+
+// WithGroup keeps the attributes flat: tusd names no groups.
+func (h tusdHandler) WithGroup(string) xslog.Handler { return h }
