@@ -30,6 +30,7 @@ const browserChunk = 1 << 20
 // machine does not allow.
 func chromium(t *testing.T) context.Context {
 	t.Helper()
+	skipShort(t, "Chromium")
 	path, err := exec.LookPath("chromium")
 	if err != nil {
 		t.Fatal("Chromium is not installed; `make test-deps` installs Debian's chromium package")

@@ -62,6 +62,16 @@ func testConfig(t *testing.T, b backend) Config {
 	return cfg
 }
 
+// skipShort skips a test under -short, the fast tier that runs without
+// Redis, MinIO, Chromium or Node (`make test` runs everything); needs says
+// what the test needs that the fast tier lacks.
+func skipShort(t testing.TB, needs string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("needs " + needs + ": skipped under -short")
+	}
+}
+
 // testServer is a running acestash node.
 type testServer struct {
 	URL   string

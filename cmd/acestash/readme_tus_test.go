@@ -55,6 +55,7 @@ func replaceAll(t *testing.T, s string, pairs ...string) string {
 // TestReadmeTusJS runs the README's tus-js-client snippet with Node as
 // written, but for the server's address and credentials.
 func TestReadmeTusJS(t *testing.T) {
+	skipShort(t, "Node and tus-js-client")
 	srv := start(t, testConfig(t, embedded), nil)
 	dir := t.TempDir()
 	modules, err := filepath.Abs(filepath.Join(tusClientDir, "node_modules"))
@@ -95,6 +96,7 @@ func TestReadmeTusJS(t *testing.T) {
 // from npm), the server's address and credentials, and has it upload a
 // file.
 func TestReadmeUppy(t *testing.T) {
+	skipShort(t, "Chromium and Uppy")
 	srv := start(t, testConfig(t, embedded), nil)
 	dist := filepath.Join(tusClientDir, "node_modules", "uppy", "dist")
 	if _, err := os.Stat(filepath.Join(dist, "uppy.min.mjs")); err != nil {

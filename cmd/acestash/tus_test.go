@@ -50,6 +50,7 @@ const tusClientDir = "testdata/tusclient"
 // runTus runs the tus-js-client job and returns its report.
 func runTus(t *testing.T, job tusJob) tusResult {
 	t.Helper()
+	skipShort(t, "Node and tus-js-client")
 	if _, err := os.Stat(filepath.Join(tusClientDir, "node_modules", "tus-js-client", "package.json")); err != nil {
 		t.Fatalf("tus-js-client is not installed; make test-deps installs it: %v", err)
 	}

@@ -47,9 +47,11 @@ type Server struct {
 }
 
 // Start starts a MinIO server with a fresh data directory and stops it
-// when the test ends.
+// when the test ends. It skips the test under -short (the fast tier runs
+// without MinIO).
 func Start(t testing.TB) *Server {
 	t.Helper()
+	SkipShort(t)
 	s := newServer(t, findMinio(t))
 	if err := s.start(); err != nil {
 		t.Fatal(err)
@@ -59,9 +61,11 @@ func Start(t testing.TB) *Server {
 
 // StartErasure starts a MinIO server that spreads every object over n
 // drive directories with erasure coding (n at least 4), as
-// `minio server dir{1...n}` does, and stops it when the test ends.
+// `minio server dir{1...n}` does, and stops it when the test ends. It
+// skips the test under -short.
 func StartErasure(t testing.TB, n int) *Server {
 	t.Helper()
+	SkipShort(t)
 	if n < 4 {
 		t.Fatalf("erasure coding needs at least 4 drives, not %d", n)
 	}
@@ -79,9 +83,10 @@ func StartErasure(t testing.TB, n int) *Server {
 	return s
 }
 
-// StartN starts n independent servers, in parallel.
+// StartN starts n independent servers, in parallel; see Start.
 func StartN(t testing.TB, n int) []*Server {
 	t.Helper()
+	SkipShort(t)
 	bin := findMinio(t)
 	servers := make([]*Server, n)
 	errs := make([]error, n)
@@ -95,6 +100,15 @@ func StartN(t testing.TB, n int) []*Server {
 		t.Fatal(err)
 	}
 	return servers
+}
+
+// SkipShort skips a test that needs a real MinIO under -short, the fast
+// tier that runs without Redis, MinIO or Chromium; `make test` runs it.
+func SkipShort(t testing.TB) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("needs a real MinIO: skipped under -short")
+	}
 }
 
 // newServer prepares a server that Stop will stop when the test ends.

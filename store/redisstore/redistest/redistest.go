@@ -40,9 +40,10 @@ type Server struct {
 
 // Start starts a redis-server on a free loopback port with appendonly on,
 // and stops it when the test ends. It fails the test if redis-server is not
-// installed.
+// installed, and skips it under -short (the fast tier runs without Redis).
 func Start(t testing.TB) *Server {
 	t.Helper()
+	SkipShort(t)
 	s := newServer(t, nil)
 	s.start()
 	return s
@@ -68,6 +69,16 @@ func newServer(t testing.TB, extra []string) *Server {
 	)
 	s.args = append(s.args, extra...)
 	return s
+}
+
+// SkipShort skips a test that needs a real redis-server under -short, the
+// fast tier that runs without Redis, MinIO or Chromium; `make test` runs
+// it.
+func SkipShort(t testing.TB) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("needs a real redis-server: skipped under -short")
+	}
 }
 
 // newProcess prepares a redis-server on a free port in a new directory;
@@ -230,6 +241,7 @@ func StartCluster(t testing.TB, n int) *Cluster {
 // killed about that long ago. It returns once every replica is in sync.
 func StartClusterReplicas(t testing.TB, masters, replicas int, nodeTimeout time.Duration) *Cluster {
 	t.Helper()
+	SkipShort(t)
 	if masters < 3 {
 		t.Fatalf("a cluster needs at least 3 masters, not %d", masters)
 	}
@@ -392,6 +404,7 @@ type Sentinel struct {
 // "mymaster", and waits until it knows the master.
 func StartSentinel(t testing.TB, master *Server) *Sentinel {
 	t.Helper()
+	SkipShort(t)
 	const name = "mymaster"
 	host, port, _ := net.SplitHostPort(master.Addr)
 	dir := t.TempDir()
