@@ -10,6 +10,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/acestash/acestash/api/metrics"
 	"github.com/acestash/acestash/api/reqid"
 )
 
@@ -53,7 +54,7 @@ func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
 			slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.String("route", route),
 			slog.Int("status", status), slog.Int64("bytes_in", body.n.Load()), slog.Int64("bytes_out", out.n),
 			slog.Duration("duration", took), slog.String("remote", r.RemoteAddr))
-		s.observer().End(Request{
+		s.observer().End(metrics.Request{
 			Dialect: dialectOf(route), Route: route, Kind: kind, Method: methodLabel(r.Method), Status: status,
 			In: body.n.Load(), Out: out.n, Took: took,
 		})
@@ -95,24 +96,12 @@ func (w *countingWriter) ReadFrom(r io.Reader) (int64, error) {
 // Unwrap lets http.ResponseController reach the server's writer.
 func (w *countingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// Request is what a finished request did, as the metrics see it: no slugs
-// or keys, only bounded labels.
-type Request struct {
-	Dialect string // mirrorace, rocketchat, mirage, tus, web, pages, admin, ops, none
-	Route   string // the Echo route pattern
-	Kind    string // upload, download or "" for anything else
-	Method  string // an HTTP method, or "other"
-	Status  int
-	In, Out int64 // body bytes read and written
-	Took    time.Duration
-}
-
 // Observer is told about requests: Begin when one starts, with its kind,
 // End when it ends; and about each remote fetch's result: ok, refused or
 // failed.
 type Observer interface {
 	Begin(kind string)
-	End(r Request)
+	End(r metrics.Request)
 	Fetched(result string)
 }
 
@@ -183,6 +172,6 @@ func (s *Server) observer() Observer {
 
 type nopObserver struct{}
 
-func (nopObserver) Begin(string)   {}
-func (nopObserver) End(Request)    {}
-func (nopObserver) Fetched(string) {}
+func (nopObserver) Begin(string)        {}
+func (nopObserver) End(metrics.Request) {}
+func (nopObserver) Fetched(string)      {}

@@ -84,7 +84,7 @@ func (w *write) newFanout(ctx context.Context) (*fanout, error) {
 		}
 		l := &lane{id: id, m: e.Mirror, up: w.sess.Uploads[id], timeout: w.s.cfg.MirrorTimeout,
 			in: make(chan *piece, inFlight), done: make(chan struct{}), prev: w.parts[id]}
-		l.conc, _ = e.Mirror.(mirrors.Concurrent)
+		l.conc, _ = mirrors.As[mirrors.Concurrent](e.Mirror)
 		f.lanes = append(f.lanes, l)
 		go l.run(f)
 	}

@@ -57,7 +57,7 @@ func (s *Service) Sweep(ctx context.Context, grace time.Duration) (int, error) {
 	n := 0
 	var errs []error
 	for _, e := range s.cfg.Mirrors.All() {
-		l, ok := e.Mirror.(mirrors.Lister)
+		l, ok := mirrors.As[mirrors.Lister](e.Mirror)
 		if !ok || s.healthy(e.ID) != nil {
 			continue
 		}

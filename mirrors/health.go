@@ -35,7 +35,7 @@ func (h *Health) Err(id string) error {
 func (h *Health) Check(ctx context.Context) {
 	var wg sync.WaitGroup
 	for _, e := range h.set.All() {
-		p, ok := e.Mirror.(Pinger)
+		p, ok := As[Pinger](e.Mirror)
 		if !ok {
 			continue
 		}

@@ -8,12 +8,11 @@ package metrics
 import (
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-
-	"github.com/acestash/acestash/api"
 )
 
 // Metrics holds a node's collectors in its own registry.
@@ -103,8 +102,20 @@ func (m *Metrics) Begin(kind string) {
 	}
 }
 
+// Request is what a finished request did, as the metrics see it: no slugs
+// or keys, only bounded labels.
+type Request struct {
+	Dialect string // mirrorace, rocketchat, mirage, tus, web, pages, admin, ops, none
+	Route   string // the Echo route pattern
+	Kind    string // upload, download or "" for anything else
+	Method  string // an HTTP method, or "other"
+	Status  int
+	In, Out int64 // body bytes read and written
+	Took    time.Duration
+}
+
 // End counts a finished request.
-func (m *Metrics) End(r api.Request) {
+func (m *Metrics) End(r Request) {
 	m.requests.WithLabelValues(r.Dialect, r.Route, r.Method, strconv.Itoa(r.Status)).Inc()
 	m.bytesIn.WithLabelValues(r.Dialect).Add(float64(r.In))
 	m.bytesOut.WithLabelValues(r.Dialect).Add(float64(r.Out))

@@ -27,10 +27,10 @@ func TestFSMirrorConformance(t *testing.T) {
 			t.Fatal(err)
 		}
 		w := New().Mirror("1", m)
-		if _, ok := w.(mirrors.Pinger); !ok {
+		if _, ok := mirrors.As[mirrors.Pinger](w); !ok {
 			t.Fatal("the wrapped fsmirror lost Ping")
 		}
-		if _, ok := w.(mirrors.Lister); !ok {
+		if _, ok := mirrors.As[mirrors.Lister](w); !ok {
 			t.Fatal("the wrapped fsmirror lost its listing")
 		}
 		return w
@@ -38,16 +38,20 @@ func TestFSMirrorConformance(t *testing.T) {
 }
 
 // TestCapabilities: the wrapper has exactly the optional interfaces of
-// what it wraps.
+// what it wraps (an fsmirror is not Concurrent).
 func TestCapabilities(t *testing.T) {
-	for _, m := range []mirrors.Mirror{memmirror.New(), &mirrortest.Faulty{Mirror: memmirror.New()}} {
+	fs, err := fsmirror.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []mirrors.Mirror{memmirror.New(), &mirrortest.Faulty{Mirror: memmirror.New()}, fs, &mirrortest.Faulty{Mirror: fs}} {
 		w := New().Mirror("1", m)
-		_, p0 := m.(mirrors.Pinger)
-		_, c0 := m.(mirrors.Concurrent)
-		_, l0 := m.(mirrors.Lister)
-		_, p1 := w.(mirrors.Pinger)
-		_, c1 := w.(mirrors.Concurrent)
-		_, l1 := w.(mirrors.Lister)
+		_, p0 := mirrors.As[mirrors.Pinger](m)
+		_, c0 := mirrors.As[mirrors.Concurrent](m)
+		_, l0 := mirrors.As[mirrors.Lister](m)
+		_, p1 := mirrors.As[mirrors.Pinger](w)
+		_, c1 := mirrors.As[mirrors.Concurrent](w)
+		_, l1 := mirrors.As[mirrors.Lister](w)
 		if p0 != p1 || c0 != c1 || l0 != l1 {
 			t.Fatalf("%T: Pinger, Concurrent, Lister %v %v %v; wrapped %v %v %v", m, p0, c0, l0, p1, c1, l1)
 		}

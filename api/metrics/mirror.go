@@ -10,58 +10,12 @@ import (
 )
 
 // Mirror returns mr timing every operation under the mirror id and counting
-// its failures; it keeps exactly mr's optional capabilities
-// (mirrors.Pinger, mirrors.Concurrent, mirrors.Lister). Open is timed until
-// the object is open, not read.
+// its failures. It is a mirrors.Wrapper: the optional capabilities of mr
+// (mirrors.Pinger, mirrors.Concurrent, mirrors.Lister) are found through it
+// with mirrors.As, and Ping and the listings are timed too. Open is timed
+// until the object is open, not read.
 func (m *Metrics) Mirror(id string, mr mirrors.Mirror) mirrors.Mirror {
-	t := timedMirror{m: mr, id: id, metrics: m}
-	p0, ping := mr.(mirrors.Pinger)
-	c, conc := mr.(mirrors.Concurrent)
-	l0, list := mr.(mirrors.Lister)
-	p, l := timedPinger{t, p0}, timedLister{t, l0}
-	switch {
-	case ping && conc && list:
-		return struct {
-			timedMirror
-			timedPinger
-			mirrors.Concurrent
-			timedLister
-		}{t, p, c, l}
-	case ping && conc:
-		return struct {
-			timedMirror
-			timedPinger
-			mirrors.Concurrent
-		}{t, p, c}
-	case ping && list:
-		return struct {
-			timedMirror
-			timedPinger
-			timedLister
-		}{t, p, l}
-	case conc && list:
-		return struct {
-			timedMirror
-			mirrors.Concurrent
-			timedLister
-		}{t, c, l}
-	case ping:
-		return struct {
-			timedMirror
-			timedPinger
-		}{t, p}
-	case conc:
-		return struct {
-			timedMirror
-			mirrors.Concurrent
-		}{t, c}
-	case list:
-		return struct {
-			timedMirror
-			timedLister
-		}{t, l}
-	}
-	return t
+	return timedMirror{m: mr, id: id, metrics: m}
 }
 
 type timedMirror struct {
@@ -119,27 +73,36 @@ func (t timedMirror) Delete(ctx context.Context, key string) (err error) {
 	return t.m.Delete(ctx, key)
 }
 
-type timedPinger struct {
-	t timedMirror
-	p mirrors.Pinger
+// Unwrap returns the mirror timed.
+func (t timedMirror) Unwrap() mirrors.Mirror { return t.m }
+
+// Ping is the wrapped mirror's, timed; mirrors.As gives it only when the
+// wrapped mirror pings.
+func (t timedMirror) Ping(ctx context.Context) (err error) {
+	p, ok := mirrors.As[mirrors.Pinger](t.m)
+	if !ok {
+		return errors.ErrUnsupported
+	}
+	defer func(s time.Time) { t.observe("ping", s, err) }(time.Now())
+	return p.Ping(ctx)
 }
 
-func (tp timedPinger) Ping(ctx context.Context) (err error) {
-	defer func(s time.Time) { tp.t.observe("ping", s, err) }(time.Now())
-	return tp.p.Ping(ctx)
+// ListObjects and ListUploads are the wrapped mirror's, timed; mirrors.As
+// gives them only when the wrapped mirror lists.
+func (t timedMirror) ListObjects(ctx context.Context, prefix string, fn func(string, mirrors.Info) error) (err error) {
+	l, ok := mirrors.As[mirrors.Lister](t.m)
+	if !ok {
+		return errors.ErrUnsupported
+	}
+	defer func(s time.Time) { t.observe("list_objects", s, err) }(time.Now())
+	return l.ListObjects(ctx, prefix, fn)
 }
 
-type timedLister struct {
-	t timedMirror
-	l mirrors.Lister
-}
-
-func (tl timedLister) ListObjects(ctx context.Context, prefix string, fn func(string, mirrors.Info) error) (err error) {
-	defer func(s time.Time) { tl.t.observe("list_objects", s, err) }(time.Now())
-	return tl.l.ListObjects(ctx, prefix, fn)
-}
-
-func (tl timedLister) ListUploads(ctx context.Context, prefix string, fn func(mirrors.Upload, time.Time) error) (err error) {
-	defer func(s time.Time) { tl.t.observe("list_uploads", s, err) }(time.Now())
-	return tl.l.ListUploads(ctx, prefix, fn)
+func (t timedMirror) ListUploads(ctx context.Context, prefix string, fn func(mirrors.Upload, time.Time) error) (err error) {
+	l, ok := mirrors.As[mirrors.Lister](t.m)
+	if !ok {
+		return errors.ErrUnsupported
+	}
+	defer func(s time.Time) { t.observe("list_uploads", s, err) }(time.Now())
+	return l.ListUploads(ctx, prefix, fn)
 }

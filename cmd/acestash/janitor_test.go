@@ -93,7 +93,7 @@ func TestJanitorAfterCrashes(t *testing.T) {
 // leftoversGone reports whether no mirror lists anything crashed-… any more.
 func leftoversGone(t *testing.T, srv *testServer) bool {
 	for _, e := range srv.app.mirrors.All() {
-		l := e.Mirror.(mirrors.Lister)
+		l, _ := mirrors.As[mirrors.Lister](e.Mirror)
 		found := false
 		err := l.ListObjects(t.Context(), "files/crashed", func(string, mirrors.Info) error { found = true; return nil })
 		if err != nil {

@@ -24,10 +24,14 @@ type Faulty struct {
 }
 
 var (
-	_ mirrors.Pinger     = (*Faulty)(nil)
-	_ mirrors.Concurrent = (*Faulty)(nil)
-	_ mirrors.Lister     = (*Faulty)(nil)
+	_ mirrors.Wrapper = (*Faulty)(nil)
+	_ mirrors.Pinger  = (*Faulty)(nil)
+	_ mirrors.Lister  = (*Faulty)(nil)
 )
+
+// Unwrap returns the mirror that faults are injected into; its optional
+// capabilities are found through the Faulty with mirrors.As.
+func (f *Faulty) Unwrap() mirrors.Mirror { return f.Mirror }
 
 func (f *Faulty) fault(method string) error {
 	f.mu.Lock()
@@ -106,27 +110,10 @@ func (f *Faulty) Ping(ctx context.Context) error {
 	if err := f.fault("Ping"); err != nil {
 		return err
 	}
-	if p, ok := f.Mirror.(mirrors.Pinger); ok {
+	if p, ok := mirrors.As[mirrors.Pinger](f.Mirror); ok {
 		return p.Ping(ctx)
 	}
 	return nil
-}
-
-// Next is the wrapped mirror's, where it has one; otherwise chunks are
-// stored one after another.
-func (f *Faulty) Next(prev mirrors.Part, size int64) (mirrors.Part, bool) {
-	if c, ok := f.Mirror.(mirrors.Concurrent); ok {
-		return c.Next(prev, size)
-	}
-	return mirrors.Part{}, false
-}
-
-// Settle is the wrapped mirror's, where it has one.
-func (f *Faulty) Settle(parts []mirrors.Part) mirrors.Part {
-	if c, ok := f.Mirror.(mirrors.Concurrent); ok {
-		return c.Settle(parts)
-	}
-	return parts[len(parts)-1]
 }
 
 // ListObjects is the wrapped mirror's, with the fault chosen for
@@ -135,7 +122,7 @@ func (f *Faulty) ListObjects(ctx context.Context, prefix string, fn func(key str
 	if err := f.fault("ListObjects"); err != nil {
 		return err
 	}
-	l, ok := f.Mirror.(mirrors.Lister)
+	l, ok := mirrors.As[mirrors.Lister](f.Mirror)
 	if !ok {
 		return fmt.Errorf("mirrortest: %T cannot list", f.Mirror)
 	}
@@ -148,7 +135,7 @@ func (f *Faulty) ListUploads(ctx context.Context, prefix string, fn func(up mirr
 	if err := f.fault("ListUploads"); err != nil {
 		return err
 	}
-	l, ok := f.Mirror.(mirrors.Lister)
+	l, ok := mirrors.As[mirrors.Lister](f.Mirror)
 	if !ok {
 		return fmt.Errorf("mirrortest: %T cannot list", f.Mirror)
 	}

@@ -18,7 +18,7 @@ import (
 func RunLister(t *testing.T, newMirror func(t *testing.T) mirrors.Mirror) {
 	t.Run("ListObjectsAndUploads", func(t *testing.T) {
 		m := newMirror(t)
-		l, ok := m.(mirrors.Lister)
+		l, ok := mirrors.As[mirrors.Lister](m)
 		if !ok {
 			t.Fatalf("%T is not a mirrors.Lister", m)
 		}

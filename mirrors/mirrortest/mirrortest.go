@@ -611,7 +611,7 @@ func uploadErr(ctx context.Context, m mirrors.Mirror, key string, chunks [][]byt
 }
 
 func testPing(t *testing.T, m mirrors.Mirror) {
-	p, ok := m.(mirrors.Pinger)
+	p, ok := mirrors.As[mirrors.Pinger](m)
 	if !ok {
 		t.Skipf("%T does not implement mirrors.Pinger", m)
 	}
@@ -667,7 +667,7 @@ func testPutShortReader(t *testing.T, m mirrors.Mirror) {
 // mirrors.Concurrent: each chunk that Next allows starts before the one
 // before it is stored. It returns the settled Part after the last chunk.
 func PutConcurrently(ctx context.Context, m mirrors.Mirror, up mirrors.Upload, prev mirrors.Part, chunks ...[]byte) (mirrors.Part, error) {
-	c, ok := m.(mirrors.Concurrent)
+	c, ok := mirrors.As[mirrors.Concurrent](m)
 	var (
 		wg      sync.WaitGroup
 		results = make([]mirrors.Part, len(chunks))
@@ -709,7 +709,7 @@ func PutConcurrently(ctx context.Context, m mirrors.Mirror, up mirrors.Upload, p
 }
 
 func testConcurrentChunks(t *testing.T, m mirrors.Mirror) {
-	if _, ok := m.(mirrors.Concurrent); !ok {
+	if _, ok := mirrors.As[mirrors.Concurrent](m); !ok {
 		t.Skip("the mirror stores chunks one at a time")
 	}
 	ctx := t.Context()
