@@ -32,7 +32,7 @@ func (s seeing) Ping(ctx context.Context) error {
 }
 
 func (s seeing) Next(prev mirrors.Part, size int64) (mirrors.Part, bool) { return prev, false }
-func (s seeing) Settle(parts []mirrors.Part) mirrors.Part             { return parts[len(parts)-1] }
+func (s seeing) Settle(parts []mirrors.Part) mirrors.Part                { return parts[len(parts)-1] }
 
 // TestAs: a capability is found through any number of wrappers when the
 // wrapped mirror has it, and only then; the call goes through the
