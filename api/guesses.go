@@ -29,7 +29,7 @@ const (
 
 // guesses counts wrong passwords in the store.
 type guesses struct {
-	store store.Store
+	store store.Coordination
 	clock store.Clock
 }
 

@@ -221,9 +221,27 @@ type Job struct {
 
 // Store is safe for concurrent use by many goroutines and, for shared
 // backends, by many processes. Reads of a missing record return an error
-// wrapping ErrNotFound.
+// wrapping ErrNotFound. It is the sum of its roles; a consumer takes the
+// role it needs (authentication Accounts, webhooks Deliveries, …).
 type Store interface {
-	// PutAccount creates or replaces the account with a.APIKey.
+	Accounts
+	Sessions
+	Files
+	Coordination
+	Deliveries
+	Jobs
+
+	// Ping reports whether the store answers; readiness probes call it.
+	Ping(ctx context.Context) error
+
+	// Close releases the store's resources.
+	Close() error
+}
+
+// Accounts keeps the API users.
+type Accounts interface {
+	// PutAccount creates or replaces the account with a.APIKey; an account
+	// whose Settings do not validate is refused.
 	PutAccount(ctx context.Context, a Account) error
 	// Account returns the account with the API key.
 	Account(ctx context.Context, apiKey string) (Account, error)
@@ -234,7 +252,10 @@ type Store interface {
 	// DeleteAccount removes the account with the API key; its files stay.
 	// A missing account is not an error.
 	DeleteAccount(ctx context.Context, apiKey string) error
+}
 
+// Sessions keeps the uploads in progress and their leases.
+type Sessions interface {
 	// CreateSession stores a new session under s.UploadKey; ErrExists if
 	// taken. A session that is not Started is gone once its Expires passes.
 	CreateSession(ctx context.Context, s Session) error
@@ -262,7 +283,10 @@ type Store interface {
 	DeleteSession(ctx context.Context, uploadKey string) error
 	// IdleSessions returns up to limit started sessions last updated before t.
 	IdleSessions(ctx context.Context, t time.Time, limit int) ([]Session, error)
+}
 
+// Files keeps the published files' records and what they take per owner.
+type Files interface {
 	// CreateFile publishes f under f.Slug (and f.Alias, if set), assigning
 	// f.ID unless it is set (a record copied from another store keeps its
 	// id); ErrExists if the slug or alias is taken. Without an alias it
@@ -300,7 +324,11 @@ type Store interface {
 	// DamagedFiles returns up to limit files with a Missing mirror whose
 	// slug sorts after after, in slug order.
 	DamagedFiles(ctx context.Context, after string, limit int) ([]File, error)
+}
 
+// Coordination is what the nodes of a cluster share besides records:
+// counters and locks. (The leases of uploads are the Sessions'.)
+type Coordination interface {
 	// Count adds add (0 only reads) to the counter under key and returns
 	// its value. A counter begins at 0 when first counted and lapses at the
 	// until given then; later calls do not move its end.
@@ -313,7 +341,10 @@ type Store interface {
 	// should run at a time take one, and so does publishing the files of
 	// an account with quotas.
 	Lock(ctx context.Context, name, holder string, until time.Time) error
+}
 
+// Deliveries is the queue of webhook deliveries.
+type Deliveries interface {
 	// AddDeliveries queues webhook deliveries under their IDs. One whose ID
 	// is queued already is left as it is: adding again never resets a
 	// delivery claimed or tried meanwhile.
@@ -331,7 +362,11 @@ type Store interface {
 	Deliveries(ctx context.Context) ([]Delivery, error)
 	// DeleteDelivery removes a delivery; a missing one is not an error.
 	DeleteDelivery(ctx context.Context, id string) error
+}
 
+// Jobs keeps the mirrors' long-running jobs (drain, rebuild, migrate), one
+// per mirror.
+type Jobs interface {
 	// PutJob stores the job of j.Mirror. With j.Version 0 it creates it,
 	// failing with ErrExists if the mirror has one; otherwise it replaces
 	// the job if its Version still equals j.Version, else fails with
@@ -343,12 +378,6 @@ type Store interface {
 	Jobs(ctx context.Context) ([]Job, error)
 	// DeleteJob removes the mirror's job; a missing one is not an error.
 	DeleteJob(ctx context.Context, mirror string) error
-
-	// Ping reports whether the store answers; readiness probes call it.
-	Ping(ctx context.Context) error
-
-	// Close releases the store's resources.
-	Close() error
 }
 
 // NewFileID returns a random file id: positive, below 2^53 so that

@@ -54,22 +54,21 @@ func As(err error) (*Problem, bool) {
 	return p, ok
 }
 
-// Accounts is what authenticating reads from the store.
-type Accounts interface {
-	Account(ctx context.Context, apiKey string) (store.Account, error)
-	AccountByUserID(ctx context.Context, userID string) (store.Account, error)
-	// Count is the store's counter; signed-out sessions are marked in it.
-	Count(ctx context.Context, key string, add int64, until time.Time) (int64, error)
+// Store is what authenticating reads: accounts, and the counters in which
+// signed-out sessions are marked.
+type Store interface {
+	store.Accounts
+	store.Coordination
 }
 
 // Authenticator checks credentials against the store.
 type Authenticator struct {
-	store Accounts
+	store Store
 	clock store.Clock
 }
 
 // New returns an Authenticator over s; clock tells sessions' expiry.
-func New(s Accounts, clock store.Clock) *Authenticator {
+func New(s Store, clock store.Clock) *Authenticator {
 	if clock == nil {
 		clock = time.Now
 	}

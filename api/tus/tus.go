@@ -37,7 +37,7 @@ const (
 
 // Config is what the tus endpoint needs.
 type Config struct {
-	Store  store.Store
+	Store  auth.Store // authenticating reads accounts and counters
 	Chunks *chunks.Service
 	// PublicURL is how clients reach this server, without a trailing slash.
 	PublicURL string

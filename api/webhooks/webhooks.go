@@ -37,7 +37,7 @@ type Hook struct {
 // Config is what a Dispatcher needs; zero values take the defaults.
 type Config struct {
 	Hooks []Hook
-	Store store.Store
+	Store store.Deliveries
 	Log   *slog.Logger
 	// View is the file as events show it.
 	View func(store.File) any

@@ -303,7 +303,7 @@ func (a *app) anonymous(ctx context.Context) (string, error) {
 
 // createAccount makes an account with fresh credentials and returns it and
 // its token (which the store keeps only hashed).
-func createAccount(ctx context.Context, st store.Store, name string) (store.Account, string, error) {
+func createAccount(ctx context.Context, st store.Accounts, name string) (store.Account, string, error) {
 	acct, token, err := store.NewAccount(name)
 	if err != nil {
 		return store.Account{}, "", err

@@ -19,18 +19,24 @@ import (
 // nanoseconds so that stores are seen to keep them.
 func Epoch() time.Time { return time.Date(2031, 3, 4, 5, 6, 7, 123456789, time.UTC) }
 
-// Run checks every contract of store.Store against stores made by open, which
-// must return a new, empty store reading the time from clock; Run closes it
-// when the subtest ends. The subtests run one after another, so open may
-// reuse one backing server.
-func Run(t *testing.T, open func(t *testing.T, clock store.Clock) store.Store) {
-	tests := []struct {
-		name string
-		fn   func(t *testing.T, e *env)
-	}{
+// Open makes a new, empty store reading the time from clock; the suites
+// close it when the subtest ends.
+type Open func(t *testing.T, clock store.Clock) store.Store
+
+// check is one subtest of a suite.
+type check struct {
+	name string
+	fn   func(t *testing.T, e *env)
+}
+
+// The suites, one per role of store.Store.
+var (
+	accountChecks = []check{
 		{"Accounts", testAccounts},
 		{"AccountReplace", testAccountReplace},
 		{"AccountDelete", testAccountDelete},
+	}
+	sessionChecks = []check{
 		{"SessionCreate", testSessionCreate},
 		{"SessionExpiry", testSessionExpiry},
 		{"SessionStartedSurvives", testSessionStartedSurvives},
@@ -42,6 +48,8 @@ func Run(t *testing.T, open func(t *testing.T, clock store.Clock) store.Store) {
 		{"SessionRenew", testSessionRenew},
 		{"IdleSessions", testIdleSessions},
 		{"IdleSessionsLimit", testIdleSessionsLimit},
+	}
+	fileChecks = []check{
 		{"FileCreate", testFileCreate},
 		{"FileCreateConflicts", testFileCreateConflicts},
 		{"FileCreateRace", testFileCreateRace},
@@ -50,19 +58,58 @@ func Run(t *testing.T, open func(t *testing.T, clock store.Clock) store.Store) {
 		{"FileDelete", testFileDelete},
 		{"OwnerFiles", testOwnerFiles},
 		{"ExpiredFiles", testExpiredFiles},
-		{"Ping", testPing},
 		{"Usage", testUsage},
 		{"UsageConcurrent", testUsageConcurrent},
-		{"Deliveries", testDeliveries},
-		{"DeliveriesClaimedOnce", testDeliveriesClaimedOnce},
 		{"DamagedFiles", testDamagedFiles},
-		{"Lock", testLock},
 		{"EachFile", testEachFile},
+	}
+	coordinationChecks = []check{
+		{"Lock", testLock},
 		{"Count", testCount},
+	}
+	jobChecks = []check{
 		{"Jobs", testJobs},
 		{"JobRace", testJobRace},
 	}
-	for _, tc := range tests {
+	deliveryChecks = []check{
+		{"Deliveries", testDeliveries},
+		{"DeliveriesClaimedOnce", testDeliveriesClaimedOnce},
+	}
+)
+
+// Run checks every contract of store.Store against stores made by open:
+// each role's suite, and Ping. The subtests run one after another, so open
+// may reuse one backing server.
+func Run(t *testing.T, open Open) {
+	RunAccounts(t, open)
+	RunSessions(t, open)
+	RunFiles(t, open)
+	RunCoordination(t, open)
+	RunDeliveries(t, open)
+	RunJobs(t, open)
+	run(t, open, []check{{"Ping", testPing}})
+}
+
+// RunAccounts checks the contract of store.Accounts.
+func RunAccounts(t *testing.T, open Open) { run(t, open, accountChecks) }
+
+// RunSessions checks the contract of store.Sessions.
+func RunSessions(t *testing.T, open Open) { run(t, open, sessionChecks) }
+
+// RunFiles checks the contract of store.Files.
+func RunFiles(t *testing.T, open Open) { run(t, open, fileChecks) }
+
+// RunCoordination checks the contract of store.Coordination.
+func RunCoordination(t *testing.T, open Open) { run(t, open, coordinationChecks) }
+
+// RunDeliveries checks the contract of store.Deliveries.
+func RunDeliveries(t *testing.T, open Open) { run(t, open, deliveryChecks) }
+
+// RunJobs checks the contract of store.Jobs.
+func RunJobs(t *testing.T, open Open) { run(t, open, jobChecks) }
+
+func run(t *testing.T, open Open, checks []check) {
+	for _, tc := range checks {
 		t.Run(tc.name, func(t *testing.T) {
 			clock := NewClock(Epoch())
 			s := open(t, clock.Now)
