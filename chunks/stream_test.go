@@ -120,3 +120,35 @@ func TestStreamNotMirrorAce(t *testing.T) {
 }
 
 var body10 = []byte("0123456789")
+
+// TestLongAppendKeepsItsLease: an Append that runs for several lease
+// times, its lease renewed meanwhile, leaves the lease running when it
+// saves: no other request can take the upload once it returns.
+func TestLongAppendKeepsItsLease(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, 1, func(c *Config) { c.LeaseTime = time.Second })
+	body := data(2*mib, 4)
+	sess, err := e.svc.Create(t.Context(), StreamSpec{Account: e.acct, Name: "long.bin", Mirrors: e.ids(), Size: int64(2 * len(body))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lease, _, err := e.svc.Acquire(t.Context(), sess.UploadKey, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lease.End()
+	pr, pw := io.Pipe()
+	go func() {
+		pw.Write(body[:mib])
+		time.Sleep(2500 * time.Millisecond) // a slow client: over two lease times
+		pw.Write(body[mib:])
+		pw.Close()
+	}()
+	if sess, err = e.svc.Append(t.Context(), e.acct, sess.UploadKey, lease.Holder(), 0, pr); err != nil || sess.Held != int64(len(body)) {
+		t.Fatalf("Append: %d held, %v", sess.Held, err)
+	}
+	if other, _, err := e.svc.Acquire(t.Context(), sess.UploadKey, false); !errors.Is(err, store.ErrLeased) {
+		other.End()
+		t.Fatalf("another request took the upload right after a long Append: %v", err)
+	}
+}
