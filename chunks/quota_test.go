@@ -47,15 +47,7 @@ func TestQuotaHoldsAtOnceStream(t *testing.T) {
 	e := newEnv(t, 1, nil)
 	e.acct.QuotaBytes = 3 * mib
 	a, b := data(2*mib, 3), data(2*mib, 4)
-	sess, err := e.svc.Create(t.Context(), StreamSpec{Account: e.acct, Name: "s.bin", Mirrors: e.ids(), Size: int64(len(a))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	lease, _, err := e.svc.Acquire(t.Context(), sess.UploadKey, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lease.End()
+	sess, lease := e.streamHeld(t, StreamSpec{Account: e.acct, Name: "s.bin", Mirrors: e.ids(), Size: int64(len(a))})
 	g, errc := held(bytes.NewReader(a), func(body io.Reader) error {
 		_, err := e.svc.Append(t.Context(), e.acct, sess.UploadKey, lease.Holder(), 0, body)
 		return err

@@ -24,16 +24,9 @@ func TestStreamQuorum(t *testing.T) {
 		return nil
 	}
 	body := data(11*mib+3, 9)
-	sess, err := e.svc.Create(t.Context(), StreamSpec{Account: e.acct, Name: "s.bin", Mirrors: e.ids(), Size: int64(len(body))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	lease, _, err := e.svc.Acquire(t.Context(), sess.UploadKey, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lease.End()
+	sess, lease := e.streamHeld(t, StreamSpec{Account: e.acct, Name: "s.bin", Mirrors: e.ids(), Size: int64(len(body))})
 	holder := lease.Holder()
+	var err error
 	// Another holder may not write meanwhile.
 	if _, err := e.svc.Append(t.Context(), e.acct, sess.UploadKey, "h2", 0, bytes.NewReader(body)); err == nil {
 		t.Fatal("Append without the lease succeeded")
@@ -79,16 +72,9 @@ func TestStreamQuorum(t *testing.T) {
 func TestStreamReapPartial(t *testing.T) {
 	e := newEnv(t, 1, nil)
 	body := data(mib, 3)
-	sess, err := e.svc.Create(t.Context(), StreamSpec{Account: e.acct, Size: int64(len(body)), Partial: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	lease, _, err := e.svc.Acquire(t.Context(), sess.UploadKey, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lease.End()
-	if sess, err = e.svc.Append(t.Context(), e.acct, sess.UploadKey, lease.Holder(), 0, bytes.NewReader(body)); err != nil || !sess.Done {
+	sess, lease := e.streamHeld(t, StreamSpec{Account: e.acct, Size: int64(len(body)), Partial: true})
+	sess, err := e.svc.Append(t.Context(), e.acct, sess.UploadKey, lease.Holder(), 0, bytes.NewReader(body))
+	if err != nil || !sess.Done {
 		t.Fatalf("Append: %+v, %v", sess, err)
 	}
 	if len(e.mem[0].Keys()) != 1 {
@@ -128,15 +114,7 @@ func TestLongAppendKeepsItsLease(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, 1, func(c *Config) { c.LeaseTime = time.Second })
 	body := data(2*mib, 4)
-	sess, err := e.svc.Create(t.Context(), StreamSpec{Account: e.acct, Name: "long.bin", Mirrors: e.ids(), Size: int64(2 * len(body))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	lease, _, err := e.svc.Acquire(t.Context(), sess.UploadKey, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lease.End()
+	sess, lease := e.streamHeld(t, StreamSpec{Account: e.acct, Name: "long.bin", Mirrors: e.ids(), Size: int64(2 * len(body))})
 	pr, pw := io.Pipe()
 	go func() {
 		pw.Write(body[:mib])
@@ -144,11 +122,28 @@ func TestLongAppendKeepsItsLease(t *testing.T) {
 		pw.Write(body[mib:])
 		pw.Close()
 	}()
-	if sess, err = e.svc.Append(t.Context(), e.acct, sess.UploadKey, lease.Holder(), 0, pr); err != nil || sess.Held != int64(len(body)) {
+	sess, err := e.svc.Append(t.Context(), e.acct, sess.UploadKey, lease.Holder(), 0, pr)
+	if err != nil || sess.Held != int64(len(body)) {
 		t.Fatalf("Append: %d held, %v", sess.Held, err)
 	}
 	if other, _, err := e.svc.Acquire(t.Context(), sess.UploadKey, false); !errors.Is(err, store.ErrLeased) {
 		other.End()
 		t.Fatalf("another request took the upload right after a long Append: %v", err)
 	}
+}
+
+// streamHeld creates a stream upload of spec and takes its lease, which is
+// held until the test ends.
+func (e *env) streamHeld(t *testing.T, spec StreamSpec) (store.Session, *Lease) {
+	t.Helper()
+	sess, err := e.svc.Create(t.Context(), spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lease, _, err := e.svc.Acquire(t.Context(), sess.UploadKey, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(lease.End)
+	return sess, lease
 }

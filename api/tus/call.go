@@ -60,20 +60,28 @@ func (c *call) keep(fn func() error) error {
 		return fn()
 	}
 	done := make(chan struct{})
-	go func() {
-		t := time.NewTicker(30 * time.Second)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				c.res.SetWriteDeadline(time.Now().Add(2 * time.Minute))
-			}
-		}
-	}()
+	go every(done, 30*time.Second, func() bool {
+		c.res.SetWriteDeadline(time.Now().Add(2 * time.Minute))
+		return true
+	})
 	defer close(done)
 	return fn()
+}
+
+// every calls fn each period until done is closed or fn returns false.
+func every(done <-chan struct{}, period time.Duration, fn func() bool) {
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case <-t.C:
+			if !fn() {
+				return
+			}
+		}
+	}
 }
 
 // headers adds acestash's headers to a response.
