@@ -174,9 +174,11 @@ func TestTusNodeCrash(t *testing.T) {
 	if _, err := conn.Write(data[:12<<20]); err != nil {
 		t.Fatal(err)
 	}
+	var dead string // the lease holder on the node that dies
 	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		sess, err := st.Session(t.Context(), id)
 		if err == nil && sess.Lease != "" && sess.LeaseUntil.After(time.Now()) {
+			dead = sess.Lease
 			break
 		}
 		if time.Now().After(deadline) {
@@ -185,6 +187,19 @@ func TestTusNodeCrash(t *testing.T) {
 	}
 	nodes[0].kill()
 	since := time.Now()
+	// taken tells when a request on the other node holds the upload: the
+	// resume is accepted then (the PATCH's bytes take longer to arrive).
+	taken := make(chan time.Duration, 1)
+	ctx := t.Context() // ends with the test, and so does the look-out
+	go func() {
+		for ctx.Err() == nil {
+			if sess, err := st.Session(ctx, id); err == nil && sess.Lease != "" && sess.Lease != dead {
+				taken <- time.Since(since)
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
 
 	resp, _ = doRaw(t, tusReq(http.MethodHead, nodes[1].URL+loc.Path, nil, nil))
 	headTook := time.Since(since)
@@ -210,11 +225,16 @@ func TestTusNodeCrash(t *testing.T) {
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
-	took := time.Since(since)
-	t.Logf("node killed: HEAD answered offset %d after %v; the upload resumed after %v (lease_time %v)",
-		off, headTook.Round(time.Millisecond), took.Round(time.Millisecond), cfg.LeaseTime)
+	var took time.Duration
+	select {
+	case took = <-taken:
+	default:
+		t.Fatal("the upload was finished on the other node, but its lease was never seen taken there")
+	}
+	t.Logf("node killed: HEAD answered offset %d after %v; the resumed PATCH took the upload after %v and ended after %v (lease_time %v)",
+		off, headTook.Round(time.Millisecond), took.Round(time.Millisecond), time.Since(since).Round(time.Millisecond), cfg.LeaseTime)
 	if took > cfg.LeaseTime+5*time.Second {
-		t.Errorf("the upload resumed %v after the crash, want within lease_time (%v) and a few seconds", took, cfg.LeaseTime)
+		t.Errorf("the resumed PATCH took the upload %v after the crash, want within lease_time (%v) and a few seconds", took, cfg.LeaseTime)
 	}
 	resp, got := fetch(t, nodes[1].URL+"/m/"+slug+"/download", nil)
 	if resp.StatusCode != 200 || !bytes.Equal(got, data) {
