@@ -112,13 +112,15 @@ var body10 = []byte("0123456789")
 // saves: no other request can take the upload once it returns.
 func TestLongAppendKeepsItsLease(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, 1, func(c *Config) { c.LeaseTime = time.Second })
+	// Generous for a loaded machine: a renewal starved for half a lease
+	// time gives the lease up.
+	e := newEnv(t, 1, func(c *Config) { c.LeaseTime = 3 * time.Second })
 	body := data(2*mib, 4)
 	sess, lease := e.streamHeld(t, StreamSpec{Account: e.acct, Name: "long.bin", Mirrors: e.ids(), Size: int64(2 * len(body))})
 	pr, pw := io.Pipe()
 	go func() {
 		pw.Write(body[:mib])
-		time.Sleep(2500 * time.Millisecond) // a slow client: over two lease times
+		time.Sleep(7 * time.Second) // a slow client: over two lease times
 		pw.Write(body[mib:])
 		pw.Close()
 	}()
