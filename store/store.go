@@ -240,8 +240,7 @@ type Store interface {
 
 // Accounts keeps the API users.
 type Accounts interface {
-	// PutAccount creates or replaces the account with a.APIKey; an account
-	// whose Settings do not validate is refused.
+	// PutAccount creates or replaces the account with a.APIKey.
 	PutAccount(ctx context.Context, a Account) error
 	// Account returns the account with the API key.
 	Account(ctx context.Context, apiKey string) (Account, error)

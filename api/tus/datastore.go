@@ -41,7 +41,7 @@ func (d *datastore) NewUpload(ctx context.Context, info handler.FileInfo) (handl
 	}
 	terms, err := chunks.TermsFor(c.account, meta[metaExpires], meta[metaMaxDL], 0, d.cfg.Clock())
 	if err != nil {
-		return nil, tusError(d.cfg.Log, err)
+		return nil, tusError(ctx, d.cfg.Log, err)
 	}
 	spec.Terms = terms
 	delete(meta, metaPassword)

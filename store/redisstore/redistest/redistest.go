@@ -54,6 +54,7 @@ func Start(t testing.TB) *Server {
 // nothing across a restart.
 func StartWith(t testing.TB, options ...string) *Server {
 	t.Helper()
+	SkipShort(t)
 	s := newServer(t, options)
 	s.start()
 	return s
