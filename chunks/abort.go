@@ -48,7 +48,7 @@ func (s *Service) abortRetry(id string, up mirrors.Upload) {
 			return
 		}
 		if s.healthy(id) == nil {
-			if err = abort(context.Background(), e.Mirror, up, s.cfg.MirrorTimeout); err == nil {
+			if err = abort(mirrors.Patient(context.Background()), e.Mirror, up, s.cfg.MirrorTimeout); err == nil {
 				return
 			}
 		}

@@ -1,0 +1,94 @@
+package chunks
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"time"
+)
+
+// Laggards: the write quorum protects data, not time, so an upload waits
+// for a mirror only while it keeps up. Once write_quorum mirrors hold what
+// a mirror is still storing (a piece, a Begin, a Complete), the mirror has
+// LagLimit plus twice what those mirrors took for it to catch up; then it
+// is dropped from the upload, its copy recorded as missing and left to
+// the repairer, as if it had failed. Whatever the quorum, an operation on
+// a mirror that makes no progress for MirrorStall (no bytes taken, no
+// answer) is given up: that mirror fails.
+
+// Defaults of Config.LagLimit and Config.MirrorStall.
+const (
+	DefaultLagLimit    = 500 * time.Millisecond
+	DefaultMirrorStall = 5 * time.Second
+)
+
+// lagSlack is how many times what the quorum took for a piece or an
+// operation a mirror may take beyond LagLimit: on a loaded machine, where
+// every mirror is slow, slow is not lagging.
+const lagSlack = 2
+
+// laggedError is a mirror dropped for falling behind the quorum.
+type laggedError struct{ behind time.Duration }
+
+func (e laggedError) Error() string {
+	return fmt.Sprintf("fell %v behind the other mirrors; dropped from the upload, to be repaired", e.behind.Round(time.Millisecond))
+}
+
+// StallError is a mirror operation that made no progress for the stall
+// limit.
+type StallError struct{ Limit time.Duration }
+
+func (e StallError) Error() string {
+	return fmt.Sprintf("no progress for %v", e.Limit)
+}
+
+// pulse tells when a mirror's operations last made progress.
+type pulse struct {
+	busy atomic.Int32 // operations in progress
+	last atomic.Int64 // Unix nanoseconds of the last progress
+}
+
+// beat records progress.
+func (p *pulse) beat() {
+	if p != nil {
+		p.last.Store(time.Now().UnixNano())
+	}
+}
+
+// start counts an operation in; the first one starts the clock.
+func (p *pulse) start() {
+	if p.busy.Add(1) == 1 {
+		p.beat()
+	}
+}
+
+// end counts an operation out; ending is progress.
+func (p *pulse) end() {
+	p.beat()
+	p.busy.Add(-1)
+}
+
+// stalled reports whether an operation has been in progress without
+// progress for longer than limit.
+func (p *pulse) stalled(now time.Time, limit time.Duration) bool {
+	return p.busy.Load() > 0 && now.Sub(time.Unix(0, p.last.Load())) > limit
+}
+
+// lagWait is how long a mirror may stay behind a quorum that took took.
+func (s *Service) lagWait(took time.Duration) time.Duration {
+	return s.cfg.LagLimit + lagSlack*took
+}
+
+// tick is how often laggards and stalls are looked for.
+func (s *Service) tick() time.Duration {
+	return max(10*time.Millisecond, min(s.cfg.LagLimit, s.cfg.MirrorStall)/8)
+}
+
+// ended returns the error of a request whose context ended, or nil: its
+// mirrors did not fail, the request did.
+func ended(ctx context.Context) error {
+	if ctx.Err() == nil {
+		return nil
+	}
+	return fmt.Errorf("chunks: the request ended: %w", context.Cause(ctx))
+}
