@@ -50,6 +50,12 @@ func (s *Server) handleError(err error, c echo.Context) {
 	}
 	p := asProblem(err)
 	r := c.Request()
+	// Headers a handler set for the body it meant to send do not describe
+	// this one.
+	h := c.Response().Header()
+	for _, k := range []string{echo.HeaderContentLength, "Content-Range", echo.HeaderContentDisposition, "ETag", echo.HeaderLastModified, "Accept-Ranges"} {
+		h.Del(k)
+	}
 	switch {
 	case p.status >= 500:
 		s.cfg.Log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "status", p.status, "err", err)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/netip"
 	"net/url"
 	"os"
@@ -113,6 +114,9 @@ type RemoteConfig struct {
 	MaxConcurrent  int           `yaml:"max_concurrent"`
 	ConnectTimeout time.Duration `yaml:"connect_timeout"`
 	Timeout        time.Duration `yaml:"timeout"`
+	// resolver, when set, resolves host names instead of the system's;
+	// tests use it to keep DNS queries off the network.
+	resolver *net.Resolver
 }
 
 // MirrorConfig is one storage target.
