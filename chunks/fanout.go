@@ -161,7 +161,10 @@ func (f *fanout) check(now time.Time, at []time.Time) []time.Time {
 		if k > 0 {
 			before = at[k-1]
 		}
-		if behind := now.Sub(at[k]); behind > f.w.s.lagWait(at[k].Sub(before)) {
+		// Behind and not moving: a lane that is slow but still taking
+		// bytes is left alone, since on a loaded machine slow is not hung.
+		wait := f.w.s.lagWait(at[k].Sub(before))
+		if behind := now.Sub(at[k]); behind > wait && l.pulse.idle(now) > wait {
 			f.drop(l, laggedError{behind})
 		}
 	}

@@ -8,13 +8,17 @@ import (
 )
 
 // Laggards: the write quorum protects data, not time, so an upload waits
-// for a mirror only while it keeps up. Once write_quorum mirrors hold what
-// a mirror is still storing (a piece, a Begin, a Complete), the mirror has
-// LagLimit plus twice what those mirrors took for it to catch up; then it
-// is dropped from the upload, its copy recorded as missing and left to
-// the repairer, as if it had failed. Whatever the quorum, an operation on
-// a mirror that makes no progress for MirrorStall (no bytes taken, no
-// answer) is given up: that mirror fails.
+// for a mirror only while it keeps up. Once write_quorum mirrors hold a
+// piece that a mirror is still storing, and that mirror has taken no
+// bytes, for LagLimit plus twice what those mirrors took for the piece,
+// it is dropped from the upload: its copy is recorded as missing and left
+// to the repairer, as if it had failed. A mirror that is slow but still
+// taking bytes is not dropped: on a loaded machine every mirror is slow
+// at times. Whatever the quorum, an operation on a mirror that makes no
+// progress for MirrorStall (no bytes taken, no answer) is given up and
+// that mirror fails; this is what bounds Begin and Complete, which carry
+// no bytes and whose cost to redo (a repair of the whole file) is far
+// above a few seconds' wait.
 
 // Defaults of Config.LagLimit and Config.MirrorStall.
 const (
@@ -68,10 +72,15 @@ func (p *pulse) end() {
 	p.busy.Add(-1)
 }
 
+// idle returns how long ago the last progress was.
+func (p *pulse) idle(now time.Time) time.Duration {
+	return now.Sub(time.Unix(0, p.last.Load()))
+}
+
 // stalled reports whether an operation has been in progress without
 // progress for longer than limit.
 func (p *pulse) stalled(now time.Time, limit time.Duration) bool {
-	return p.busy.Load() > 0 && now.Sub(time.Unix(0, p.last.Load())) > limit
+	return p.busy.Load() > 0 && p.idle(now) > limit
 }
 
 // lagWait is how long a mirror may stay behind a quorum that took took.

@@ -67,10 +67,8 @@ func (s *Service) drop(ctx context.Context, sess *store.Session, failures map[st
 }
 
 // each runs fn for every live mirror of the session in parallel and returns
-// the failures by mirror id. It does not wait for laggards: once the
-// quorum has succeeded, the others are cancelled after lagWait of what
-// that took; an operation without progress (p beats) for MirrorStall is
-// cancelled whatever the quorum.
+// the failures by mirror id. An operation without progress (p beats) for
+// MirrorStall is cancelled and fails.
 func (s *Service) each(ctx context.Context, sess *store.Session, fn func(ctx context.Context, id string, m mirrors.Mirror, p *pulse) error) map[string]error {
 	type op struct {
 		id     string
@@ -82,7 +80,6 @@ func (s *Service) each(ctx context.Context, sess *store.Session, fn func(ctx con
 	ids := live(sess)
 	ops := make([]*op, len(ids))
 	results := make(chan int, len(ids))
-	start := time.Now()
 	for i, id := range ids {
 		o := &op{id: id}
 		ops[i] = o
@@ -107,25 +104,14 @@ func (s *Service) each(ctx context.Context, sess *store.Session, fn func(ctx con
 	}
 	t := time.NewTicker(s.tick())
 	defer t.Stop()
-	need := s.quorum(len(sess.Mirrors))
-	var quorumAt time.Time
-	for ok, left := 0, len(ops); left > 0; {
+	for left := len(ops); left > 0; {
 		select {
 		case i := <-results:
 			left--
 			ops[i].done = true
-			if ops[i].err == nil {
-				if ok++; ok == need {
-					quorumAt = time.Now()
-				}
-			}
 		case now := <-t.C:
 			for _, o := range ops {
-				switch {
-				case o.done:
-				case !quorumAt.IsZero() && now.Sub(quorumAt) > s.lagWait(quorumAt.Sub(start)):
-					o.cancel(laggedError{now.Sub(quorumAt)})
-				case o.pulse.stalled(now, s.cfg.MirrorStall):
+				if !o.done && o.pulse.stalled(now, s.cfg.MirrorStall) {
 					o.cancel(StallError{s.cfg.MirrorStall})
 				}
 			}
