@@ -10,7 +10,7 @@ import (
 // Laggards: the write quorum protects data, not time, so an upload waits
 // for a mirror only while it keeps up. Once write_quorum mirrors hold a
 // piece that a mirror is still storing, and that mirror has taken no
-// bytes, for LagLimit plus twice what those mirrors took for the piece,
+// bytes, for LagLimit plus four times what those mirrors took for the piece,
 // it is dropped from the upload: its copy is recorded as missing and left
 // to the repairer, as if it had failed. A mirror that is slow but still
 // taking bytes is not dropped: on a loaded machine every mirror is slow
@@ -23,13 +23,13 @@ import (
 // Defaults of Config.LagLimit and Config.MirrorStall.
 const (
 	DefaultLagLimit    = 500 * time.Millisecond
-	DefaultMirrorStall = 5 * time.Second
+	DefaultMirrorStall = 15 * time.Second
 )
 
 // lagSlack is how many times what the quorum took for a piece or an
 // operation a mirror may take beyond LagLimit: on a loaded machine, where
 // every mirror is slow, slow is not lagging.
-const lagSlack = 2
+const lagSlack = 4
 
 // laggedError is a mirror dropped for falling behind the quorum.
 type laggedError struct{ behind time.Duration }

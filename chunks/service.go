@@ -33,11 +33,11 @@ type Config struct {
 	// MirrorTimeout bounds one operation on one mirror; default 10 min.
 	MirrorTimeout time.Duration
 	// LagLimit is how long an upload waits for a mirror still storing
-	// what write_quorum others already hold (plus twice what they took
+	// what write_quorum others already hold (plus four times what they took
 	// for it) before it drops that mirror; default 500 ms. See laggard.go.
 	LagLimit time.Duration
 	// MirrorStall is how long an operation on a mirror may go without
-	// progress before that mirror fails; default 5 s.
+	// progress before that mirror fails; default 15 s.
 	MirrorStall time.Duration
 	// Suspect, when set, is told of every mirror dropped from an upload
 	// and why, so that a dead mirror can be skipped by the next requests

@@ -433,7 +433,7 @@ func (e *bench) empty(b *testing.B, i int, bucket string, want int, size int64) 
 		}
 	}
 	if n != want {
-		b.Fatalf("bucket %s on MinIO %d held %d objects of %d bytes, want %d (all: %d objects)", bucket, i+1, n, size, want, len(objs))
+		b.Fatalf("bucket %s on MinIO %d held %d objects of %d bytes, want %d (all: %d objects)\n%s", bucket, i+1, n, size, want, len(objs), e.ace.logTail())
 	}
 }
 
