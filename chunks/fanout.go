@@ -109,7 +109,11 @@ func (w *write) newFanout(ctx context.Context) (*fanout, error) {
 		}
 		return nil, errors.New("chunks: no mirror left to write to")
 	}
-	go f.watch()
+	if w.s.watching() {
+		go f.watch()
+	} else {
+		close(f.watched)
+	}
 	return f, nil
 }
 
@@ -154,7 +158,7 @@ func (f *fanout) check(now time.Time, at []time.Time) []time.Time {
 			continue
 		}
 		k := l.stored.Load()
-		if k >= int64(len(at)) || !f.spare() {
+		if f.w.s.cfg.LagLimit <= 0 || k >= int64(len(at)) || !f.spare() {
 			continue
 		}
 		before := f.start

@@ -80,7 +80,7 @@ func (p *pulse) idle(now time.Time) time.Duration {
 // stalled reports whether an operation has been in progress without
 // progress for longer than limit.
 func (p *pulse) stalled(now time.Time, limit time.Duration) bool {
-	return p.busy.Load() > 0 && p.idle(now) > limit
+	return limit > 0 && p.busy.Load() > 0 && p.idle(now) > limit
 }
 
 // lagWait is how long a mirror may stay behind a quorum that took took.
@@ -88,9 +88,18 @@ func (s *Service) lagWait(took time.Duration) time.Duration {
 	return s.cfg.LagLimit + lagSlack*took
 }
 
+// watching reports whether laggards or stalls are looked for at all.
+func (s *Service) watching() bool { return s.cfg.LagLimit > 0 || s.cfg.MirrorStall > 0 }
+
 // tick is how often laggards and stalls are looked for.
 func (s *Service) tick() time.Duration {
-	return max(10*time.Millisecond, min(s.cfg.LagLimit, s.cfg.MirrorStall)/8)
+	d := max(s.cfg.LagLimit, s.cfg.MirrorStall)
+	for _, l := range []time.Duration{s.cfg.LagLimit, s.cfg.MirrorStall} {
+		if l > 0 {
+			d = min(d, l)
+		}
+	}
+	return max(10*time.Millisecond, d/8)
 }
 
 // ended returns the error of a request whose context ended, or nil: its

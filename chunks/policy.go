@@ -104,6 +104,9 @@ func (s *Service) each(ctx context.Context, sess *store.Session, fn func(ctx con
 	}
 	t := time.NewTicker(s.tick())
 	defer t.Stop()
+	if s.cfg.MirrorStall <= 0 {
+		t.Stop() // its channel never fires
+	}
 	for left := len(ops); left > 0; {
 		select {
 		case i := <-results:

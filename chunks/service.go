@@ -34,10 +34,12 @@ type Config struct {
 	MirrorTimeout time.Duration
 	// LagLimit is how long an upload waits for a mirror still storing
 	// what write_quorum others already hold (plus four times what they took
-	// for it) before it drops that mirror; default 500 ms. See laggard.go.
+	// for it) before it drops that mirror; 0 never drops one (acestash
+	// serve uses DefaultLagLimit). See laggard.go.
 	LagLimit time.Duration
 	// MirrorStall is how long an operation on a mirror may go without
-	// progress before that mirror fails; default 15 s.
+	// progress before that mirror fails; 0 waits up to MirrorTimeout
+	// (acestash serve uses DefaultMirrorStall).
 	MirrorStall time.Duration
 	// Suspect, when set, is told of every mirror dropped from an upload
 	// and why, so that a dead mirror can be skipped by the next requests
@@ -137,12 +139,6 @@ func New(cfg Config) (*Service, error) {
 	}
 	if cfg.MirrorTimeout == 0 {
 		cfg.MirrorTimeout = 10 * time.Minute
-	}
-	if cfg.LagLimit == 0 {
-		cfg.LagLimit = DefaultLagLimit
-	}
-	if cfg.MirrorStall == 0 {
-		cfg.MirrorStall = DefaultMirrorStall
 	}
 	if cfg.LeaseTime == 0 {
 		cfg.LeaseTime = DefaultLeaseTime
