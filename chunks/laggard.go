@@ -22,7 +22,7 @@ import (
 
 // Defaults of Config.LagLimit and Config.MirrorStall.
 const (
-	DefaultLagLimit    = 500 * time.Millisecond
+	DefaultLagLimit    = time.Second
 	DefaultMirrorStall = 15 * time.Second
 )
 

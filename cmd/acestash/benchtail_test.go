@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -22,6 +23,10 @@ const (
 	tailFaultAfter = 300 * time.Millisecond
 	tailGoal       = 2.0
 )
+
+// tailOnly reports whether ACESTASH_BENCH_TAIL_ONLY asks for the tail
+// figures alone (a quick run; everything else in the table is left out).
+func tailOnly() bool { return os.Getenv("ACESTASH_BENCH_TAIL_ONLY") != "" }
 
 // tailResults are one round's times of the tail figures, in seconds.
 type tailResults struct {
