@@ -92,6 +92,24 @@ func within(t *testing.T, limit time.Duration, fn func()) {
 	}
 }
 
+// uploadWithin sends b in chunks of size bytes, as upload does, and
+// returns the last result or the first error; it fails the test if that
+// takes more than five minutes (it waited for a mirror that hangs).
+func (e *env) uploadWithin(t *testing.T, b []byte, size int) (res Result, err error) {
+	t.Helper()
+	within(t, 5*time.Minute, func() {
+		sess, ierr := e.svc.Issue(t.Context(), e.acct)
+		if ierr != nil {
+			err = ierr
+			return
+		}
+		for off := 0; off < len(b) && err == nil; off += size {
+			res, err = e.svc.Chunk(t.Context(), e.req(sess, b, off, min(off+size, len(b))))
+		}
+	})
+	return res, err
+}
+
 // TestLaggardIsDropped hangs mirror 3 (of 3, quorum 2) at each step of an
 // upload: the upload goes on without it, and the file's record names it
 // missing, so the repairer fills it. A piece is given up once the quorum
@@ -110,18 +128,7 @@ func TestLaggardIsDropped(t *testing.T) {
 				withHung(t, cfg, func(method string, n int) bool { return method == c.step && (n >= 1 || c.step != "PutPart") })
 			})
 			b := data(30*mib, 8)
-			var res Result
-			var err error
-			within(t, 5*time.Minute, func() {
-				sess, ierr := e.svc.Issue(t.Context(), e.acct)
-				if ierr != nil {
-					err = ierr
-					return
-				}
-				for off := 0; off < len(b) && err == nil; off += 12 * mib {
-					res, err = e.svc.Chunk(t.Context(), e.req(sess, b, off, min(off+12*mib, len(b))))
-				}
-			})
+			res, err := e.uploadWithin(t, b, 12*mib)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -142,16 +149,7 @@ func TestStalledMirrorFails(t *testing.T) {
 		c.LagLimit, c.MirrorStall = 50*time.Millisecond, 300*time.Millisecond
 		withHung(t, c, func(method string, n int) bool { return method == "PutPart" && n >= 1 })
 	})
-	b := data(12*mib, 9)
-	var err error
-	within(t, 5*time.Minute, func() {
-		sess, ierr := e.svc.Issue(t.Context(), e.acct)
-		if ierr != nil {
-			err = ierr
-			return
-		}
-		_, err = e.svc.Chunk(t.Context(), e.req(sess, b, 0, len(b)))
-	})
+	_, err := e.uploadWithin(t, data(12*mib, 9), 12*mib)
 	ce, ok := AsError(err)
 	if !ok || ce.Kind != Unavailable || !strings.Contains(err.Error(), "no progress for 300ms") {
 		t.Fatalf("error %v; want a retryable one saying mirror 3 made no progress", err)
