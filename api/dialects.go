@@ -50,6 +50,15 @@ func (s *Server) handleError(err error, c echo.Context) {
 	}
 	p := asProblem(err)
 	r := c.Request()
+	// Headers a handler set for the body it meant to send do not describe
+	// this one; a 416 keeps its Content-Range (bytes */size), as RFC 9110
+	// asks.
+	h := c.Response().Header()
+	for _, k := range []string{echo.HeaderContentLength, "Content-Range", echo.HeaderContentDisposition, "ETag", echo.HeaderLastModified, "Accept-Ranges"} {
+		if k != "Content-Range" || p.status != http.StatusRequestedRangeNotSatisfiable {
+			h.Del(k)
+		}
+	}
 	switch {
 	case p.status >= 500:
 		s.cfg.Log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "status", p.status, "err", err)

@@ -1,11 +1,9 @@
 package api
 
 import (
-	"io"
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -20,7 +18,8 @@ import (
 // metrics record what it did.
 
 // observe is the outermost middleware: it names the request, runs it and
-// records it.
+// records it. A request whose client went away (see gone.go) gets no
+// answer and is logged and counted as such, not as a failure.
 func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		r := c.Request()
@@ -28,20 +27,26 @@ func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
 		if !reqid.Valid(id) {
 			id = reqid.New()
 		}
-		ctx := reqid.With(r.Context(), id)
-		body := &countingBody{ReadCloser: r.Body}
+		ctx, body, done := detach(r)
+		defer done()
+		ctx = reqid.With(ctx, id)
 		r = r.WithContext(ctx)
 		if r.Body != nil && r.Body != http.NoBody {
 			r.Body = body
 		}
 		c.SetRequest(r)
-		out := &countingWriter{ResponseWriter: c.Response().Writer}
+		out := &countingWriter{ResponseWriter: c.Response().Writer, cancel: body.cancel}
 		c.Response().Writer = out
 		c.Response().Header().Set(echo.HeaderXRequestID, id)
 		start := time.Now()
 		kind := routeKind(c.Path(), r.Method)
 		s.observer().Begin(kind)
-		if err := next(c); err != nil {
+		err := next(c)
+		away := gone(ctx)
+		switch {
+		case away && !c.Response().Committed:
+			c.Response().Status = statusGone // nothing is sent: no one reads it
+		case err != nil:
 			c.Error(err)
 		}
 		took := time.Since(start)
@@ -50,51 +55,27 @@ func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
 			route = "unmatched"
 		}
 		status := c.Response().Status
-		s.cfg.Log.LogAttrs(ctx, slog.LevelInfo, "request",
-			slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.String("route", route),
+		attrs := []slog.Attr{slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.String("route", route),
 			slog.Int("status", status), slog.Int64("bytes_in", body.n.Load()), slog.Int64("bytes_out", out.n),
-			slog.Duration("duration", took), slog.String("remote", r.RemoteAddr))
+			slog.Duration("duration", took), slog.String("remote", r.RemoteAddr)}
+		if away {
+			if err != nil {
+				attrs = append(attrs, slog.String("err", err.Error()))
+			}
+			s.cfg.Log.LogAttrs(ctx, slog.LevelInfo, "client went away", attrs...)
+		}
+		s.cfg.Log.LogAttrs(ctx, slog.LevelInfo, "request", attrs...)
 		s.observer().End(metrics.Request{
 			Dialect: dialectOf(route), Route: route, Kind: kind, Method: methodLabel(r.Method), Status: status,
-			In: body.n.Load(), Out: out.n, Took: took,
+			In: body.n.Load(), Out: out.n, Took: took, Gone: away,
 		})
 		return nil
 	}
 }
 
-// countingBody counts the bytes a handler reads from a request body.
-type countingBody struct {
-	io.ReadCloser
-	n atomic.Int64
-}
-
-func (b *countingBody) Read(p []byte) (int, error) {
-	n, err := b.ReadCloser.Read(p)
-	b.n.Add(int64(n))
-	return n, err
-}
-
-// countingWriter counts the body bytes written, also those a download
-// hands to the connection with sendfile (io.ReaderFrom).
-type countingWriter struct {
-	http.ResponseWriter
-	n int64
-}
-
-func (w *countingWriter) Write(p []byte) (int, error) {
-	n, err := w.ResponseWriter.Write(p)
-	w.n += int64(n)
-	return n, err
-}
-
-func (w *countingWriter) ReadFrom(r io.Reader) (int64, error) {
-	n, err := io.Copy(w.ResponseWriter, r) // the server's writer does sendfile
-	w.n += n
-	return n, err
-}
-
-// Unwrap lets http.ResponseController reach the server's writer.
-func (w *countingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+// statusGone is the status logged and counted for a request whose client
+// went away before its answer, as nginx logs it; it is never sent.
+const statusGone = 499
 
 // Observer is told about requests: Begin when one starts, with its kind,
 // End when it ends; and about each remote fetch's result: ok, refused or

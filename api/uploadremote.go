@@ -84,6 +84,9 @@ func remoteError(ctx context.Context, err error, limit int64) error {
 		return badRequest(fmt.Sprintf("the remote server answered %s; nothing was stored", status.Status))
 	case errors.Is(err, remote.ErrTooManyRedirects):
 		return badRequest("url redirects too many times; nothing was stored")
+	case errors.Is(err, remote.ErrNoHost):
+		// Asking again will not make the name resolve.
+		return badRequest("the host name in url does not resolve; check the address; nothing was stored")
 	case errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
 		return unavailable("the remote server took too long; nothing was stored", err)
 	}

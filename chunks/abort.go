@@ -50,7 +50,7 @@ func (s *Service) abortRetry(ctx context.Context, id string, up mirrors.Upload) 
 			return
 		}
 		if s.healthy(id) == nil {
-			if err = abort(ctx, e.Mirror, up, s.cfg.MirrorTimeout); err == nil {
+			if err = abort(mirrors.Patient(context.Background()), e.Mirror, up, s.cfg.MirrorTimeout); err == nil {
 				return
 			}
 		}

@@ -1,10 +1,12 @@
 package chunks
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,14 +22,19 @@ const inFlight = 2
 // A fanout hands the pieces of one request to every live mirror of its
 // session. Each mirror has a lane that stores the pieces in order, several
 // at a time where the mirror allows, so a fast mirror is not held back by
-// a slow one by more than the pieces in memory. A mirror that fails is
-// dropped; when too few are left for the quorum, the fanout cancels ctx.
+// a slow one by more than the pieces in memory. A mirror that fails, that
+// falls too far behind the quorum or stalls (see laggard.go) is dropped;
+// when too few are left for the quorum, the fanout cancels ctx.
 type fanout struct {
-	w      *write
-	ctx    context.Context
-	cancel context.CancelFunc
-	lanes  []*lane
-	need   int // lanes the quorum needs
+	w       *write
+	parent  context.Context // the request's
+	ctx     context.Context
+	cancel  context.CancelFunc
+	lanes   []*lane
+	need    int           // lanes the quorum needs
+	start   time.Time     // when the fanout began
+	stop    chan struct{} // closed to end watch
+	watched chan struct{} // closed when watch has ended
 
 	mu       sync.Mutex
 	failures map[string]error
@@ -53,6 +60,10 @@ func (p *piece) done() {
 type lane struct {
 	id      string
 	m       mirrors.Mirror
+	ctx     context.Context // the fanout's, ended when the lane is dropped
+	cancel  context.CancelCauseFunc
+	pulse   pulse
+	stored  atomic.Int64       // pieces stored
 	conc    mirrors.Concurrent // nil: one piece at a time
 	up      mirrors.Upload
 	timeout time.Duration // for each PutPart
@@ -74,8 +85,10 @@ func (w *write) newFanout(ctx context.Context) (*fanout, error) {
 			return nil, err
 		}
 	}
+	parent := ctx
 	ctx, cancel := context.WithCancel(ctx)
-	f := &fanout{w: w, ctx: ctx, cancel: cancel, failures: map[string]error{}, need: w.s.quorum(len(w.sess.Mirrors))}
+	f := &fanout{w: w, parent: parent, ctx: ctx, cancel: cancel, failures: map[string]error{},
+		need: w.s.quorum(len(w.sess.Mirrors)), start: time.Now(), stop: make(chan struct{}), watched: make(chan struct{})}
 	for _, id := range live(w.sess) {
 		e, ok := w.s.cfg.Mirrors.Get(id)
 		if !ok {
@@ -85,17 +98,94 @@ func (w *write) newFanout(ctx context.Context) (*fanout, error) {
 		l := &lane{id: id, m: e.Mirror, up: w.sess.Uploads[id], timeout: w.s.cfg.MirrorTimeout,
 			in: make(chan *piece, inFlight), done: make(chan struct{}), prev: w.parts[id]}
 		l.conc, _ = mirrors.As[mirrors.Concurrent](e.Mirror)
+		l.ctx, l.cancel = context.WithCancelCause(ctx)
 		f.lanes = append(f.lanes, l)
 		go l.run(f)
 	}
 	if len(f.lanes) == 0 {
 		cancel()
-		if err := w.s.drop(ctx, w.sess, f.failures); err != nil {
+		if err := w.s.drop(parent, w.sess, f.failures); err != nil {
 			return nil, err
 		}
 		return nil, errors.New("chunks: no mirror left to write to")
 	}
+	if w.s.watching() {
+		go f.watch()
+	} else {
+		close(f.watched)
+	}
 	return f, nil
+}
+
+// watch drops the lanes that fall behind the quorum or stall, until
+// close stops it.
+func (f *fanout) watch() {
+	defer close(f.watched)
+	t := time.NewTicker(f.w.s.tick())
+	defer t.Stop()
+	var at []time.Time // at[k]: when the quorum had stored k+1 pieces
+	for {
+		select {
+		case <-f.stop:
+			return
+		case now := <-t.C:
+			at = f.check(now, at)
+		}
+	}
+}
+
+// check looks for laggards and stalls at now; at is as in watch.
+func (f *fanout) check(now time.Time, at []time.Time) []time.Time {
+	var stored []int64
+	for _, l := range f.lanes {
+		if !l.failed() {
+			stored = append(stored, l.stored.Load())
+		}
+	}
+	if f.need > 0 && len(stored) >= f.need {
+		slices.SortFunc(stored, func(a, b int64) int { return cmp.Compare(b, a) })
+		for q := stored[f.need-1]; int64(len(at)) < q; {
+			at = append(at, now)
+		}
+	}
+	stall := f.w.s.cfg.MirrorStall
+	for _, l := range f.lanes {
+		if l.failed() {
+			continue
+		}
+		if l.pulse.stalled(now, stall) {
+			f.drop(l, StallError{stall})
+			continue
+		}
+		k := l.stored.Load()
+		if f.w.s.cfg.LagLimit <= 0 || k >= int64(len(at)) || !f.spare() {
+			continue
+		}
+		before := f.start
+		if k > 0 {
+			before = at[k-1]
+		}
+		// Behind and not moving: a lane that is slow but still taking
+		// bytes is left alone, since on a loaded machine slow is not hung.
+		wait := f.w.s.lagWait(at[k].Sub(before))
+		if behind := now.Sub(at[k]); behind > wait && l.pulse.idle(now) > wait {
+			f.drop(l, laggedError{behind})
+		}
+	}
+	return at
+}
+
+// spare reports whether the quorum holds without one more lane.
+func (f *fanout) spare() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.lanes)-f.lost-1 >= f.need
+}
+
+// drop fails the lane for err and cancels what it is storing.
+func (f *fanout) drop(l *lane, err error) {
+	f.fail(l, err)
+	l.cancel(err)
 }
 
 // send hands p to every lane, waiting while a lane has its fill.
@@ -103,6 +193,10 @@ func (f *fanout) send(b, buf []byte, free chan<- []byte) error {
 	p := &piece{b: b, buf: buf, free: free}
 	p.left.Store(int32(len(f.lanes)))
 	for _, l := range f.lanes {
+		if l.failed() {
+			p.done()
+			continue
+		}
 		select {
 		case l.in <- p:
 		case <-f.ctx.Done():
@@ -120,6 +214,11 @@ func (f *fanout) close() error {
 	}
 	for _, l := range f.lanes {
 		<-l.done
+	}
+	close(f.stop)
+	<-f.watched
+	for _, l := range f.lanes {
+		l.cancel(nil)
 		if l.err != nil {
 			f.failures[l.id] = l.err
 			delete(f.w.parts, l.id)
@@ -128,7 +227,7 @@ func (f *fanout) close() error {
 		}
 	}
 	f.cancel()
-	return f.w.s.drop(f.ctx, f.w.sess, f.failures)
+	return f.w.s.drop(f.parent, f.w.sess, f.failures)
 }
 
 // fail records a lane's failure and stops the fanout when the quorum can
@@ -169,6 +268,7 @@ func (l *lane) run(f *fanout) {
 			continue
 		}
 		size := int64(len(p.b))
+		l.pulse.start()
 		if l.conc != nil {
 			if next, ok := l.conc.Next(l.prev, size); ok {
 				slots <- struct{}{}
@@ -178,8 +278,8 @@ func (l *lane) run(f *fanout) {
 				l.settled = append(l.settled, mirrors.Part{})
 				l.mu.Unlock()
 				wg.Go(func() {
-					defer func() { <-slots; p.done() }()
-					part, err := l.put(f.ctx, after, p.b)
+					defer func() { <-slots; p.done(); l.pulse.end() }()
+					part, err := l.put(after, p.b)
 					if err == nil && (part.N != next.N || part.Size != next.Size) {
 						err = fmt.Errorf("stored Part %+v, expected %+v", part, next)
 					}
@@ -190,6 +290,7 @@ func (l *lane) run(f *fanout) {
 					l.mu.Lock()
 					l.settled[i] = part
 					l.mu.Unlock()
+					l.stored.Add(1)
 				})
 				l.prev = next
 				continue
@@ -199,15 +300,18 @@ func (l *lane) run(f *fanout) {
 		l.settle()
 		if l.failed() {
 			p.done()
+			l.pulse.end()
 			continue
 		}
-		part, err := l.put(f.ctx, l.prev, p.b)
+		part, err := l.put(l.prev, p.b)
 		p.done()
+		l.pulse.end()
 		if err != nil {
 			f.fail(l, err)
 			continue
 		}
 		l.prev = part
+		l.stored.Add(1)
 	}
 	wg.Wait()
 	l.settle()
@@ -224,12 +328,13 @@ func (l *lane) settle() {
 }
 
 // put stores b after prev, trying twice.
-func (l *lane) put(ctx context.Context, prev mirrors.Part, b []byte) (mirrors.Part, error) {
+func (l *lane) put(prev mirrors.Part, b []byte) (mirrors.Part, error) {
+	ctx := l.ctx
 	var err error
 	for range 2 {
 		var part mirrors.Part
 		actx, cancel := context.WithTimeout(ctx, l.timeout)
-		r := newPieceReader(b)
+		r := newPieceReader(b, &l.pulse)
 		part, err = l.m.PutPart(actx, l.up, prev, r, int64(len(b)))
 		r.revoke()
 		cancel()
@@ -253,9 +358,10 @@ type pieceReader struct {
 	b       []byte
 	off     int
 	revoked bool
+	pulse   *pulse // told of every stretch read; may be nil
 }
 
-func newPieceReader(b []byte) *pieceReader { return &pieceReader{b: b} }
+func newPieceReader(b []byte, p *pulse) *pieceReader { return &pieceReader{b: b, pulse: p} }
 
 // errRevoked is a read of a piece whose call has returned.
 var errRevoked = errors.New("chunks: the piece was read after its call returned")
@@ -271,19 +377,32 @@ func (r *pieceReader) Read(p []byte) (int, error) {
 	}
 	n := copy(p, r.b[r.off:])
 	r.off += n
+	r.pulse.beat()
 	return n, nil
 }
 
-// WriteTo writes the rest of the piece with one call of w.Write.
+// writeStretch is how much WriteTo hands w at a time: large enough to
+// cost nothing, small enough to show a mirror's progress.
+const writeStretch = 1 << 20
+
+// WriteTo writes the rest of the piece in stretches of writeStretch.
 func (r *pieceReader) WriteTo(w io.Writer) (int64, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.revoked {
 		return 0, errRevoked
 	}
-	n, err := w.Write(r.b[r.off:])
-	r.off += n
-	return int64(n), err
+	var total int64
+	for r.off < len(r.b) {
+		n, err := w.Write(r.b[r.off:min(r.off+writeStretch, len(r.b))])
+		r.off += n
+		total += int64(n)
+		r.pulse.beat()
+		if err != nil {
+			return total, err
+		}
+	}
+	return total, nil
 }
 
 // Seek lets a client retry the call from the start.

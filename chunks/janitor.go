@@ -26,6 +26,7 @@ const objectPrefix = "files/"
 // that no active file record or upload session names. It returns how many it
 // removed.
 func (s *Service) Sweep(ctx context.Context, grace time.Duration) (int, error) {
+	ctx = mirrors.Patient(ctx)
 	keys := map[string]bool{}               // object keys live files and sessions name
 	uploads := map[string]map[string]bool{} // mirror id -> upload ids sessions name
 	err := s.cfg.Store.EachFile(ctx, func(f store.File) error {

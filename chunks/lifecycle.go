@@ -28,6 +28,7 @@ const (
 // left, so it keeps up with any rate of abandoned uploads, and returns how
 // many it reaped.
 func (s *Service) Reap(ctx context.Context, idle time.Duration) (int, error) {
+	ctx = mirrors.Patient(ctx)
 	before := s.cfg.Clock().Add(-idle)
 	n := 0
 	for {
@@ -154,6 +155,7 @@ func (s *Service) deleteObjects(ctx context.Context, f store.File, ids []string)
 // node may run it; downloads are refused from the expiry on whether or not
 // it ran.
 func (s *Service) Expire(ctx context.Context) (int, error) {
+	ctx = mirrors.Patient(ctx)
 	n := 0
 	for {
 		old, err := s.cfg.Store.ExpiredFiles(ctx, s.cfg.Clock(), 100)

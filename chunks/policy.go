@@ -11,6 +11,7 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/acestash/acestash/mirrors"
 	"github.com/acestash/acestash/store"
@@ -36,9 +37,14 @@ func live(sess *store.Session) []string {
 }
 
 // drop records that a mirror failed and checks the quorum still holds.
+// Failures of a request whose context ended are not the mirrors': nothing
+// is recorded and the request's end is the error.
 func (s *Service) drop(ctx context.Context, sess *store.Session, failures map[string]error) error {
 	if len(failures) == 0 {
 		return nil
+	}
+	if err := ended(ctx); err != nil {
+		return err
 	}
 	sess.Failed = maps.Clone(sess.Failed)
 	if sess.Failed == nil {
@@ -47,6 +53,9 @@ func (s *Service) drop(ctx context.Context, sess *store.Session, failures map[st
 	for id, err := range failures {
 		sess.Failed[id] = err.Error()
 		s.cfg.Log.WarnContext(ctx, "mirror dropped from upload", "mirror", id, "upload_key", sess.UploadKey, "err", err)
+		if s.cfg.Suspect != nil {
+			s.cfg.Suspect(id, err)
+		}
 	}
 	if have, need := len(live(sess)), s.quorum(len(sess.Mirrors)); have < need {
 		ids := slices.Sorted(maps.Keys(failures))
@@ -58,29 +67,66 @@ func (s *Service) drop(ctx context.Context, sess *store.Session, failures map[st
 }
 
 // each runs fn for every live mirror of the session in parallel and returns
-// the failures by mirror id.
-func (s *Service) each(ctx context.Context, sess *store.Session, fn func(ctx context.Context, id string, m mirrors.Mirror) error) map[string]error {
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	failures := map[string]error{}
-	for _, id := range live(sess) {
-		wg.Go(func() {
-			ctx, cancel := context.WithTimeout(ctx, s.cfg.MirrorTimeout)
-			defer cancel()
+// the failures by mirror id. An operation without progress (p beats) for
+// MirrorStall is cancelled and fails.
+func (s *Service) each(ctx context.Context, sess *store.Session, fn func(ctx context.Context, id string, m mirrors.Mirror, p *pulse) error) map[string]error {
+	type op struct {
+		id     string
+		cancel context.CancelCauseFunc
+		pulse  pulse
+		err    error
+		done   bool
+	}
+	ids := live(sess)
+	ops := make([]*op, len(ids))
+	results := make(chan int, len(ids))
+	for i, id := range ids {
+		o := &op{id: id}
+		ops[i] = o
+		octx, cancel := context.WithCancelCause(ctx)
+		o.cancel = cancel
+		o.pulse.start()
+		go func() {
+			tctx, tcancel := context.WithTimeout(octx, s.cfg.MirrorTimeout)
+			defer tcancel()
 			var err error
 			if e, ok := s.cfg.Mirrors.Get(id); !ok {
 				err = fmt.Errorf("mirror %s is no longer configured", id)
 			} else {
-				err = fn(ctx, id, e.Mirror)
+				err = fn(tctx, id, e.Mirror, &o.pulse)
 			}
-			if err != nil {
-				mu.Lock()
-				failures[id] = err
-				mu.Unlock()
+			if cause := context.Cause(octx); err != nil && cause != nil && ctx.Err() == nil {
+				err = cause // why it was cancelled
 			}
-		})
+			o.err = err
+			results <- i
+		}()
 	}
-	wg.Wait()
+	t := time.NewTicker(s.tick())
+	defer t.Stop()
+	if s.cfg.MirrorStall <= 0 {
+		t.Stop() // its channel never fires
+	}
+	for left := len(ops); left > 0; {
+		select {
+		case i := <-results:
+			left--
+			ops[i].done = true
+		case now := <-t.C:
+			for _, o := range ops {
+				if !o.done && o.pulse.stalled(now, s.cfg.MirrorStall) {
+					o.cancel(StallError{s.cfg.MirrorStall})
+				}
+			}
+		}
+	}
+	failures := map[string]error{}
+	for _, o := range ops {
+		o.cancel(nil)
+		if o.err != nil {
+			failures[o.id] = o.err
+		}
+	}
 	return failures
 }
 
@@ -100,7 +146,7 @@ func (s *Service) healthy(id string) error {
 func (s *Service) begin(ctx context.Context, sess *store.Session) error {
 	var mu sync.Mutex
 	began := map[string]mirrors.Upload{}
-	failures := s.each(ctx, sess, func(ctx context.Context, id string, m mirrors.Mirror) error {
+	failures := s.each(ctx, sess, func(ctx context.Context, id string, m mirrors.Mirror, _ *pulse) error {
 		if err := s.healthy(id); err != nil {
 			return err
 		}

@@ -48,7 +48,7 @@ func (s *Service) finish(ctx context.Context, a store.Account, sess store.Sessio
 // last, dropping those that fail while the quorum holds. An upload that a
 // mirror no longer knows counts as complete if its object has the size.
 func (s *Service) completeAll(ctx context.Context, sess *store.Session, last map[string]mirrors.Part) error {
-	failures := s.each(ctx, sess, func(ctx context.Context, id string, m mirrors.Mirror) error {
+	failures := s.each(ctx, sess, func(ctx context.Context, id string, m mirrors.Mirror, _ *pulse) error {
 		err := m.Complete(ctx, sess.Uploads[id], last[id])
 		if errors.Is(err, mirrors.ErrNotFound) {
 			// Completed by an earlier attempt? Then the object is there.

@@ -26,6 +26,7 @@ const copyPart = 64 << 20
 // configured and healthy, and returns how many copies it made. A copy that
 // fails is left for the next run.
 func (s *Service) Repair(ctx context.Context) (int, error) {
+	ctx = mirrors.Patient(ctx)
 	n := 0
 	after := ""
 	for {

@@ -22,6 +22,7 @@ import (
 // (0 < share <= 1) of the time, and returns how many bad copies it
 // rewrote.
 func (s *Service) Scrub(ctx context.Context, share float64) (int, error) {
+	ctx = mirrors.Patient(ctx)
 	if share <= 0 || share > 1 {
 		share = 1
 	}

@@ -32,6 +32,19 @@ type Config struct {
 	WriteQuorum int
 	// MirrorTimeout bounds one operation on one mirror; default 10 min.
 	MirrorTimeout time.Duration
+	// LagLimit is how long an upload waits for a mirror still storing
+	// what write_quorum others already hold (plus four times what they took
+	// for it) before it drops that mirror; 0 never drops one (acestash
+	// serve uses DefaultLagLimit). See laggard.go.
+	LagLimit time.Duration
+	// MirrorStall is how long an operation on a mirror may go without
+	// progress before that mirror fails; 0 waits up to MirrorTimeout
+	// (acestash serve uses DefaultMirrorStall).
+	MirrorStall time.Duration
+	// Suspect, when set, is told of every mirror dropped from an upload
+	// and why, so that a dead mirror can be skipped by the next requests
+	// at once.
+	Suspect func(id string, err error)
 	// PieceSize is the size of the pieces bytes are written to the mirrors
 	// in; at least 5 MiB, S3's smallest part. Default 8 MiB.
 	PieceSize int

@@ -182,14 +182,14 @@ func (w *write) piece(ctx context.Context, p []byte) error {
 	return err
 }
 
-// putAll stores p as the whole object on every live mirror.
-func (w *write) putAll(ctx context.Context, p []byte) error {
-	failures := w.s.each(ctx, w.sess, func(ctx context.Context, id string, m mirrors.Mirror) error {
+// putAll stores b as the whole object on every live mirror.
+func (w *write) putAll(ctx context.Context, b []byte) error {
+	failures := w.s.each(ctx, w.sess, func(ctx context.Context, id string, m mirrors.Mirror, p *pulse) error {
 		if err := w.s.healthy(id); err != nil {
 			return err
 		}
-		r := newPieceReader(p)
-		err := m.Put(ctx, w.sess.ObjectKey, r, int64(len(p)))
+		r := newPieceReader(b, p)
+		err := m.Put(ctx, w.sess.ObjectKey, r, int64(len(b)))
 		r.revoke()
 		if err != nil {
 			return fmt.Errorf("put object: %w", err)

@@ -102,3 +102,19 @@ type Lister interface {
 	// prefix, with when it began, until fn returns an error.
 	ListUploads(ctx context.Context, prefix string, fn func(up Upload, began time.Time) error) error
 }
+
+// patientKey marks contexts of background jobs.
+type patientKey struct{}
+
+// Patient marks ctx as a background job's (repair, scrubbing, the
+// janitor, aborts left for later): mirrors may retry its operations at
+// leisure, where a client's request gets one try and moves on.
+func Patient(ctx context.Context) context.Context {
+	return context.WithValue(ctx, patientKey{}, true)
+}
+
+// IsPatient reports whether ctx was marked by Patient.
+func IsPatient(ctx context.Context) bool {
+	p, _ := ctx.Value(patientKey{}).(bool)
+	return p
+}

@@ -31,6 +31,7 @@ type Metrics struct {
 	storeErrs  *prometheus.CounterVec
 	remote     *prometheus.CounterVec
 	reaped     prometheus.Counter
+	gone       *prometheus.CounterVec
 }
 
 // Buckets: store and mirror operations take from a fraction of a
@@ -84,8 +85,11 @@ func New() *Metrics {
 	m.reaped = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "acestash_reaped_sessions_total", Help: "Idle uploads abandoned and removed by the reaper.",
 	})
+	m.gone = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "acestash_client_gone_total", Help: "Requests whose client went away before its answer, by dialect; not storage failures.",
+	}, []string{"dialect"})
 	m.reg.MustRegister(m.requests, m.bytesIn, m.bytesOut, m.uploads, m.downloads, m.inProgress,
-		m.mirrorOps, m.mirrorErrs, m.storeOps, m.storeErrs, m.remote, m.reaped,
+		m.mirrorOps, m.mirrorErrs, m.storeOps, m.storeErrs, m.remote, m.reaped, m.gone,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -112,6 +116,7 @@ type Request struct {
 	Status  int
 	In, Out int64 // body bytes read and written
 	Took    time.Duration
+	Gone    bool // the client went away before its answer
 }
 
 // End counts a finished request.
@@ -119,6 +124,9 @@ func (m *Metrics) End(r Request) {
 	m.requests.WithLabelValues(r.Dialect, r.Route, r.Method, strconv.Itoa(r.Status)).Inc()
 	m.bytesIn.WithLabelValues(r.Dialect).Add(float64(r.In))
 	m.bytesOut.WithLabelValues(r.Dialect).Add(float64(r.Out))
+	if r.Gone {
+		m.gone.WithLabelValues(r.Dialect).Inc()
+	}
 	switch r.Kind {
 	case "upload":
 		m.inProgress.Dec()

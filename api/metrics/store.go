@@ -21,11 +21,11 @@ func (s *timedStore) Unwrap() store.Store { return s.st }
 
 // observe records one operation that started at start and ended with err.
 // The store's answers (not found, exists, conflict, leased) are not
-// failures.
+// failures, nor is a request that ended (its client went away).
 func (s *timedStore) observe(op string, start time.Time, err error) {
 	s.m.storeOps.WithLabelValues(op).Observe(time.Since(start).Seconds())
 	if err != nil && !errors.Is(err, store.ErrNotFound) && !errors.Is(err, store.ErrExists) &&
-		!errors.Is(err, store.ErrConflict) && !errors.Is(err, store.ErrLeased) {
+		!errors.Is(err, store.ErrConflict) && !errors.Is(err, store.ErrLeased) && !errors.Is(err, context.Canceled) {
 		s.m.storeErrs.WithLabelValues(op).Inc()
 	}
 }

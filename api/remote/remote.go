@@ -31,6 +31,8 @@ var (
 	// ErrBadURL means the URL, or a redirect's, is not an absolute http or
 	// https URL with a host.
 	ErrBadURL = errors.New("bad remote URL")
+	// ErrNoHost means the URL's host name does not resolve to any address.
+	ErrNoHost = errors.New("host name does not resolve")
 )
 
 // StatusError is a non-2xx answer from the remote server.
@@ -275,7 +277,7 @@ func (f *Fetcher) dial(ctx context.Context, network, address string) (net.Conn, 
 		if denied != nil {
 			return nil, denied
 		}
-		return nil, fmt.Errorf("remote: no address for host %q", host)
+		return nil, fmt.Errorf("remote: host %q: %w", host, ErrNoHost)
 	}
 	var errs []error
 	for _, a := range allowed {
@@ -303,6 +305,9 @@ func (f *Fetcher) resolve(ctx context.Context, host string) ([]netip.Addr, error
 		addrs, err = f.lookup(ctx, host)
 	} else {
 		addrs, err = f.resolver.LookupNetIP(ctx, "ip", host)
+	}
+	if err != nil && ctx.Err() == nil {
+		return nil, fmt.Errorf("remote: resolving %q: %w: %w", host, ErrNoHost, err)
 	}
 	if err != nil {
 		return nil, ctxErr(ctx, fmt.Errorf("remote: resolving %q: %w", host, err))

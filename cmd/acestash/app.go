@@ -143,6 +143,9 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, clock store.Clock
 		Pieces:        cfg.Limits.Pieces,
 		WriteQuorum:   cfg.WriteQuorum,
 		MirrorTimeout: cfg.MirrorTimeout,
+		LagLimit:      cfg.LagLimit,
+		MirrorStall:   cfg.MirrorStall,
+		Suspect:       a.health.Report,
 		LeaseTime:     cfg.LeaseTime,
 		Health:        a.health.Err,
 		Draining:      a.drains.has,
@@ -274,6 +277,7 @@ func fetcher(rc RemoteConfig) *remote.Fetcher {
 		Policy:         remote.Policy{Allow: allow},
 		ConnectTimeout: rc.ConnectTimeout,
 		Timeout:        rc.Timeout,
+		Resolver:       rc.resolver,
 	})
 }
 
@@ -348,7 +352,7 @@ func (a *app) serve(ctx context.Context, ln net.Listener) error {
 		ReadHeaderTimeout: a.cfg.Limits.HeaderTimeout,
 		IdleTimeout:       a.cfg.Limits.IdleTimeout,
 		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
-		BaseContext:       func(net.Listener) context.Context { return reqs },
+		BaseContext:       func(net.Listener) context.Context { return api.BaseContext(reqs) },
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

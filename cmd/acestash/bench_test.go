@@ -54,18 +54,23 @@ func BenchmarkVsBaselines(b *testing.B) {
 	e := newBench(b)
 	n := benchRounds(b)
 	var rounds []results
+	var tails []tailResults
 	for b.Loop() {
-		rounds = rounds[:0]
+		rounds, tails = rounds[:0], tails[:0]
 		for range n {
 			var r results
-			e.oneMirror(b, &r)
-			e.threeMirrors(b, &r)
-			e.concurrent(b, &r)
-			e.raw(b, &r)
-			rounds = append(rounds, r)
+			var t tailResults
+			if !tailOnly() {
+				e.oneMirror(b, &r)
+				e.threeMirrors(b, &r)
+				e.concurrent(b, &r)
+				e.raw(b, &r)
+			}
+			e.tail(b, &t)
+			rounds, tails = append(rounds, r), append(tails, t)
 		}
 	}
-	benchTable = e.table(rounds)
+	benchTable = e.table(rounds, tails)
 }
 
 // bench is the running processes and the files the clients send.
@@ -80,6 +85,8 @@ type bench struct {
 	minioDir   []string   // each MinIO's data directory
 	baseline   []s3Target // bucket "baseline" on each MinIO
 	about      string     // versions and sizes, for the table
+	cluster    *cluster   // Redis and the MinIO servers
+	tailFile   benchFile  // the tail figures' chunk
 }
 
 // benchSize is the big file's size: 1 GiB, or ACESTASH_BENCH_SIZE bytes.
@@ -132,6 +139,7 @@ func newBench(b *testing.B) *bench {
 	}
 
 	c, cfg := startCluster(b)
+	e.cluster = c
 	for i, m := range cfg.Mirrors {
 		if m.ID != strconv.Itoa(i+1) || m.Bucket != cfg.Mirrors[0].Bucket {
 			b.Fatalf("deploy/acestash.yml: mirror %d is %q on bucket %q; the benchmark wants ids 1, 2, 3 on one bucket name", i, m.ID, m.Bucket)
@@ -427,7 +435,7 @@ func (e *bench) empty(b *testing.B, i int, bucket string, want int, size int64) 
 		}
 	}
 	if n != want {
-		b.Fatalf("bucket %s on MinIO %d held %d objects of %d bytes, want %d (all: %d objects)", bucket, i+1, n, size, want, len(objs))
+		b.Fatalf("bucket %s on MinIO %d held %d objects of %d bytes, want %d (all: %d objects)\n%s", bucket, i+1, n, size, want, len(objs), e.ace.logTail())
 	}
 }
 
@@ -448,7 +456,7 @@ func (e *bench) peakRSS(b *testing.B) int64 {
 }
 
 // table renders the rounds' results as a Markdown table of medians.
-func (e *bench) table(rounds []results) string {
+func (e *bench) table(rounds []results, tails []tailResults) string {
 	big, small := e.big.size, e.small.size
 	many := concurrentUps * small
 	// cmp returns a comparison's cells: acestash, the baseline named base,
@@ -513,6 +521,10 @@ func (e *bench) table(rounds []results) string {
 		append([]string{"10", fmtSize(big) + " tus upload → 3 mirrors"},
 			cmp(rate(big), "3 PutObject at once", func(r *results) float64 { return r.put3 }, func(r *results) float64 { return r.tusAce3 }, 0.85)...),
 	}
+	if tailOnly() {
+		rows = rows[:1]
+	}
+	rows = append(rows, tailRows(tails)...)
 	return fmt.Sprintf("acestash against baselines measured in the same run, median of %d rounds (peak RSS: the highest);\n"+
 		"ratio = baseline time / acestash time, higher is better, its range over the rounds in parentheses\n%s\n\n%s",
 		len(rounds), e.about, markdown(rows))

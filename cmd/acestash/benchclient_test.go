@@ -70,6 +70,8 @@ type clientJob struct {
 	Requests int `json:"requests,omitempty"`
 	Workers  int `json:"workers,omitempty"`
 	RawSize  int `json:"raw_size,omitempty"`
+	// Fault, when set, is a signal the client sends while the job runs.
+	Fault *clientFault `json:"fault,omitempty"`
 }
 
 // s3Target is a bucket on one MinIO server.
@@ -132,6 +134,7 @@ func clientMain(spec string, stdout, stderr io.Writer) int {
 		if err != nil {
 			return clientResult{}, err
 		}
+		defer j.Fault.arm()()
 		return op(context.Background(), j, f, fi.Size())
 	}()
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/netip"
 	"net/url"
 	"os"
@@ -33,6 +34,11 @@ type Config struct {
 	// WriteQuorum is how many selected mirrors must hold a file; 0 is all.
 	WriteQuorum   int           `yaml:"write_quorum"`
 	MirrorTimeout time.Duration `yaml:"mirror_timeout"`
+	// LagLimit is how long an upload waits for a mirror behind the write
+	// quorum; MirrorStall how long any mirror operation may go without
+	// progress.
+	LagLimit    time.Duration `yaml:"lag_limit"`
+	MirrorStall time.Duration `yaml:"mirror_stall"`
 	// LeaseTime is how long an upload's lease lasts between renewals.
 	LeaseTime time.Duration `yaml:"lease_time"`
 	// RepairInterval is how often files missing a copy are repaired.
@@ -108,6 +114,9 @@ type RemoteConfig struct {
 	MaxConcurrent  int           `yaml:"max_concurrent"`
 	ConnectTimeout time.Duration `yaml:"connect_timeout"`
 	Timeout        time.Duration `yaml:"timeout"`
+	// resolver, when set, resolves host names instead of the system's;
+	// tests use it to keep DNS queries off the network.
+	resolver *net.Resolver
 }
 
 // MirrorConfig is one storage target.
@@ -259,6 +268,15 @@ func (c *Config) setDefaults() error {
 	}
 	if c.MirrorTimeout == 0 {
 		c.MirrorTimeout = 10 * time.Minute
+	}
+	if c.LagLimit == 0 {
+		c.LagLimit = chunks.DefaultLagLimit
+	}
+	if c.MirrorStall == 0 {
+		c.MirrorStall = chunks.DefaultMirrorStall
+	}
+	if c.LagLimit < 0 || c.MirrorStall < 0 {
+		return fmt.Errorf("config: lag_limit and mirror_stall may not be negative")
 	}
 	if c.LeaseTime == 0 {
 		c.LeaseTime = chunks.DefaultLeaseTime

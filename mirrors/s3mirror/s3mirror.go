@@ -61,9 +61,22 @@ type Config struct {
 
 // Mirror stores objects in an S3 bucket. It is safe for concurrent use,
 // also by several processes sharing the bucket.
+//
+// A request's operations try each S3 call once: a refused or reset
+// connection is an answer, and the caller has other mirrors. Contexts
+// marked mirrors.Patient (background jobs) get minio-go's usual retries.
 type Mirror struct {
-	core   minio.Core
-	bucket string
+	core    minio.Core // one try per call
+	patient minio.Core // minio-go's retries
+	bucket  string
+}
+
+// at returns the client for the operations of ctx.
+func (m *Mirror) at(ctx context.Context) minio.Core {
+	if mirrors.IsPatient(ctx) {
+		return m.patient
+	}
+	return m.core
 }
 
 var (
@@ -78,7 +91,7 @@ var (
 func (m *Mirror) ListObjects(ctx context.Context, prefix string, fn func(key string, info mirrors.Info) error) error {
 	ctx, cancel := context.WithCancel(ctx) // ends the listing if fn stops it
 	defer cancel()
-	for obj := range m.core.Client.ListObjects(ctx, m.bucket, minio.ListObjectsOptions{Prefix: prefix, Recursive: true}) {
+	for obj := range m.at(ctx).Client.ListObjects(ctx, m.bucket, minio.ListObjectsOptions{Prefix: prefix, Recursive: true}) {
 		if obj.Err != nil {
 			return wrap(obj.Err, "list objects")
 		}
@@ -101,7 +114,7 @@ func (m *Mirror) ListUploads(ctx context.Context, prefix string, fn func(up mirr
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	marks := map[string][]marker{} // by key
-	for obj := range m.core.Client.ListObjects(ctx, m.bucket, minio.ListObjectsOptions{Prefix: StagingPrefix, Recursive: true}) {
+	for obj := range m.at(ctx).Client.ListObjects(ctx, m.bucket, minio.ListObjectsOptions{Prefix: StagingPrefix, Recursive: true}) {
 		if obj.Err != nil {
 			return wrap(obj.Err, "list uploads")
 		}
@@ -148,7 +161,7 @@ func (m *Mirror) pair(ctx context.Context, key string, ms []marker) ([]mirrors.U
 	s3 := make([][]string, len(ms))
 	keyMarker, idMarker := "", ""
 	for {
-		res, err := m.core.ListMultipartUploads(ctx, m.bucket, key, keyMarker, idMarker, "", 1000)
+		res, err := m.at(ctx).ListMultipartUploads(ctx, m.bucket, key, keyMarker, idMarker, "", 1000)
 		if err != nil {
 			return nil, nil, wrap(err, "list uploads of %q", key)
 		}
@@ -198,16 +211,24 @@ func New(ctx context.Context, cfg Config) (*Mirror, error) {
 		}
 		return bodyConn{c}, nil
 	}
-	c, err := minio.New(cfg.Endpoint, &minio.Options{
-		Creds:     credentials.NewStaticV4(cfg.AccessKey, cfg.SecretKey, ""),
-		Secure:    cfg.Secure,
-		Region:    cfg.Region,
-		Transport: tr,
-	})
+	client := func(retries int) (*minio.Client, error) {
+		return minio.New(cfg.Endpoint, &minio.Options{
+			Creds:      credentials.NewStaticV4(cfg.AccessKey, cfg.SecretKey, ""),
+			Secure:     cfg.Secure,
+			Region:     cfg.Region,
+			Transport:  tr, // shared: one pool of connections
+			MaxRetries: retries,
+		})
+	}
+	once, err := client(1)
 	if err != nil {
 		return nil, fmt.Errorf("s3mirror: %w", err)
 	}
-	m := &Mirror{core: minio.Core{Client: c}, bucket: cfg.Bucket}
+	patient, err := client(0) // 0: minio-go's default
+	if err != nil {
+		return nil, fmt.Errorf("s3mirror: %w", err)
+	}
+	m := &Mirror{core: minio.Core{Client: once}, patient: minio.Core{Client: patient}, bucket: cfg.Bucket}
 	if err := m.ensureBucket(ctx, cfg.Region); err != nil {
 		return nil, err
 	}
@@ -263,18 +284,18 @@ func (l *limitWriter) Write(p []byte) (int, error) {
 // ensureBucket creates the bucket unless it exists, tolerating another
 // process creating it at the same time.
 func (m *Mirror) ensureBucket(ctx context.Context, region string) error {
-	ok, err := m.core.BucketExists(ctx, m.bucket)
+	ok, err := m.at(ctx).BucketExists(ctx, m.bucket)
 	if err != nil {
 		return fmt.Errorf("s3mirror: bucket %q: %w", m.bucket, err)
 	}
 	if ok {
 		return nil
 	}
-	err = m.core.MakeBucket(ctx, m.bucket, minio.MakeBucketOptions{Region: region})
+	err = m.at(ctx).MakeBucket(ctx, m.bucket, minio.MakeBucketOptions{Region: region})
 	if err == nil || errorCode(err) == "BucketAlreadyOwnedByYou" {
 		return nil
 	}
-	if ok, err2 := m.core.BucketExists(ctx, m.bucket); err2 == nil && ok {
+	if ok, err2 := m.at(ctx).BucketExists(ctx, m.bucket); err2 == nil && ok {
 		return nil
 	}
 	return fmt.Errorf("s3mirror: creating bucket %q: %w", m.bucket, err)
@@ -282,7 +303,7 @@ func (m *Mirror) ensureBucket(ctx context.Context, region string) error {
 
 // Ping checks that the bucket exists and answers.
 func (m *Mirror) Ping(ctx context.Context) error {
-	ok, err := m.core.BucketExists(ctx, m.bucket)
+	ok, err := m.at(ctx).BucketExists(ctx, m.bucket)
 	if err != nil {
 		return fmt.Errorf("s3mirror: ping bucket %q: %w", m.bucket, err)
 	}
@@ -306,7 +327,7 @@ func (m *Mirror) Put(ctx context.Context, key string, r io.Reader, size int64) e
 	if size < 0 || size > maxPartSize {
 		return fmt.Errorf("s3mirror: put %q: size %d outside 0..%d", key, size, int64(maxPartSize))
 	}
-	if _, err := m.core.PutObject(ctx, m.bucket, key, exactly(r, size), size, "", "", putOptions()); err != nil {
+	if _, err := m.at(ctx).PutObject(ctx, m.bucket, key, exactly(r, size), size, "", "", putOptions()); err != nil {
 		return wrap(err, "put %q", key)
 	}
 	return nil
@@ -326,12 +347,12 @@ func (m *Mirror) Begin(ctx context.Context, key string) (mirrors.Upload, error) 
 	// S3 servers need not list uploads by prefix (MinIO does not), so an
 	// empty marker names the upload until Complete or Abort removes it
 	// with the staged chunks.
-	if _, err := m.core.PutObject(ctx, m.bucket, beganKey(mark, key), strings.NewReader(""), 0, "", "", putOptions()); err != nil {
+	if _, err := m.at(ctx).PutObject(ctx, m.bucket, beganKey(mark, key), strings.NewReader(""), 0, "", "", putOptions()); err != nil {
 		return mirrors.Upload{}, wrap(err, "begin %q: mark the upload", key)
 	}
-	id, err := m.core.NewMultipartUpload(ctx, m.bucket, key, minio.PutObjectOptions{})
+	id, err := m.at(ctx).NewMultipartUpload(ctx, m.bucket, key, minio.PutObjectOptions{})
 	if err != nil {
-		m.core.RemoveObject(context.WithoutCancel(ctx), m.bucket, beganKey(mark, key), minio.RemoveObjectOptions{})
+		m.at(ctx).RemoveObject(context.WithoutCancel(ctx), m.bucket, beganKey(mark, key), minio.RemoveObjectOptions{})
 		return mirrors.Upload{}, wrap(err, "begin %q", key)
 	}
 	return mirrors.Upload{Key: key, ID: mark + "." + id}, nil
@@ -438,7 +459,7 @@ func (m *Mirror) Settle(parts []mirrors.Part) mirrors.Part {
 // putPart uploads body as S3 part number pn and returns its ETag.
 func (m *Mirror) putPart(ctx context.Context, up mirrors.Upload, pn int, body io.Reader, size int64) (string, error) {
 	_, s3 := ids(up)
-	p, err := m.core.PutObjectPart(ctx, m.bucket, up.Key, s3, pn, body, size, minio.PutObjectPartOptions{DisableContentSha256: true})
+	p, err := m.at(ctx).PutObjectPart(ctx, m.bucket, up.Key, s3, pn, body, size, minio.PutObjectPartOptions{DisableContentSha256: true})
 	if err != nil {
 		return "", wrap(err, "upload %s of %q: part %d", up.ID, up.Key, pn)
 	}
@@ -450,11 +471,11 @@ func (m *Mirror) putPart(ctx context.Context, up mirrors.Upload, pn int, body io
 func (m *Mirror) stage(ctx context.Context, up mirrors.Upload, n int, body io.Reader, size int64) error {
 	mark, _ := ids(up)
 	key := stagingKey(mark, n)
-	if _, err := m.core.PutObject(ctx, m.bucket, key, body, size, "", "", putOptions()); err != nil {
+	if _, err := m.at(ctx).PutObject(ctx, m.bucket, key, body, size, "", "", putOptions()); err != nil {
 		return wrap(err, "upload %s of %q: staging chunk %d", up.ID, up.Key, n)
 	}
 	if err := m.checkUpload(ctx, up); err != nil {
-		m.core.RemoveObject(ctx, m.bucket, key, minio.RemoveObjectOptions{})
+		m.at(ctx).RemoveObject(ctx, m.bucket, key, minio.RemoveObjectOptions{})
 		return err
 	}
 	return nil
@@ -467,7 +488,7 @@ func (m *Mirror) checkUpload(ctx context.Context, up mirrors.Upload) error {
 	if s3 == "" {
 		return fmt.Errorf("s3mirror: upload %s of %q: never started: %w", up.ID, up.Key, mirrors.ErrNotFound)
 	}
-	if _, err := m.core.ListObjectParts(ctx, m.bucket, up.Key, s3, 0, 1); err != nil {
+	if _, err := m.at(ctx).ListObjectParts(ctx, m.bucket, up.Key, s3, 0, 1); err != nil {
 		return wrap(err, "upload %s of %q", up.ID, up.Key)
 	}
 	return nil
@@ -491,10 +512,10 @@ func (m *Mirror) Complete(ctx context.Context, up mirrors.Upload, last mirrors.P
 		}
 		sr := m.stagedReader(ctx, up, tok.First, tok.Sizes)
 		defer sr.Close()
-		if _, err := m.core.PutObject(ctx, m.bucket, up.Key, sr, staged, "", "", putOptions()); err != nil {
+		if _, err := m.at(ctx).PutObject(ctx, m.bucket, up.Key, sr, staged, "", "", putOptions()); err != nil {
 			return wrap(err, "upload %s of %q: complete", up.ID, up.Key)
 		}
-		err := m.core.AbortMultipartUpload(ctx, m.bucket, up.Key, s3)
+		err := m.at(ctx).AbortMultipartUpload(ctx, m.bucket, up.Key, s3)
 		if err != nil && !isNotFound(err) {
 			return wrap(err, "upload %s of %q: complete: published, but aborting the multipart upload", up.ID, up.Key)
 		}
@@ -518,7 +539,7 @@ func (m *Mirror) Complete(ctx context.Context, up mirrors.Upload, last mirrors.P
 		}
 		parts = append(parts, minio.CompletePart{PartNumber: pn, ETag: etag})
 	}
-	if _, err := m.core.CompleteMultipartUpload(ctx, m.bucket, up.Key, s3, parts, putOptions()); err != nil {
+	if _, err := m.at(ctx).CompleteMultipartUpload(ctx, m.bucket, up.Key, s3, parts, putOptions()); err != nil {
 		return wrap(err, "upload %s of %q: complete", up.ID, up.Key)
 	}
 	_ = m.removeStaging(ctx, mark)
@@ -531,7 +552,7 @@ func (m *Mirror) Abort(ctx context.Context, up mirrors.Upload) error {
 	var errs []error
 	mark, s3 := ids(up)
 	if s3 != "" {
-		if err := m.core.AbortMultipartUpload(ctx, m.bucket, up.Key, s3); err != nil {
+		if err := m.at(ctx).AbortMultipartUpload(ctx, m.bucket, up.Key, s3); err != nil {
 			errs = append(errs, wrap(err, "abort upload %s of %q", up.ID, up.Key))
 		}
 	}
@@ -549,7 +570,7 @@ func (m *Mirror) removeStaging(ctx context.Context, id string) error {
 	listErr := make(chan error, 1)
 	go func() {
 		defer close(objs)
-		for o := range m.core.Client.ListObjects(ctx, m.bucket, minio.ListObjectsOptions{Prefix: stagingDir(id), Recursive: true}) {
+		for o := range m.at(ctx).Client.ListObjects(ctx, m.bucket, minio.ListObjectsOptions{Prefix: stagingDir(id), Recursive: true}) {
 			if o.Err != nil {
 				listErr <- o.Err
 				return
@@ -564,7 +585,7 @@ func (m *Mirror) removeStaging(ctx context.Context, id string) error {
 		listErr <- nil
 	}()
 	var errs []error
-	for e := range m.core.RemoveObjects(ctx, m.bucket, objs, minio.RemoveObjectsOptions{}) {
+	for e := range m.at(ctx).RemoveObjects(ctx, m.bucket, objs, minio.RemoveObjectsOptions{}) {
 		errs = append(errs, fmt.Errorf("%s: %w", e.ObjectName, e.Err))
 	}
 	cancel()
@@ -602,7 +623,7 @@ func (m *Mirror) Open(ctx context.Context, key string, off, length int64) (io.Re
 			return nil, fmt.Errorf("s3mirror: open %q: %w", key, err)
 		}
 	}
-	rc, _, _, err := m.core.GetObject(ctx, m.bucket, key, opts)
+	rc, _, _, err := m.at(ctx).GetObject(ctx, m.bucket, key, opts)
 	if errorCode(err) == "InvalidRange" {
 		// S3 refuses a range starting at the end, even of an empty object.
 		return m.openEmpty(ctx, key, off)
@@ -630,7 +651,7 @@ func (m *Mirror) Stat(ctx context.Context, key string) (mirrors.Info, error) {
 	if err := checkKey(key); err != nil {
 		return mirrors.Info{}, err
 	}
-	oi, err := m.core.StatObject(ctx, m.bucket, key, minio.StatObjectOptions{})
+	oi, err := m.at(ctx).StatObject(ctx, m.bucket, key, minio.StatObjectOptions{})
 	if err != nil {
 		return mirrors.Info{}, wrap(err, "stat %q", key)
 	}
@@ -642,7 +663,7 @@ func (m *Mirror) Delete(ctx context.Context, key string) error {
 	if err := checkKey(key); err != nil {
 		return err
 	}
-	err := m.core.RemoveObject(ctx, m.bucket, key, minio.RemoveObjectOptions{})
+	err := m.at(ctx).RemoveObject(ctx, m.bucket, key, minio.RemoveObjectOptions{})
 	if err != nil && !isNotFound(err) {
 		return wrap(err, "delete %q", key)
 	}

@@ -41,9 +41,10 @@ type Server struct {
 	console string // host:port of the web console
 	logPath string
 
-	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan struct{} // closed when cmd has exited
+	mu     sync.Mutex
+	cmd    *exec.Cmd
+	done   chan struct{} // closed when cmd has exited
+	paused bool          // by Pause
 }
 
 // Start starts a MinIO server with a fresh data directory and stops it
@@ -154,6 +155,32 @@ func (s *Server) Kill() {
 	s.signal(syscall.SIGKILL, 0)
 }
 
+// Pause stops the process with SIGSTOP: it holds its connections open
+// and answers nothing, as a hung disk or a long GC pause would. Resume,
+// Stop, Kill and the end of the test let it go on.
+func (s *Server) Pause() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd != nil {
+		s.cmd.Process.Signal(syscall.SIGSTOP)
+		s.paused = true
+	}
+}
+
+// Resume continues a paused process with SIGCONT.
+func (s *Server) Resume() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.resume()
+}
+
+func (s *Server) resume() {
+	if s.cmd != nil && s.paused {
+		s.cmd.Process.Signal(syscall.SIGCONT)
+	}
+	s.paused = false
+}
+
 // URL returns the server's S3 API address as an http URL.
 func (s *Server) URL() string { return "http://" + s.Endpoint }
 
@@ -164,6 +191,7 @@ func (s *Server) signal(sig syscall.Signal, grace time.Duration) {
 		return
 	}
 	s.cmd.Process.Signal(sig)
+	s.resume() // a stopped process takes SIGTERM only once it runs
 	if grace > 0 {
 		select {
 		case <-s.done:
