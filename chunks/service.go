@@ -32,6 +32,13 @@ type Config struct {
 	WriteQuorum int
 	// MirrorTimeout bounds one operation on one mirror; default 10 min.
 	MirrorTimeout time.Duration
+	// MirrorStall is how long a read waits for a byte from one mirror
+	// before it goes on from another; default DefaultMirrorStall.
+	MirrorStall time.Duration
+	// HedgeAfter is how long a read waits for a mirror's first byte before
+	// it asks the next mirror too; 0 derives it from each mirror's recent
+	// first-byte times (their 95th percentile, at least 20 ms).
+	HedgeAfter time.Duration
 	// PieceSize is the size of the pieces bytes are written to the mirrors
 	// in; at least 5 MiB, S3's smallest part. Default 8 MiB.
 	PieceSize int
@@ -94,6 +101,8 @@ type Service struct {
 	cfg    Config
 	pieces *pool
 	firsts sync.Pool // of *[]byte of firstRead bytes
+	reads  sync.Pool // of *[]byte of readBuffer bytes
+	speeds *speeds
 
 	bg        sync.WaitGroup // background aborts
 	aborts    chan struct{}  // a slot per background abort
@@ -127,6 +136,12 @@ func New(cfg Config) (*Service, error) {
 	if cfg.MirrorTimeout == 0 {
 		cfg.MirrorTimeout = 10 * time.Minute
 	}
+	if cfg.MirrorStall == 0 {
+		cfg.MirrorStall = DefaultMirrorStall
+	}
+	if cfg.MirrorStall < 0 || cfg.HedgeAfter < 0 {
+		return nil, fmt.Errorf("chunks: mirror stall %v and hedge wait %v may not be negative", cfg.MirrorStall, cfg.HedgeAfter)
+	}
 	if cfg.LeaseTime == 0 {
 		cfg.LeaseTime = DefaultLeaseTime
 	}
@@ -158,7 +173,7 @@ func New(cfg Config) (*Service, error) {
 		return nil, fmt.Errorf("chunks: spool dir: %w", err)
 	}
 	return &Service{cfg: cfg, pieces: newPool(cfg.PieceSize, cfg.Pieces, keepFree),
-		aborts: make(chan struct{}, abortSlots), stop: make(chan struct{})}, nil
+		aborts: make(chan struct{}, abortSlots), stop: make(chan struct{}), speeds: newSpeeds(cfg.HedgeAfter)}, nil
 }
 
 // MaxChunkSize is the chunk size advertised to clients.

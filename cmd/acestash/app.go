@@ -143,6 +143,8 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, clock store.Clock
 		Pieces:        cfg.Limits.Pieces,
 		WriteQuorum:   cfg.WriteQuorum,
 		MirrorTimeout: cfg.MirrorTimeout,
+		MirrorStall:   cfg.MirrorStall,
+		HedgeAfter:    cfg.HedgeAfter,
 		LeaseTime:     cfg.LeaseTime,
 		Health:        a.health.Err,
 		Draining:      a.drains.has,

@@ -33,6 +33,12 @@ type Config struct {
 	// WriteQuorum is how many selected mirrors must hold a file; 0 is all.
 	WriteQuorum   int           `yaml:"write_quorum"`
 	MirrorTimeout time.Duration `yaml:"mirror_timeout"`
+	// MirrorStall is how long a request waits for progress from one
+	// mirror before it gives that mirror up.
+	MirrorStall time.Duration `yaml:"mirror_stall"`
+	// HedgeAfter is how long a download waits for a mirror's first byte
+	// before it asks the next one too; 0 derives it per mirror.
+	HedgeAfter time.Duration `yaml:"hedge_after"`
 	// LeaseTime is how long an upload's lease lasts between renewals.
 	LeaseTime time.Duration `yaml:"lease_time"`
 	// RepairInterval is how often files missing a copy are repaired.
@@ -259,6 +265,12 @@ func (c *Config) setDefaults() error {
 	}
 	if c.MirrorTimeout == 0 {
 		c.MirrorTimeout = 10 * time.Minute
+	}
+	if c.MirrorStall == 0 {
+		c.MirrorStall = chunks.DefaultMirrorStall
+	}
+	if c.MirrorStall < 0 || c.HedgeAfter < 0 {
+		return fmt.Errorf("config: mirror_stall and hedge_after may not be negative")
 	}
 	if c.LeaseTime == 0 {
 		c.LeaseTime = chunks.DefaultLeaseTime
