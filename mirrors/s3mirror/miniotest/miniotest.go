@@ -154,6 +154,32 @@ func (s *Server) Kill() {
 	s.signal(syscall.SIGKILL, 0)
 }
 
+// Pause stops the server's process with SIGSTOP, as a stuck disk or a
+// long pause would: its connections stay open and nothing answers on them.
+// Resume, Stop, Kill and the end of the test continue it.
+func (s *Server) Pause() { s.send(syscall.SIGSTOP) }
+
+// Resume continues a paused server.
+func (s *Server) Resume() { s.send(syscall.SIGCONT) }
+
+// PID is the server's process id, 0 when it is not running.
+func (s *Server) PID() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil {
+		return 0
+	}
+	return s.cmd.Process.Pid
+}
+
+func (s *Server) send(sig syscall.Signal) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd != nil {
+		s.cmd.Process.Signal(sig)
+	}
+}
+
 // URL returns the server's S3 API address as an http URL.
 func (s *Server) URL() string { return "http://" + s.Endpoint }
 
@@ -163,6 +189,7 @@ func (s *Server) signal(sig syscall.Signal, grace time.Duration) {
 	if s.cmd == nil {
 		return
 	}
+	s.cmd.Process.Signal(syscall.SIGCONT) // a paused server handles no SIGTERM
 	s.cmd.Process.Signal(sig)
 	if grace > 0 {
 		select {
