@@ -19,6 +19,11 @@ import (
 // large, so a download costs few system calls. Buffers are lent again.
 const readBuffer = 256 << 10
 
+// firstBytes is the most a mirror's first read takes: enough to know it
+// answers, and little enough to leave the rest of a local file to
+// sendfile.
+const firstBytes = 32 << 10
+
 // errStalled says a mirror brought no byte for the stall limit.
 var errStalled = errors.New("no byte came within the stall limit")
 
@@ -82,7 +87,7 @@ func (a *attempt) run(ctx context.Context, m mirrors.Mirror, key string, off, n 
 	rc, err := m.Open(ctx, key, off, n)
 	if err == nil {
 		a.rc = rc
-		buf := (*a.buf)[:min(n, readBuffer)]
+		buf := (*a.buf)[:min(n, firstBytes)]
 		for a.k == 0 && err == nil {
 			a.k, err = a.read(buf)
 		}
