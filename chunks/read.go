@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
@@ -49,6 +50,8 @@ func (s *Service) Open(ctx context.Context, f store.File, off, n int64) (io.Read
 
 // attempt is one mirror's read of a range.
 type attempt struct {
+	speeds *speeds
+	state  atomic.Int32 // waiting, overdue or answered
 	id     string
 	rc     io.ReadCloser
 	buf    *[]byte // lent; holds the first bytes
@@ -102,7 +105,26 @@ func (a *attempt) run(ctx context.Context, m mirrors.Mirror, key string, off, n 
 		a.err = fmt.Errorf("mirror %s: %w", a.id, err)
 	}
 	a.took = time.Since(began)
+	if a.state.Swap(answered) == overdue {
+		a.speeds.overdue(a.id, -1)
+	}
 	done <- a
+}
+
+// An attempt's states: waiting for its first byte, overdue (still waiting
+// past its hedge wait), answered (bytes or an error came).
+const (
+	waiting int32 = iota
+	overdue
+	answered
+)
+
+// late marks the attempt overdue, unless it has answered: until it does,
+// reads prefer other mirrors to its own.
+func (a *attempt) late() {
+	if a.state.CompareAndSwap(waiting, overdue) {
+		a.speeds.overdue(a.id, 1)
+	}
 }
 
 // download reads a range of a file from one mirror at a time.
@@ -172,7 +194,7 @@ func (s *Service) race(ctx context.Context, key string, off, n int64, order []*e
 	start := func() {
 		e := order[len(running)]
 		actx, cancel := context.WithCancel(ctx)
-		a := &attempt{id: e.id, buf: s.borrow(), cancel: cancel, stall: s.cfg.MirrorStall}
+		a := &attempt{speeds: s.speeds, id: e.id, buf: s.borrow(), cancel: cancel, stall: s.cfg.MirrorStall}
 		a.watch = time.AfterFunc(a.stall, cancel)
 		running = append(running, a)
 		go a.run(actx, e.m, key, off, n, done)
@@ -203,6 +225,7 @@ func (s *Service) race(ctx context.Context, key string, off, n int64, order []*e
 				pending++
 			}
 		case <-hedge.C:
+			running[len(running)-1].late()
 			if len(running) < len(order) {
 				start()
 				pending++

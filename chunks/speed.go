@@ -43,6 +43,7 @@ type speed struct {
 	n       int             // samples ever taken
 	hedge   time.Duration   // the wait samples give, refreshed as they come
 	slow    time.Time       // read after the others until then
+	late    int             // reads waiting for it past their hedge wait
 }
 
 // newSpeeds returns a tracker; fixed, when positive, is the hedge wait of
@@ -89,6 +90,16 @@ func (s *speeds) letDown(id string) {
 	s.get(id).slow = time.Now().Add(slowFor)
 }
 
+// overdue counts reads of the mirror waiting past their hedge wait (d = 1)
+// and those that then answered (d = -1). While any waits, the mirror is
+// read after the others: when it hangs, the reads that come after the
+// first overdue one do not wait for it at all.
+func (s *speeds) overdue(id string, d int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.get(id).late += d
+}
+
 // hedgeAfter is how long a read waits for the mirror's first byte before it
 // asks the next mirror as well.
 func (s *speeds) hedgeAfter(id string) time.Duration {
@@ -100,10 +111,11 @@ func (s *speeds) hedgeAfter(id string) time.Duration {
 	return s.get(id).hedge
 }
 
-// isSlow reports whether the mirror let a read down lately.
+// isSlow reports whether the mirror let a read down lately, or keeps one
+// waiting past its hedge wait now.
 func (s *speeds) isSlow(id string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	sp := s.byID[id]
-	return sp != nil && time.Now().Before(sp.slow)
+	return sp != nil && (sp.late > 0 || time.Now().Before(sp.slow))
 }
