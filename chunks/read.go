@@ -15,15 +15,23 @@ import (
 	"github.com/acestash/acestash/store"
 )
 
-// readBuffer is the most a download reads from a mirror at once, and the
-// buffer it copies through when the mirror's reader cannot copy by itself:
-// large, so a download costs few system calls. Buffers are lent again.
-const readBuffer = 256 << 10
+// copyBuffer is the buffer a download of more than smallCopy bytes copies
+// through when the mirror's reader cannot copy by itself: large, so a
+// download costs few system calls.
+const copyBuffer = 256 << 10
 
 // firstBytes is the most a mirror's first read takes: enough to know it
 // answers, and little enough to leave the rest of a local file to
-// sendfile.
-const firstBytes = 32 << 10
+// sendfile. Smaller downloads copy the rest through the same buffer.
+const (
+	firstBytes = 32 << 10
+	smallCopy  = 128 << 10
+)
+
+// keptHeads is how many first-read buffers a node keeps for the next
+// downloads; a sync.Pool would lose them at every garbage collection, and
+// small downloads would allocate (and zero) one each.
+const keptHeads = 128
 
 // errStalled says a mirror brought no byte for the stall limit.
 var errStalled = errors.New("no byte came within the stall limit")
@@ -138,6 +146,7 @@ type download struct {
 	given    []string  // mirrors given up during this download
 	buf      []byte    // what WriteTo copies through: the first winner's
 	bufs     []*[]byte // every winner's, lent again by Close
+	big      *[]byte   // copyBuffer bytes, for a large range
 }
 
 // next reads the rest of the range from the mirrors not given up yet,
@@ -194,7 +203,7 @@ func (s *Service) race(ctx context.Context, key string, off, n int64, order []*e
 	start := func() {
 		e := order[len(running)]
 		actx, cancel := context.WithCancel(ctx)
-		a := &attempt{speeds: s.speeds, id: e.id, buf: s.borrow(), cancel: cancel, stall: s.cfg.MirrorStall}
+		a := &attempt{speeds: s.speeds, id: e.id, buf: s.head(), cancel: cancel, stall: s.cfg.MirrorStall}
 		a.watch = time.AfterFunc(a.stall, cancel)
 		running = append(running, a)
 		go a.run(actx, e.m, key, off, n, done)
@@ -211,7 +220,7 @@ func (s *Service) race(ctx context.Context, key string, off, n int64, order []*e
 				return a, nil
 			}
 			a.close()
-			s.lend(a.buf)
+			s.unhead(a.buf)
 			if ctx.Err() != nil { // the caller went away: no mirror's fault
 				s.settle(running, nil, done, pending)
 				return nil, ctx.Err()
@@ -254,7 +263,7 @@ func (s *Service) settle(running []*attempt, won *attempt, done <-chan *attempt,
 				s.speeds.letDown(a.id)
 			}
 			a.close()
-			s.lend(a.buf)
+			s.unhead(a.buf)
 		}
 	}()
 }
@@ -322,10 +331,20 @@ func (d *download) WriteTo(w io.Writer) (int64, error) {
 		d.pos += k
 		return total + k, err
 	}
+	buf := d.buf
+	if d.end-d.pos > smallCopy {
+		if b, ok := d.s.copies.Get().(*[]byte); ok {
+			d.big = b
+		} else {
+			b := make([]byte, copyBuffer)
+			d.big = &b
+		}
+		buf = *d.big
+	}
 	for d.pos < d.end {
-		n, err := d.Read(d.buf)
+		n, err := d.Read(buf)
 		if n > 0 {
-			k, werr := w.Write(d.buf[:n])
+			k, werr := w.Write(buf[:n])
 			total += int64(k)
 			if werr != nil {
 				return total, werr
@@ -348,22 +367,32 @@ func (d *download) Close() error {
 	}
 	d.cur.close()
 	for _, b := range d.bufs {
-		d.s.lend(b)
+		d.s.unhead(b)
 	}
-	d.cur, d.head, d.buf, d.bufs = nil, nil, nil, nil
+	if d.big != nil {
+		d.s.copies.Put(d.big)
+	}
+	d.cur, d.head, d.buf, d.bufs, d.big = nil, nil, nil, nil, nil
 	return nil
 }
 
-// borrow returns a read buffer, lent again after lend.
-func (s *Service) borrow() *[]byte {
-	if b, ok := s.reads.Get().(*[]byte); ok {
+// head returns a first-read buffer; unhead takes it back.
+func (s *Service) head() *[]byte {
+	select {
+	case b := <-s.heads:
 		return b
+	default:
+		b := make([]byte, firstBytes)
+		return &b
 	}
-	b := make([]byte, readBuffer)
-	return &b
 }
 
-func (s *Service) lend(b *[]byte) { s.reads.Put(b) }
+func (s *Service) unhead(b *[]byte) {
+	select {
+	case s.heads <- b:
+	default:
+	}
+}
 
 // readOrder lists the mirrors holding the file: healthy ones first, and
 // among each, those that let a read down lately last.

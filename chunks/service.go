@@ -100,8 +100,9 @@ const (
 type Service struct {
 	cfg    Config
 	pieces *pool
-	firsts sync.Pool // of *[]byte of firstRead bytes
-	reads  sync.Pool // of *[]byte of readBuffer bytes
+	firsts sync.Pool    // of *[]byte of firstRead bytes
+	heads  chan *[]byte // free first-read buffers of downloads
+	copies sync.Pool    // of *[]byte of copyBuffer bytes
 	speeds *speeds
 
 	bg        sync.WaitGroup // background aborts
@@ -173,7 +174,8 @@ func New(cfg Config) (*Service, error) {
 		return nil, fmt.Errorf("chunks: spool dir: %w", err)
 	}
 	return &Service{cfg: cfg, pieces: newPool(cfg.PieceSize, cfg.Pieces, keepFree),
-		aborts: make(chan struct{}, abortSlots), stop: make(chan struct{}), speeds: newSpeeds(cfg.HedgeAfter)}, nil
+		aborts: make(chan struct{}, abortSlots), stop: make(chan struct{}), speeds: newSpeeds(cfg.HedgeAfter),
+		heads: make(chan *[]byte, keptHeads)}, nil
 }
 
 // MaxChunkSize is the chunk size advertised to clients.
