@@ -15,6 +15,9 @@ import (
 // when no such mirror holds it, and the file must be served by the caller.
 // Mirrors that let a read down lately are passed over too.
 func (s *Service) Redirect(ctx context.Context, f store.File, expiry time.Duration, resp mirrors.Response) (string, error) {
+	if !s.redirects {
+		return "", nil
+	}
 	for _, id := range s.readOrder(f) {
 		e, ok := s.cfg.Mirrors.Get(id)
 		if !ok || e.Redirect == nil || s.speeds.isSlow(id) || s.cfg.Health != nil && s.cfg.Health(id) != nil {

@@ -98,12 +98,13 @@ const (
 // node would need: every node of a cluster can serve any chunk of any
 // upload.
 type Service struct {
-	cfg    Config
-	pieces *pool
-	firsts sync.Pool    // of *[]byte of firstRead bytes
-	heads  chan *[]byte // free first-read buffers of downloads
-	copies sync.Pool    // of *[]byte of copyBuffer bytes
-	speeds *speeds
+	cfg       Config
+	pieces    *pool
+	firsts    sync.Pool    // of *[]byte of firstRead bytes
+	heads     chan *[]byte // free first-read buffers of downloads
+	redirects bool         // some mirror lets downloads be sent to it
+	copies    sync.Pool    // of *[]byte of copyBuffer bytes
+	speeds    *speeds
 
 	bg        sync.WaitGroup // background aborts
 	aborts    chan struct{}  // a slot per background abort
@@ -173,7 +174,11 @@ func New(cfg Config) (*Service, error) {
 	if err := os.MkdirAll(cfg.SpoolDir, 0o700); err != nil {
 		return nil, fmt.Errorf("chunks: spool dir: %w", err)
 	}
-	return &Service{cfg: cfg, pieces: newPool(cfg.PieceSize, cfg.Pieces, keepFree),
+	redirects := false
+	for _, e := range cfg.Mirrors.All() {
+		redirects = redirects || e.Redirect != nil
+	}
+	return &Service{cfg: cfg, redirects: redirects, pieces: newPool(cfg.PieceSize, cfg.Pieces, keepFree),
 		aborts: make(chan struct{}, abortSlots), stop: make(chan struct{}), speeds: newSpeeds(cfg.HedgeAfter),
 		heads: make(chan *[]byte, keptHeads)}, nil
 }
