@@ -155,7 +155,7 @@ type download struct {
 func (d *download) next(why error) error {
 	if d.cur != nil {
 		d.given = append(d.given, d.cur.id)
-		d.s.speeds.letDown(d.cur.id)
+		d.s.gaveUp(d.cur.id, why)
 		d.cur.close()
 		d.cur = nil
 		d.s.cfg.Log.WarnContext(d.ctx, "a mirror failed during a download; reading on from another one",
@@ -227,7 +227,7 @@ func (s *Service) race(ctx context.Context, key string, off, n int64, order []*e
 			}
 			errs = append(errs, a.err)
 			if !errors.Is(a.err, mirrors.ErrNotFound) {
-				s.speeds.letDown(a.id)
+				s.gaveUp(a.id, a.err)
 			}
 			if len(running) < len(order) {
 				start()
@@ -260,12 +260,29 @@ func (s *Service) settle(running []*attempt, won *attempt, done <-chan *attempt,
 		for range pending {
 			a := <-done
 			if won != nil {
-				s.speeds.letDown(a.id)
+				s.gaveUp(a.id, nil)
 			}
 			a.close()
 			s.unhead(a.buf)
 		}
 	}()
+}
+
+// gaveUp records that a read gave the mirror up: because it failed with
+// err, or, with err nil, because another mirror answered first.
+func (s *Service) gaveUp(id string, err error) {
+	s.speeds.letDown(id)
+	if s.cfg.GaveUp == nil {
+		return
+	}
+	reason := "error"
+	switch {
+	case err == nil:
+		reason = "hedge"
+	case errors.Is(err, errStalled):
+		reason = "stall"
+	}
+	s.cfg.GaveUp(id, reason)
 }
 
 // Read hands out the bytes in hand, then reads on from the mirror; when the

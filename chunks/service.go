@@ -57,6 +57,10 @@ type Config struct {
 	// LeaseWait is how long a request waits for another request's lease
 	// on the same upload before it is told to retry; default 5 s.
 	LeaseWait time.Duration
+	// GaveUp, when set, is told each time a read gives a mirror up and
+	// goes on elsewhere, and why: "hedge" (another mirror answered first),
+	// "stall" (no byte for MirrorStall) or "error".
+	GaveUp func(mirror, reason string)
 	// Health, when set, reports mirrors known to be down; they are skipped
 	// when an upload starts and read last.
 	Health func(id string) error

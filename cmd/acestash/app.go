@@ -152,6 +152,7 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, clock store.Clock
 		MirrorTimeout: cfg.MirrorTimeout,
 		MirrorStall:   cfg.MirrorStall,
 		HedgeAfter:    cfg.HedgeAfter,
+		GaveUp:        met.GaveUp,
 		LeaseTime:     cfg.LeaseTime,
 		Health:        a.health.Err,
 		Draining:      a.drains.has,

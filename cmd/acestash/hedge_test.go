@@ -183,6 +183,7 @@ func TestHungMirrorDownload(t *testing.T) {
 			t.Fatalf("%v: got %d bytes, want the %d uploaded", err, len(got), len(data))
 		}
 	}
+	givenUp(t, srv, "1", "hedge")
 	// Once back, the mirror serves again.
 	ms[0].Resume()
 	if b, _, err := timedGet(srv.URL + "/m/" + sl + "/download"); err != nil || !bytes.Equal(b, data) {
@@ -222,5 +223,18 @@ func TestStallMidDownload(t *testing.T) {
 	}
 	if got = append(got, rest...); !bytes.Equal(got, data) {
 		t.Fatalf("got %d bytes, not the %d uploaded", len(got), len(data))
+	}
+	givenUp(t, srv, "1", "stall")
+}
+
+// givenUp checks that /metrics counts reads that gave the mirror up for
+// the reason.
+func givenUp(t *testing.T, srv *testServer, mirror, reason string) {
+	t.Helper()
+	_, m := fetch(t, srv.URL+"/metrics", nil)
+	line := fmt.Sprintf(`acestash_mirror_reads_given_up_total{mirror=%q,reason=%q} `, mirror, reason)
+	i := bytes.Index(m, []byte(line))
+	if i < 0 || bytes.HasPrefix(m[i+len(line):], []byte("0\n")) {
+		t.Fatalf("/metrics counts no read that gave mirror %s up (%s)", mirror, reason)
 	}
 }
