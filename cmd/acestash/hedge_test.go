@@ -130,7 +130,11 @@ func TestHungMirrorDownload(t *testing.T) {
 	const n = 6
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	bodies := make(chan io.ReadCloser, n)
+	type started struct {
+		body io.ReadCloser
+		took time.Duration // until the headers came
+	}
+	bodies := make(chan started, n)
 	errs := make(chan error, n)
 	for range n {
 		go func() {
@@ -149,20 +153,23 @@ func TestHungMirrorDownload(t *testing.T) {
 				resp.Body.Close()
 				errs <- fmt.Errorf("a download took %v to start with one of three mirrors hung", time.Since(start))
 			default:
-				bodies <- resp.Body
+				bodies <- started{resp.Body, time.Since(start)}
 			}
 		}()
 	}
 	var open []io.ReadCloser
+	var slowest time.Duration
 	for range n {
 		select {
 		case b := <-bodies:
-			open = append(open, b)
-			defer b.Close()
+			open = append(open, b.body)
+			slowest = max(slowest, b.took)
+			defer b.body.Close()
 		case err := <-errs:
 			t.Fatal(err)
 		}
 	}
+	t.Logf("the slowest of %d downloads began after %v", n, slowest)
 	// The downloads are under way, held by their clients. The hung MinIO
 	// reads nothing, so each request it got is still in its sockets:
 	// acestash must have closed every one.
