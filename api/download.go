@@ -15,6 +15,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/acestash/acestash/chunks"
+	"github.com/acestash/acestash/mirrors"
 	"github.com/acestash/acestash/slug"
 	"github.com/acestash/acestash/store"
 )
@@ -203,6 +204,7 @@ func (s *Server) filePage(c echo.Context) error {
 	if guessing != nil {
 		c.Response().Header().Set("Cache-Control", "private, no-store") // the owner's view
 	}
+	c.Response().Header().Set("Content-Security-Policy", s.fileCSP)
 	c.Response().WriteHeader(http.StatusOK)
 	if c.Request().Method == http.MethodHead {
 		return nil
@@ -266,29 +268,75 @@ func (s *Server) download(c echo.Context) error {
 	return s.serveFile(c, f, "application/octet-stream", true)
 }
 
+// unguarded reports whether anyone holding the file's link may fetch its
+// bytes, any number of times, without acestash seeing the request: no
+// password and no download limit (and, as they come, no other rule a
+// download must pass). Only such files are cached by shared caches and
+// redirected to a mirror.
+func unguarded(f store.File) bool {
+	return len(f.PasswordHash) == 0 && f.MaxDownloads == 0
+}
+
+// contentMaxAge is how long caches may keep an unguarded file's bytes. They
+// never change, but a file taken down stays in shared caches this long.
+const contentMaxAge = 24 * time.Hour
+
+// cacheControl says how caches may keep the file's bytes.
+func (s *Server) cacheControl(f store.File) string {
+	if !unguarded(f) {
+		return "private, no-store"
+	}
+	age := contentMaxAge
+	if !f.Expires.IsZero() {
+		age = min(age, f.Expires.Sub(s.cfg.Clock()))
+	}
+	return "public, max-age=" + itoa(max(int64(age/time.Second), 0)) + ", immutable"
+}
+
 // serveFile writes the file's bytes with the headers downloads rely on:
-// Content-Length, ETag, Accept-Ranges, a single Range (206) and HEAD.
+// Content-Length, validators and conditional requests (ETag from the
+// SHA-256, Last-Modified; RFC 9110), Cache-Control, Accept-Ranges, a
+// single Range (206) and HEAD. A GET of an unguarded file on a mirror that
+// clients may be sent to is answered with a redirect there instead.
 // attachment asks the browser to save rather than show it.
 func (s *Server) serveFile(c echo.Context, f store.File, contentType string, attachment bool) error {
 	w, r := c.Response(), c.Request()
 	h := w.Header()
 	etag := `"` + f.SHA256 + `"`
+	modified := f.Created.UTC().Truncate(time.Second)
+	cache := s.cacheControl(f)
 	h.Set("ETag", etag)
-	h.Set("Accept-Ranges", "bytes")
-	h.Set("Last-Modified", f.Created.UTC().Format(http.TimeFormat))
+	h.Set("Last-Modified", modified.Format(http.TimeFormat))
+	h.Set("Cache-Control", cache)
 	h.Set("X-Content-Type-Options", "nosniff")
+	if status := preconditions(r, etag, modified); status != 0 {
+		w.WriteHeader(status)
+		return nil
+	}
+	disp := disposition(attachment, f.Name)
+	if r.Method == http.MethodGet && f.Size > 0 && unguarded(f) && r.Header.Get("If-Range") == "" {
+		u, err := s.cfg.Chunks.Redirect(r.Context(), f, s.cfg.RedirectExpiry,
+			mirrors.Response{ContentType: contentType, ContentDisposition: disp, CacheControl: cache})
+		if err != nil {
+			s.cfg.Log.WarnContext(r.Context(), "cannot redirect a download; serving it", "slug", f.Slug, "err", err)
+		}
+		if u != "" {
+			for _, k := range []string{"ETag", "Last-Modified"} {
+				h.Del(k)
+			}
+			h.Set("Cache-Control", "private, no-store") // the URL dies soon
+			return c.Redirect(http.StatusFound, u)
+		}
+	}
+	h.Set("Accept-Ranges", "bytes")
 	if !strings.HasPrefix(contentType, "application/pdf") {
 		// Whatever the browser makes of the bytes, it runs no script from them.
 		h.Set("Content-Security-Policy", "sandbox")
 	}
 	h.Set("Content-Type", contentType)
-	h.Set("Content-Disposition", disposition(attachment, f.Name))
-	if match := r.Header.Get("If-None-Match"); match != "" && (match == etag || match == "*") {
-		w.WriteHeader(http.StatusNotModified)
-		return nil
-	}
+	h.Set("Content-Disposition", disp)
 	off, n, status := int64(0), f.Size, http.StatusOK
-	if rh := r.Header.Get("Range"); rh != "" && f.Size > 0 && ifRange(r, etag, f.Created) {
+	if rh := r.Header.Get("Range"); rh != "" && f.Size > 0 && ifRange(r, etag, modified) {
 		var ok bool
 		off, n, ok = parseByteRange(rh, f.Size)
 		switch {
@@ -321,6 +369,8 @@ func (s *Server) serveFile(c echo.Context, f store.File, contentType string, att
 			return err
 		}
 	}
+	// Open returns once the first bytes are in hand, so a status and
+	// Content-Length are never sent for a body no mirror can give.
 	body, err := s.cfg.Chunks.Open(r.Context(), f, off, n)
 	if err != nil {
 		ticket.Settle(r.Context(), false)
@@ -350,6 +400,55 @@ func unsetFile(h http.Header) {
 	}
 }
 
+// preconditions evaluates the request's conditional headers against the
+// file's validators in RFC 9110's order (section 13.2.2) and returns the
+// status that answers it instead of the content (304 or 412), or 0.
+func preconditions(r *http.Request, etag string, modified time.Time) int {
+	read := r.Method == http.MethodGet || r.Method == http.MethodHead
+	if im := r.Header.Get("If-Match"); im != "" {
+		if !matchETag(im, etag, false) {
+			return http.StatusPreconditionFailed
+		}
+	} else if t, err := http.ParseTime(r.Header.Get("If-Unmodified-Since")); err == nil && modified.After(t) {
+		return http.StatusPreconditionFailed
+	}
+	if inm := r.Header.Get("If-None-Match"); inm != "" {
+		if !matchETag(inm, etag, true) {
+			return 0
+		}
+		if read {
+			return http.StatusNotModified
+		}
+		return http.StatusPreconditionFailed
+	}
+	if t, err := http.ParseTime(r.Header.Get("If-Modified-Since")); err == nil && read && !modified.After(t) {
+		return http.StatusNotModified
+	}
+	return 0
+}
+
+// matchETag reports whether the list of entity tags (or "*") in a
+// conditional header names etag, compared weakly (W/"x" matches "x") or
+// strongly.
+func matchETag(list, etag string, weak bool) bool {
+	if strings.TrimSpace(list) == "*" {
+		return true
+	}
+	for _, t := range strings.Split(list, ",") {
+		t = strings.TrimSpace(t)
+		if w, ok := strings.CutPrefix(t, "W/"); ok {
+			if !weak {
+				continue
+			}
+			t = w
+		}
+		if t == etag {
+			return true
+		}
+	}
+	return false
+}
+
 // disposition builds a Content-Disposition that no file name can break.
 func disposition(attachment bool, name string) string {
 	kind := "inline"
@@ -372,14 +471,15 @@ func disposition(attachment bool, name string) string {
 	return kind + `; filename="` + safe + `"`
 }
 
-// ifRange reports whether a Range header applies given If-Range.
+// ifRange reports whether a Range header applies given If-Range: an entity
+// tag must match strongly, a date must be the Last-Modified exactly.
 func ifRange(r *http.Request, etag string, modified time.Time) bool {
 	ir := r.Header.Get("If-Range")
 	if ir == "" || ir == etag {
 		return true
 	}
 	t, err := http.ParseTime(ir)
-	return err == nil && !modified.Truncate(time.Second).After(t)
+	return err == nil && modified.Equal(t)
 }
 
 // parseByteRange reads a Range header against a file of size bytes. It

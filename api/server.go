@@ -62,6 +62,12 @@ type Config struct {
 	// Health says why a mirror failed its last check, or nil; nil Health
 	// calls every mirror healthy.
 	Health func(id string) error
+	// RedirectExpiry is how long the URL a download is redirected to
+	// stays valid; RedirectOrigins are the origins of the mirrors
+	// downloads may be redirected to, which the file page's previews may
+	// load from.
+	RedirectExpiry  time.Duration
+	RedirectOrigins []string
 }
 
 // Raw configures Mirage's storage service: POST /upload, GET /uploads/<id>.
@@ -80,6 +86,7 @@ type Server struct {
 	slots   chan struct{} // one token per remote fetch in progress
 	guesses guesses       // wrong file passwords
 	auth    *auth.Authenticator
+	fileCSP string // the file page's policy: previews may come from redirect mirrors
 }
 
 // New returns the HTTP handler of acestash.
@@ -94,7 +101,8 @@ func New(cfg Config) http.Handler {
 		cfg.BodyWindow = 30 * time.Second
 	}
 	s := &Server{cfg: cfg, slots: make(chan struct{}, max(cfg.RemoteSlots, 1)),
-		guesses: guesses{store: cfg.Store, clock: cfg.Clock}, auth: auth.New(cfg.Store, cfg.Clock)}
+		guesses: guesses{store: cfg.Store, clock: cfg.Clock}, auth: auth.New(cfg.Store, cfg.Clock),
+		fileCSP: filePageCSP(cfg.RedirectOrigins)}
 	e := s.echo()
 	s.web(e)
 	s.mirrorAce(s.group(e, "/api/v1", apiV1))

@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"net/http"
 	"path"
+	"strings"
 
 	"github.com/labstack/echo/v4"
 )
@@ -19,6 +20,20 @@ var webFiles embed.FS
 // pageCSP is the policy of every page this server renders.
 const pageCSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; media-src 'self'; " +
 	"frame-src 'self'; connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+
+// filePageCSP is pageCSP with the origins a download page's preview may be
+// redirected to added where previews load from.
+func filePageCSP(origins []string) string {
+	if len(origins) == 0 {
+		return pageCSP
+	}
+	extra := " " + strings.Join(origins, " ")
+	csp := pageCSP
+	for _, d := range []string{"img-src 'self'", "media-src 'self'", "frame-src 'self'"} {
+		csp = strings.Replace(csp, d, d+extra, 1)
+	}
+	return csp
+}
 
 func (s *Server) web(e *echo.Echo) {
 	e.GET("/", s.home)

@@ -5,101 +5,428 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
+	"sync/atomic"
+	"time"
 
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/acestash/acestash/mirrors"
 	"github.com/acestash/acestash/store"
 )
 
-// Open returns n bytes of the file from offset off, read from the first
-// mirror holding it (healthy ones first) that yields the first bytes. A
-// mirror that fails before then is passed over, so a caller that has sent
-// nothing yet never sees its failure.
-func (s *Service) Open(ctx context.Context, f store.File, off, n int64) (io.ReadCloser, error) {
-	var errs []error
-	for _, id := range s.readOrder(f) {
-		e, ok := s.cfg.Mirrors.Get(id)
-		if !ok {
-			continue
-		}
-		rc, err := e.Mirror.Open(ctx, f.ObjectKey, off, n)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("mirror %s: %w", id, err))
-			continue
-		}
-		head := make([]byte, min(n, 32<<10))
-		k, err := io.ReadFull(rc, head)
-		if err != nil && !(errors.Is(err, io.ErrUnexpectedEOF) && int64(k) == n) {
-			rc.Close()
-			errs = append(errs, fmt.Errorf("mirror %s: first read: %w", id, err))
-			continue
-		}
-		return &reader{head: head[:k], rest: rc}, nil
-	}
-	if len(errs) == 0 {
-		return nil, fmt.Errorf("chunks: file %s: no configured mirror holds it", f.Slug)
-	}
-	return nil, fmt.Errorf("chunks: file %s: %w", f.Slug, errors.Join(errs...))
-}
-
-// reader yields the bytes read ahead from a mirror, then the rest.
-type reader struct {
-	head []byte
-	rest io.ReadCloser
-}
-
-func (r *reader) Read(p []byte) (int, error) {
-	if len(r.head) > 0 {
-		n := copy(p, r.head)
-		r.head = r.head[n:]
-		return n, nil
-	}
-	return r.rest.Read(p)
-}
-
-func (r *reader) Close() error { return r.rest.Close() }
-
-// copyBuffer is the buffer WriteTo copies through when neither side can
-// copy by itself: large, so a download costs few system calls.
+// copyBuffer is the buffer a download of more than smallCopy bytes copies
+// through when the mirror's reader cannot copy by itself: large, so a
+// download costs few system calls.
 const copyBuffer = 256 << 10
 
-// WriteTo writes the rest of the bytes to w, letting the mirror's reader do
-// the copy where it can (a file sent with sendfile, for one).
-func (r *reader) WriteTo(w io.Writer) (int64, error) {
-	var n int64
-	if len(r.head) > 0 {
-		k, err := w.Write(r.head)
-		n += int64(k)
-		r.head = r.head[k:]
-		if err != nil {
-			return n, err
-		}
+// firstBytes is the most a mirror's first read takes: enough to know it
+// answers, and little enough to leave the rest of a local file to
+// sendfile. Smaller downloads copy the rest through the same buffer.
+const (
+	firstBytes = 32 << 10
+	smallCopy  = 128 << 10
+)
+
+// keptHeads is how many first-read buffers a node keeps for the next
+// downloads; a sync.Pool would lose them at every garbage collection, and
+// small downloads would allocate (and zero) one each.
+const keptHeads = 128
+
+// errStalled says a mirror brought no byte for the stall limit.
+var errStalled = errors.New("no byte came within the stall limit")
+
+// Open returns n bytes of the file from offset off, once the first of them
+// are in hand: a caller that has sent nothing yet never sees a mirror fail.
+//
+// The mirrors holding the file are asked in read order (healthy ones
+// first, then those that let a read down lately). When the mirror asked
+// has not brought its first byte within its hedge wait (the hedge_after
+// setting, or the 95th percentile of its recent first-byte times), the
+// next is asked as well; the first to answer serves the read and the others
+// are cancelled and closed. A mirror that fails is replaced at once, and
+// one that brings nothing for the stall limit is given up, before or after
+// its first byte: the read goes on from the same offset on another mirror,
+// so the reader yields the n bytes without a gap. Close it.
+func (s *Service) Open(ctx context.Context, f store.File, off, n int64) (io.ReadCloser, error) {
+	d := &download{s: s, ctx: ctx, f: f, pos: off, end: off + n}
+	if err := d.next(nil); err != nil {
+		return nil, err
 	}
-	var k int64
-	var err error
-	if wt, ok := r.rest.(io.WriterTo); ok {
-		k, err = wt.WriteTo(w)
-	} else {
-		// Hide both sides' own copy methods, which would use small buffers.
-		k, err = io.CopyBuffer(struct{ io.Writer }{w}, struct{ io.Reader }{r.rest}, make([]byte, copyBuffer))
-	}
-	return n + k, err
+	return d, nil
 }
 
-// readOrder lists the mirrors holding the file, healthy ones first.
-func (s *Service) readOrder(f store.File) []string {
-	if s.cfg.Health == nil {
-		return f.Mirrors
+// attempt is one mirror's read of a range.
+type attempt struct {
+	speeds *speeds
+	state  atomic.Int32 // waiting, overdue or answered
+	id     string
+	rc     io.ReadCloser
+	buf    *[]byte // lent; holds the first bytes
+	cancel context.CancelFunc
+	watch  *time.Timer // cancels the read when it stalls
+	stall  time.Duration
+	err    error         // why the attempt ended without a first byte
+	k      int           // first bytes in buf
+	took   time.Duration // until the first bytes came
+}
+
+// read reads from the mirror, giving it the stall limit to bring a byte.
+func (a *attempt) read(p []byte) (int, error) {
+	a.watch.Reset(a.stall)
+	n, err := a.rc.Read(p)
+	if !a.watch.Stop() {
+		// The watch fired: the request was cancelled under the read.
+		return n, fmt.Errorf("mirror %s: %w", a.id, errStalled)
 	}
-	var good, bad []string
-	for _, id := range f.Mirrors {
-		if s.cfg.Health(id) == nil {
-			good = append(good, id)
-		} else {
-			bad = append(bad, id)
+	return n, err
+}
+
+// close ends the attempt's request and closes its reader, if it has one.
+func (a *attempt) close() {
+	a.watch.Stop()
+	a.cancel()
+	if a.rc != nil {
+		a.rc.Close()
+	}
+}
+
+// run opens the range on the mirror and reads its first bytes into buf,
+// then reports to done.
+func (a *attempt) run(ctx context.Context, m mirrors.Mirror, key string, off, n int64, done chan<- *attempt) {
+	began := time.Now()
+	rc, err := m.Open(ctx, key, off, n)
+	if err == nil {
+		a.rc = rc
+		buf := (*a.buf)[:min(n, firstBytes)]
+		for a.k == 0 && err == nil {
+			a.k, err = a.read(buf)
+		}
+		if err == io.EOF && int64(a.k) == n {
+			err = nil
+		}
+		if err == nil && a.k == 0 {
+			err = io.ErrUnexpectedEOF
 		}
 	}
-	return append(good, bad...)
+	if err != nil {
+		a.err = fmt.Errorf("mirror %s: %w", a.id, err)
+	}
+	a.took = time.Since(began)
+	if a.state.Swap(answered) == overdue {
+		a.speeds.overdue(a.id, -1)
+	}
+	done <- a
+}
+
+// An attempt's states: waiting for its first byte, overdue (still waiting
+// past its hedge wait), answered (bytes or an error came).
+const (
+	waiting int32 = iota
+	overdue
+	answered
+)
+
+// late marks the attempt overdue, unless it has answered: until it does,
+// reads prefer other mirrors to its own.
+func (a *attempt) late() {
+	if a.state.CompareAndSwap(waiting, overdue) {
+		a.speeds.overdue(a.id, 1)
+	}
+}
+
+// download reads a range of a file from one mirror at a time.
+type download struct {
+	s        *Service
+	ctx      context.Context
+	f        store.File
+	pos, end int64     // the next byte to hand out; the byte after the range
+	cur      *attempt  // the mirror being read
+	head     []byte    // bytes read from cur and not handed out yet
+	given    []string  // mirrors given up during this download
+	buf      []byte    // what WriteTo copies through: the first winner's
+	bufs     []*[]byte // every winner's, lent again by Close
+	big      *[]byte   // copyBuffer bytes, for a large range
+}
+
+// next reads the rest of the range from the mirrors not given up yet,
+// hedging as Open says, and makes the winner cur. why, if set, is why the
+// current mirror was given up.
+func (d *download) next(why error) error {
+	if d.cur != nil {
+		d.given = append(d.given, d.cur.id)
+		d.s.gaveUp(d.cur.id, why)
+		d.cur.close()
+		d.cur = nil
+		d.s.cfg.Log.WarnContext(d.ctx, "a mirror failed during a download; reading on from another one",
+			"slug", d.f.Slug, "offset", d.pos, "err", why)
+	}
+	var order []*entry
+	for _, id := range d.s.readOrder(d.f) {
+		if e, ok := d.s.cfg.Mirrors.Get(id); ok && !slices.Contains(d.given, id) {
+			order = append(order, &entry{id: id, m: e.Mirror})
+		}
+	}
+	if len(order) == 0 {
+		if why != nil {
+			return fmt.Errorf("chunks: file %s at offset %d: no other mirror holds it: %w", d.f.Slug, d.pos, why)
+		}
+		return fmt.Errorf("chunks: file %s: no configured mirror holds it", d.f.Slug)
+	}
+	a, err := d.s.race(d.ctx, d.f.ObjectKey, d.pos, d.end-d.pos, order)
+	if err != nil {
+		return fmt.Errorf("chunks: file %s: %w", d.f.Slug, err)
+	}
+	d.cur, d.head = a, (*a.buf)[:a.k]
+	d.bufs = append(d.bufs, a.buf)
+	if d.buf == nil {
+		d.buf = *a.buf
+	}
+	return nil
+}
+
+type entry struct {
+	id string
+	m  mirrors.Mirror
+}
+
+// race asks the mirrors in order for n bytes from off, the next one when
+// the last asked fails or keeps its first byte longer than its hedge wait,
+// and returns the first attempt that brings bytes. The others are
+// cancelled and closed.
+func (s *Service) race(ctx context.Context, key string, off, n int64, order []*entry) (*attempt, error) {
+	done := make(chan *attempt, len(order))
+	var running []*attempt
+	var errs []error
+	hedge := time.NewTimer(time.Hour)
+	defer hedge.Stop()
+	start := func() {
+		e := order[len(running)]
+		actx, cancel := context.WithCancel(ctx)
+		a := &attempt{speeds: s.speeds, id: e.id, buf: s.head(), cancel: cancel, stall: s.cfg.MirrorStall}
+		a.watch = time.AfterFunc(a.stall, cancel)
+		running = append(running, a)
+		go a.run(actx, e.m, key, off, n, done)
+		hedge.Reset(s.speeds.hedgeAfter(e.id))
+	}
+	start()
+	for pending := 1; pending > 0; {
+		select {
+		case a := <-done:
+			pending--
+			if a.err == nil {
+				s.speeds.firstByte(a.id, a.took)
+				s.settle(running, a, done, pending)
+				return a, nil
+			}
+			a.close()
+			s.unhead(a.buf)
+			if ctx.Err() != nil { // the caller went away: no mirror's fault
+				s.settle(running, nil, done, pending)
+				return nil, ctx.Err()
+			}
+			errs = append(errs, a.err)
+			if !errors.Is(a.err, mirrors.ErrNotFound) {
+				s.gaveUp(a.id, a.err)
+			}
+			if len(running) < len(order) {
+				start()
+				pending++
+			}
+		case <-hedge.C:
+			running[len(running)-1].late()
+			if len(running) < len(order) {
+				start()
+				pending++
+			}
+		}
+	}
+	return nil, errors.Join(errs...)
+}
+
+// settle cancels the attempts that lost to won (all, if won is nil), marks
+// them slow if one won, and closes each as it reports (pending are still
+// to report on done).
+func (s *Service) settle(running []*attempt, won *attempt, done <-chan *attempt, pending int) {
+	if pending == 0 {
+		return
+	}
+	for _, a := range running {
+		if a != won {
+			a.cancel()
+		}
+	}
+	go func() {
+		for range pending {
+			a := <-done
+			if won != nil {
+				s.gaveUp(a.id, nil)
+			}
+			a.close()
+			s.unhead(a.buf)
+		}
+	}()
+}
+
+// gaveUp records that a read gave the mirror up: because it failed with
+// err, or, with err nil, because another mirror answered first.
+func (s *Service) gaveUp(id string, err error) {
+	s.speeds.letDown(id)
+	if s.cfg.GaveUp == nil {
+		return
+	}
+	reason := "error"
+	switch {
+	case err == nil:
+		reason = "hedge"
+	case errors.Is(err, errStalled):
+		reason = "stall"
+	}
+	s.cfg.GaveUp(id, reason)
+}
+
+// Read hands out the bytes in hand, then reads on from the mirror; when the
+// mirror fails or stalls it goes on from the same offset on another.
+func (d *download) Read(p []byte) (int, error) {
+	if len(d.head) > 0 {
+		n := copy(p, d.head)
+		d.head = d.head[n:]
+		d.pos += int64(n)
+		return n, nil
+	}
+	if d.pos >= d.end {
+		return 0, io.EOF
+	}
+	if d.cur == nil {
+		return 0, errors.New("chunks: read after close")
+	}
+	if left := d.end - d.pos; int64(len(p)) > left {
+		p = p[:left]
+	}
+	for {
+		n, err := d.cur.read(p)
+		d.pos += int64(n)
+		switch {
+		case err == nil || err == io.EOF && d.pos == d.end:
+			return n, err
+		case d.ctx.Err() != nil:
+			return n, d.ctx.Err()
+		case err == io.EOF:
+			err = fmt.Errorf("mirror %s: object ended %d bytes early: %w", d.cur.id, d.end-d.pos, io.ErrUnexpectedEOF)
+		}
+		if err := d.next(err); err != nil {
+			return n, err
+		}
+		if n > 0 {
+			return n, nil
+		}
+		if len(d.head) > 0 {
+			return d.Read(p)
+		}
+	}
+}
+
+// WriteTo writes the rest of the range to w. A mirror whose reader copies
+// by itself (a local file, sent with sendfile) does so; such a copy is
+// not watched for stalls, which the kernel could not interrupt anyway.
+// Other mirrors are read through the download's buffer, watched.
+func (d *download) WriteTo(w io.Writer) (int64, error) {
+	var total int64
+	if len(d.head) > 0 {
+		k, err := w.Write(d.head)
+		total += int64(k)
+		d.head, d.pos = d.head[k:], d.pos+int64(k)
+		if err != nil {
+			return total, err
+		}
+	}
+	if d.pos >= d.end || d.cur == nil {
+		return total, nil
+	}
+	if wt, ok := d.cur.rc.(io.WriterTo); ok {
+		k, err := wt.WriteTo(w)
+		d.pos += k
+		return total + k, err
+	}
+	buf := d.buf
+	if d.end-d.pos > smallCopy {
+		if b, ok := d.s.copies.Get().(*[]byte); ok {
+			d.big = b
+		} else {
+			b := make([]byte, copyBuffer)
+			d.big = &b
+		}
+		buf = *d.big
+	}
+	for d.pos < d.end {
+		n, err := d.Read(buf)
+		if n > 0 {
+			k, werr := w.Write(buf[:n])
+			total += int64(k)
+			if werr != nil {
+				return total, werr
+			}
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return total, err
+		}
+	}
+	return total, nil
+}
+
+// Close ends the read on the current mirror.
+func (d *download) Close() error {
+	if d.cur == nil {
+		return nil
+	}
+	d.cur.close()
+	for _, b := range d.bufs {
+		d.s.unhead(b)
+	}
+	if d.big != nil {
+		d.s.copies.Put(d.big)
+	}
+	d.cur, d.head, d.buf, d.bufs, d.big = nil, nil, nil, nil, nil
+	return nil
+}
+
+// head returns a first-read buffer; unhead takes it back.
+func (s *Service) head() *[]byte {
+	select {
+	case b := <-s.heads:
+		return b
+	default:
+		b := make([]byte, firstBytes)
+		return &b
+	}
+}
+
+func (s *Service) unhead(b *[]byte) {
+	select {
+	case s.heads <- b:
+	default:
+	}
+}
+
+// readOrder lists the mirrors holding the file: healthy ones first, and
+// among each, those that let a read down lately last.
+func (s *Service) readOrder(f store.File) []string {
+	rank := func(id string) int {
+		r := 0
+		if s.cfg.Health != nil && s.cfg.Health(id) != nil {
+			r += 2
+		}
+		if s.speeds.isSlow(id) {
+			r++
+		}
+		return r
+	}
+	order := slices.Clone(f.Mirrors)
+	slices.SortStableFunc(order, func(a, b string) int { return rank(a) - rank(b) })
+	return order
 }
 
 // CheckPassword reports whether password opens the file; a file without a

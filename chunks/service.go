@@ -45,6 +45,10 @@ type Config struct {
 	// and why, so that a dead mirror can be skipped by the next requests
 	// at once.
 	Suspect func(id string, err error)
+	// HedgeAfter is how long a read waits for a mirror's first byte before
+	// it asks the next mirror too; 0 derives it from each mirror's recent
+	// first-byte times (their 95th percentile, at least 20 ms).
+	HedgeAfter time.Duration
 	// PieceSize is the size of the pieces bytes are written to the mirrors
 	// in; at least 5 MiB, S3's smallest part. Default 8 MiB.
 	PieceSize int
@@ -63,6 +67,10 @@ type Config struct {
 	// LeaseWait is how long a request waits for another request's lease
 	// on the same upload before it is told to retry; default 5 s.
 	LeaseWait time.Duration
+	// GaveUp, when set, is told each time a read gives a mirror up and
+	// goes on elsewhere, and why: "hedge" (another mirror answered first),
+	// "stall" (no byte for MirrorStall) or "error".
+	GaveUp func(mirror, reason string)
 	// Health, when set, reports mirrors known to be down; they are skipped
 	// when an upload starts and read last.
 	Health func(id string) error
@@ -104,9 +112,13 @@ const (
 // node would need: every node of a cluster can serve any chunk of any
 // upload.
 type Service struct {
-	cfg    Config
-	pieces *pool
-	firsts sync.Pool // of *[]byte of firstRead bytes
+	cfg       Config
+	pieces    *pool
+	firsts    sync.Pool    // of *[]byte of firstRead bytes
+	heads     chan *[]byte // free first-read buffers of downloads
+	redirects bool         // some mirror lets downloads be sent to it
+	copies    sync.Pool    // of *[]byte of copyBuffer bytes
+	speeds    *speeds
 
 	bg        sync.WaitGroup // background aborts
 	aborts    chan struct{}  // a slot per background abort
@@ -140,6 +152,12 @@ func New(cfg Config) (*Service, error) {
 	if cfg.MirrorTimeout == 0 {
 		cfg.MirrorTimeout = 10 * time.Minute
 	}
+	if cfg.MirrorStall == 0 {
+		cfg.MirrorStall = DefaultMirrorStall
+	}
+	if cfg.MirrorStall < 0 || cfg.HedgeAfter < 0 {
+		return nil, fmt.Errorf("chunks: mirror stall %v and hedge wait %v may not be negative", cfg.MirrorStall, cfg.HedgeAfter)
+	}
 	if cfg.LeaseTime == 0 {
 		cfg.LeaseTime = DefaultLeaseTime
 	}
@@ -170,8 +188,13 @@ func New(cfg Config) (*Service, error) {
 	if err := os.MkdirAll(cfg.SpoolDir, 0o700); err != nil {
 		return nil, fmt.Errorf("chunks: spool dir: %w", err)
 	}
-	return &Service{cfg: cfg, pieces: newPool(cfg.PieceSize, cfg.Pieces, keepFree),
-		aborts: make(chan struct{}, abortSlots), stop: make(chan struct{})}, nil
+	redirects := false
+	for _, e := range cfg.Mirrors.All() {
+		redirects = redirects || e.Redirect != nil
+	}
+	return &Service{cfg: cfg, redirects: redirects, pieces: newPool(cfg.PieceSize, cfg.Pieces, keepFree),
+		aborts: make(chan struct{}, abortSlots), stop: make(chan struct{}), speeds: newSpeeds(cfg.HedgeAfter),
+		heads: make(chan *[]byte, keptHeads)}, nil
 }
 
 // MaxChunkSize is the chunk size advertised to clients.

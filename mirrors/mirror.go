@@ -12,6 +12,24 @@ import (
 	"time"
 )
 
+// Response is what a mirror answers a client's GET with besides the bytes,
+// where acestash would have set it.
+type Response struct {
+	ContentType        string
+	ContentDisposition string
+	CacheControl       string
+}
+
+// Presigner is implemented by mirrors that clients can read from
+// directly, through a URL the mirror signs: a download can then be
+// redirected there instead of passing through acestash.
+type Presigner interface {
+	// PresignGet returns a URL through which anyone may GET the object
+	// (whole or by Range) until expiry has passed, answered with resp's
+	// headers.
+	PresignGet(ctx context.Context, key string, expiry time.Duration, resp Response) (string, error)
+}
+
 // ErrNotFound is returned (wrapped) when an object or upload does not exist.
 var ErrNotFound = errors.New("not found")
 

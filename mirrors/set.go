@@ -11,6 +11,9 @@ type Entry struct {
 	ID     string
 	Name   string
 	Mirror Mirror
+	// Redirect, when set, signs URLs that send downloads to the mirror
+	// itself; the operator turns it on per mirror.
+	Redirect Presigner
 }
 
 // Set is the operator's list of mirrors, fixed at start-up.

@@ -27,6 +27,7 @@ type Metrics struct {
 	inProgress prometheus.Gauge
 	mirrorOps  *prometheus.HistogramVec
 	mirrorErrs *prometheus.CounterVec
+	givenUp    *prometheus.CounterVec
 	storeOps   *prometheus.HistogramVec
 	storeErrs  *prometheus.CounterVec
 	remote     *prometheus.CounterVec
@@ -72,6 +73,9 @@ func New() *Metrics {
 	m.mirrorErrs = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "acestash_mirror_errors_total", Help: "Mirror operations that failed (a missing object is not a failure), by mirror id and operation.",
 	}, []string{"mirror", "op"})
+	m.givenUp = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "acestash_mirror_reads_given_up_total", Help: "Reads that gave a mirror up and went on from another, by mirror id and reason: hedge (another answered first), stall or error.",
+	}, []string{"mirror", "reason"})
 	m.storeOps = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name: "acestash_store_operation_duration_seconds", Help: "Latency of store operations, by operation.",
 		Buckets: opBuckets,
@@ -89,7 +93,7 @@ func New() *Metrics {
 		Name: "acestash_client_gone_total", Help: "Requests whose client went away before its answer, by dialect; not storage failures.",
 	}, []string{"dialect"})
 	m.reg.MustRegister(m.requests, m.bytesIn, m.bytesOut, m.uploads, m.downloads, m.inProgress,
-		m.mirrorOps, m.mirrorErrs, m.storeOps, m.storeErrs, m.remote, m.reaped, m.gone,
+		m.mirrorOps, m.mirrorErrs, m.givenUp, m.storeOps, m.storeErrs, m.remote, m.reaped, m.gone,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -138,6 +142,9 @@ func (m *Metrics) End(r Request) {
 
 // Fetched counts a remote fetch with its result.
 func (m *Metrics) Fetched(result string) { m.remote.WithLabelValues(result).Inc() }
+
+// GaveUp counts a read that gave the mirror up, and why.
+func (m *Metrics) GaveUp(mirror, reason string) { m.givenUp.WithLabelValues(mirror, reason).Inc() }
 
 // Reaped counts n idle uploads removed.
 func (m *Metrics) Reaped(n int) { m.reaped.Add(float64(n)) }

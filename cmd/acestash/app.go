@@ -72,20 +72,27 @@ func openMirrors(ctx context.Context, cfg Config, met *metrics.Metrics) (*mirror
 	var entries []mirrors.Entry
 	for _, mc := range cfg.Mirrors {
 		var m mirrors.Mirror
+		var redirect mirrors.Presigner
 		var err error
 		switch mc.Type {
 		case "fs":
 			m, err = fsmirror.New(mc.Path)
 		case "s3":
-			m, err = s3mirror.New(ctx, s3mirror.Config{
+			var s3 *s3mirror.Mirror
+			s3, err = s3mirror.New(ctx, s3mirror.Config{
 				Endpoint: mc.Endpoint, Bucket: mc.Bucket, AccessKey: mc.AccessKey,
 				SecretKey: mc.SecretKey, Secure: mc.Secure, Region: mc.Region,
+				PublicEndpoint: mc.PublicEndpoint,
 			})
+			m = s3
+			if mc.Redirect {
+				redirect = s3
+			}
 		}
 		if err != nil {
 			return nil, fmt.Errorf("mirror %s: %w", mc.ID, err)
 		}
-		entries = append(entries, mirrors.Entry{ID: mc.ID, Name: mc.Name, Mirror: met.Mirror(mc.ID, m)})
+		entries = append(entries, mirrors.Entry{ID: mc.ID, Name: mc.Name, Mirror: met.Mirror(mc.ID, m), Redirect: redirect})
 	}
 	return mirrors.NewSet(entries...)
 }
@@ -146,6 +153,8 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, clock store.Clock
 		LagLimit:      cfg.LagLimit,
 		MirrorStall:   cfg.MirrorStall,
 		Suspect:       a.health.Report,
+		HedgeAfter:    cfg.HedgeAfter,
+		GaveUp:        met.GaveUp,
 		LeaseTime:     cfg.LeaseTime,
 		Health:        a.health.Err,
 		Draining:      a.drains.has,
@@ -178,20 +187,33 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, clock store.Clock
 			MaxSize: cfg.Raw.MaxSize, RequireKey: cfg.Raw.RequireKey,
 			Anonymous: anon, TTL: cfg.Raw.TTL,
 		},
-		UnconfirmedTTL: cfg.RocketChat.UnconfirmedTTL,
-		Remote:         fetcher(cfg.Remote),
-		RemoteSlots:    cfg.Remote.MaxConcurrent,
-		MinBodyRate:    cfg.Limits.MinBodyRate,
-		BodyWindow:     cfg.Limits.BodyWindow,
-		Tus:            tusHandler,
-		Health:         a.health.Err,
-		Metrics:        met,
-		MetricsHandler: met.Handler(),
-		MetricsToken:   cfg.MetricsToken,
-		Ready:          a.ready,
-		AdminToken:     cfg.AdminToken,
+		UnconfirmedTTL:  cfg.RocketChat.UnconfirmedTTL,
+		Remote:          fetcher(cfg.Remote),
+		RemoteSlots:     cfg.Remote.MaxConcurrent,
+		MinBodyRate:     cfg.Limits.MinBodyRate,
+		BodyWindow:      cfg.Limits.BodyWindow,
+		Tus:             tusHandler,
+		Health:          a.health.Err,
+		Metrics:         met,
+		MetricsHandler:  met.Handler(),
+		MetricsToken:    cfg.MetricsToken,
+		Ready:           a.ready,
+		AdminToken:      cfg.AdminToken,
+		RedirectExpiry:  cfg.RedirectExpiry,
+		RedirectOrigins: redirectOrigins(cfg.Mirrors),
 	})
 	return a, nil
+}
+
+// redirectOrigins lists where downloads may be redirected to.
+func redirectOrigins(ms []MirrorConfig) []string {
+	var o []string
+	for _, m := range ms {
+		if m.Redirect {
+			o = append(o, m.publicOrigin())
+		}
+	}
+	return o
 }
 
 func (a *app) Close() error {

@@ -34,7 +34,8 @@ const (
 	rawSize          = 64 << 10 // figure 6: body size
 	rawRequests      = 2000
 	rawWorkers       = 32
-	defaultRounds    = 3 // the table shows the median
+	smallFiles       = 32 // figures 12, 13: the files read in turn
+	defaultRounds    = 3  // the table shows the median
 )
 
 // benchTable is the table BenchmarkVsBaselines printed; TestMain prints it
@@ -65,6 +66,7 @@ func BenchmarkVsBaselines(b *testing.B) {
 				e.threeMirrors(b, &r)
 				e.concurrent(b, &r)
 				e.raw(b, &r)
+				e.smallReads(b, &r)
 			}
 			e.tail(b, &t)
 			rounds, tails = append(rounds, r), append(tails, t)
@@ -78,15 +80,19 @@ type bench struct {
 	big, small benchFile
 	ace, tus   *daemon
 	aceURL     string
-	tusURL     string
-	aceBucket  string          // acestash's bucket on every MinIO
-	minio      []*minio.Client // one for each MinIO, to empty buckets
-	minioPID   []int
-	minioDir   []string   // each MinIO's data directory
-	baseline   []s3Target // bucket "baseline" on each MinIO
-	about      string     // versions and sizes, for the table
-	cluster    *cluster   // Redis and the MinIO servers
-	tailFile   benchFile  // the tail figures' chunk
+	// redirect is a second node on the same store and mirrors, with
+	// redirects on for every mirror.
+	redirect    *daemon
+	redirectURL string
+	tusURL      string
+	aceBucket   string          // acestash's bucket on every MinIO
+	minio       []*minio.Client // one for each MinIO, to empty buckets
+	minioPID    []int
+	minioDir    []string   // each MinIO's data directory
+	baseline    []s3Target // bucket "baseline" on each MinIO
+	about       string     // versions and sizes, for the table
+	cluster     *cluster   // Redis and the MinIO servers
+	tailFile    benchFile  // the tail figures' chunk
 }
 
 // benchSize is the big file's size: 1 GiB, or ACESTASH_BENCH_SIZE bytes.
@@ -166,6 +172,23 @@ func newBench(b *testing.B) *bench {
 	}
 	e.ace = startDaemon(b, "acestash", exec.Command(aceBin, args...), e.aceURL+"/")
 
+	rcfg := cfg
+	rcfg.Mirrors = slices.Clone(cfg.Mirrors)
+	for i := range rcfg.Mirrors {
+		rcfg.Mirrors[i].Redirect = true
+	}
+	rcfg.Listen = freeAddr(b)
+	rcfg.PublicURL = "http://" + rcfg.Listen
+	if y, err = yaml.Marshal(rcfg); err != nil {
+		b.Fatal(err)
+	}
+	rcfgPath := filepath.Join(dir, "redirect.yml")
+	if err := os.WriteFile(rcfgPath, y, 0o600); err != nil {
+		b.Fatal(err)
+	}
+	e.redirectURL = rcfg.PublicURL
+	e.redirect = startDaemon(b, "acestash (redirects)", exec.Command(aceBin, "serve", "--config", rcfgPath), e.redirectURL+"/")
+
 	ctx := context.Background()
 	for _, m := range c.minio {
 		t := s3Target{Endpoint: m.Endpoint, AccessKey: m.AccessKey, SecretKey: m.SecretKey, Bucket: "baseline"}
@@ -182,6 +205,7 @@ func newBench(b *testing.B) *bench {
 		}
 		e.minio, e.minioPID, e.baseline = append(e.minio, mc), append(e.minioPID, pid), append(e.baseline, t)
 		e.minioDir = append(e.minioDir, m.Dir)
+		b.Cleanup(func() { syscall.Kill(pid, syscall.SIGCONT) }) // figure 13 stops it
 	}
 
 	// tusd in its fastest setting: no MD5 or SHA-256 of the content.
@@ -226,16 +250,23 @@ func freeAddr(b *testing.B) string {
 type results struct {
 	put1, ace1, tus1 float64 // figures 2 and 3: the big file to one MinIO
 	get, down        float64 // figure 5
+	redirect         float64 // figure 11
 	put3, ace3       float64 // figure 1
 	tusAce1, tusAce3 float64 // figures 9 and 10: tus through acestash
 	putN, aceN       float64 // figure 4
 	rawPut, raw      float64 // figure 6: all requests
 	rss3, rssN       int64   // figure 7: during figures 1 and 4
+	// Figures 12 and 13: many small reads, all requests, and their p99.
+	smallGet, smallDown, smallGetP99, smallP99, stoppedP99 float64
 
 	// Figure 8: CPU time of acestash, tusd and the MinIO written to, in
 	// figures 2, 3 and 9.
 	cpuAce1, cpuMinioAce1, cpuMinioPut1, cpuTus1, cpuMinioTus1 time.Duration
 	cpuAceTus1, cpuMinioAceTus1                                time.Duration
+	// Figure 14: CPU time of acestash and the MinIO read from during
+	// figure 5 (its timed download and the one that checks the bytes), and
+	// of that MinIO under GetObject.
+	cpuAceDown, cpuMinioDown, cpuMinioGet time.Duration
 }
 
 // Every upload below starts from the same state: the buckets it and its
@@ -252,18 +283,25 @@ func (e *bench) oneMirror(b *testing.B, r *results) {
 	minio1 := e.minioPID[0]
 	res, cpu := e.measure(b, clientJob{Op: "put", File: e.big.path, S3: e.baseline[:1], Copies: 1, Object: "one"}, minio1)
 	r.put1, r.cpuMinioPut1 = res.Seconds, cpu[0]
-	res, _ = e.measure(b, clientJob{Op: "get", File: e.big.path, S3: e.baseline[:1], Object: "one-0"})
-	r.get = res.Seconds
+	res, cpu = e.measure(b, clientJob{Op: "get", File: e.big.path, S3: e.baseline[:1], Object: "one-0"}, minio1)
+	r.get, r.cpuMinioGet = res.Seconds, cpu[0]
 	e.empty(b, 0, "baseline", 1, e.big.size)
 
 	res, cpu = e.measure(b, e.chunked(e.big, 1, "1"), e.ace.pid(), minio1)
 	r.ace1, r.cpuAce1, r.cpuMinioAce1 = res.Seconds, cpu[0], cpu[1]
 	slug := res.Slugs[0]
 	e.checkPage(b, slug, e.big.sha256)
-	res, _ = e.measure(b, clientJob{Op: "download", File: e.big.path, Base: e.aceURL, Slug: slug, Verify: true})
-	r.down = res.Seconds
+	res, cpu = e.measure(b, clientJob{Op: "download", File: e.big.path, Base: e.aceURL, Slug: slug, Verify: true}, e.ace.pid(), minio1)
+	r.down, r.cpuAceDown, r.cpuMinioDown = res.Seconds, cpu[0], cpu[1]
 	if res.SHA256 != e.big.sha256 {
 		b.Fatalf("download of %s: SHA-256 %s, the file's is %s", slug, res.SHA256, e.big.sha256)
+	}
+	// The same download from the node that redirects, the client
+	// following the redirect to MinIO.
+	res, _ = e.measure(b, clientJob{Op: "download", File: e.big.path, Base: e.redirectURL, Slug: slug, Verify: true})
+	r.redirect = res.Seconds
+	if res.SHA256 != e.big.sha256 {
+		b.Fatalf("redirected download of %s: SHA-256 %s, the file's is %s", slug, res.SHA256, e.big.sha256)
 	}
 	e.empty(b, 0, e.aceBucket, 1, e.big.size)
 
@@ -327,6 +365,71 @@ func (e *bench) raw(b *testing.B, r *results) {
 	res, _ = e.measure(b, job)
 	r.raw = res.Seconds
 	e.empty(b, 0, e.aceBucket, rawRequests, rawSize)
+}
+
+// smallReads measures figures 12 and 13: small files on mirrors 1, 2, 3
+// read many at a time through /uploads/<slug>, against GetObject of as many
+// objects on the first MinIO; then the same reads with the first MinIO
+// SIGSTOPped.
+func (e *bench) smallReads(b *testing.B, r *results) {
+	ctx := context.Background()
+	body := make([]byte, rawSize)
+	f, err := os.Open(e.small.path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	_, err = f.ReadAt(body, 0)
+	f.Close()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var slugs, keys []string
+	for i := range smallFiles {
+		info := getUploadInfo(b, e.aceURL, false)
+		fields := []field{{"api_key", testKey}, {"api_token", testToken}, {"cTracker", info.CTracker},
+			{"upload_key", info.UploadKey}, {"mirrors[]", "1"}, {"mirrors[]", "2"}, {"mirrors[]", "3"}}
+		var up uploadResult
+		postMultipart(b, e.aceURL+"/api/v1/upload", fields, "files[]", "small.bin", body, nil).result(b, &up)
+		slugs = append(slugs, up.Slug)
+		key := fmt.Sprintf("small-%d", i)
+		if _, err := e.minio[0].PutObject(ctx, "baseline", key, bytes.NewReader(body), rawSize, minio.PutObjectOptions{DisableContentSha256: true}); err != nil {
+			b.Fatal(err)
+		}
+		keys = append(keys, key)
+	}
+	job := clientJob{Op: "smallget", File: e.small.path, S3: e.baseline[:1], Keys: keys,
+		Requests: rawRequests, Workers: rawWorkers, RawSize: rawSize}
+	res, _ := e.measure(b, job)
+	r.smallGet, r.smallGetP99 = res.Seconds, res.P99
+	job.Op, job.S3, job.Keys, job.Base = "smalldown", nil, slugs, e.aceURL
+	res, _ = e.measure(b, job)
+	r.smallDown, r.smallP99 = res.Seconds, res.P99
+
+	syscall.Kill(e.minioPID[0], syscall.SIGSTOP)
+	res, _ = e.measure(b, job)
+	syscall.Kill(e.minioPID[0], syscall.SIGCONT)
+	r.stoppedP99 = res.P99
+	e.waitMirrorsUp(b)
+	e.emptyAll(b, e.aceBucket, smallFiles, rawSize)
+	e.empty(b, 0, "baseline", smallFiles, rawSize)
+}
+
+// waitMirrorsUp waits until both nodes count every mirror healthy again,
+// after figure 13 stopped one.
+func (e *bench) waitMirrorsUp(b *testing.B) {
+	deadline := time.Now().Add(time.Minute)
+	for _, base := range []string{e.aceURL, e.redirectURL} {
+		for {
+			_, m := fetch(b, base+"/metrics", nil)
+			if !bytes.Contains(m, []byte(`acestash_mirror_up{mirror="1"} 0`)) {
+				break
+			}
+			if time.Now().After(deadline) {
+				b.Fatalf("%s: mirror 1 still down a minute after SIGCONT", base)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
 }
 
 // chunked is the job of uploading f copies times at once through acestash
@@ -485,6 +588,17 @@ func (e *bench) table(rounds []results, tails []tailResults) string {
 		rss3, rssN = max(rss3, r.rss3), max(rssN, r.rssN)
 	}
 	aceCPU := cpu(func(r *results) time.Duration { return r.cpuAce1 })
+	// Figure 13 is a ratio of p99s, stopped over healthy: lower is better.
+	slow := make([]float64, len(rounds))
+	for i, r := range rounds {
+		slow[i] = r.stoppedP99 / r.smallP99
+	}
+	ms := func(f func(*results) float64) string { return fmt.Sprintf("%.0f ms", 1000*medianOf(rounds, f)) }
+	slowMed := math.Round(median(slices.Clone(slow))*100) / 100
+	slowRow := []string{"13", "figure 12 with MinIO 1 of 3 SIGSTOPped: p99",
+		"p99 " + ms(func(r *results) float64 { return r.stoppedP99 }),
+		"healthy p99 " + ms(func(r *results) float64 { return r.smallP99 }) + "; GetObject p99 " + ms(func(r *results) float64 { return r.smallGetP99 }),
+		fmt.Sprintf("%.2f× (%.2f–%.2f)", slowMed, slices.Min(slow), slices.Max(slow)), "≤ 2.00×", verdict(slowMed <= 2)}
 
 	rows := [][]string{
 		{"#", "figure", "acestash", "baseline", "ratio", "goal", "met"},
@@ -496,8 +610,8 @@ func (e *bench) table(rounds []results, tails []tailResults) string {
 			cmp(rate(big), "tusd, 1 PATCH", func(r *results) float64 { return r.tus1 }, func(r *results) float64 { return r.ace1 }, 1.0)...),
 		append([]string{"4", fmt.Sprintf("%d × %s chunked uploads at once → 3 mirrors", concurrentUps, fmtSize(small))},
 			cmp(rate(many), fmt.Sprintf("%d PutObject at once", 3*concurrentUps), func(r *results) float64 { return r.putN }, func(r *results) float64 { return r.aceN }, 0.9)...),
-		append([]string{"5", fmtSize(big) + " download, /m/<slug>/download"},
-			cmp(rate(big), "GetObject", func(r *results) float64 { return r.get }, func(r *results) float64 { return r.down }, 0.9)...),
+		append([]string{"5", fmtSize(big) + " download, /m/<slug>/download, proxied"},
+			cmp(rate(big), "GetObject", func(r *results) float64 { return r.get }, func(r *results) float64 { return r.down }, 0.92)...),
 		append([]string{"6", fmt.Sprintf("%d × %s POST /upload, %d at a time → 1 mirror", rawRequests, fmtSize(rawSize), rawWorkers)},
 			cmp(reqs, "PutObject", func(r *results) float64 { return r.rawPut }, func(r *results) float64 { return r.raw }, 0.7)...),
 		{"7", "acestash peak RSS during figure 1", fmtSize(rss3), "", "", "≤ 64 MiB", verdict(rss3 <= 64<<20)},
@@ -520,6 +634,16 @@ func (e *bench) table(rounds []results, tails []tailResults) string {
 			cmp(rate(big), "PutObject", func(r *results) float64 { return r.put1 }, func(r *results) float64 { return r.tusAce1 }, 0.92)...),
 		append([]string{"10", fmtSize(big) + " tus upload → 3 mirrors"},
 			cmp(rate(big), "3 PutObject at once", func(r *results) float64 { return r.put3 }, func(r *results) float64 { return r.tusAce3 }, 0.85)...),
+		append([]string{"11", fmtSize(big) + " download, redirect on, client following"},
+			cmp(rate(big), "GetObject", func(r *results) float64 { return r.get }, func(r *results) float64 { return r.redirect }, 0.97)...),
+		append([]string{"12", fmt.Sprintf("%d × %s GET /uploads/<slug>, %d at a time, proxied", rawRequests, fmtSize(rawSize), rawWorkers)},
+			cmp(reqs, "GetObject", func(r *results) float64 { return r.smallGet }, func(r *results) float64 { return r.smallDown }, 0.8)...),
+		slowRow,
+		{"14", "CPU per GiB downloaded (figure 5): acestash; the MinIO read from",
+			// The client downloads twice, the second time to check the bytes.
+			fmt.Sprintf("%.2f s; %.2f s", cpu(func(r *results) time.Duration { return r.cpuAceDown / 2 }), cpu(func(r *results) time.Duration { return r.cpuMinioDown / 2 })),
+			fmt.Sprintf("GetObject: MinIO %.2f s", cpu(func(r *results) time.Duration { return r.cpuMinioGet })),
+			"", "", ""},
 	}
 	if tailOnly() {
 		rows = rows[:1]

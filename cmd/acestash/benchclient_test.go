@@ -22,6 +22,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -64,9 +65,11 @@ type clientJob struct {
 	S3      []s3Target `json:"s3,omitempty"`      // put: the targets; get, rawput: the first
 	Object  string     `json:"object,omitempty"`  // put, rawput: key prefix; get: the key
 	Slug    string     `json:"slug,omitempty"`    // download
+	Keys    []string   `json:"keys,omitempty"`    // smallget: objects; smalldown: slugs; read in turn
 	Verify  bool       `json:"verify,omitempty"`  // download: hash a second, untimed download
 	// raw, rawput: Requests bodies of the file's first RawSize bytes,
-	// Workers at a time.
+	// Workers at a time; smallget, smalldown: Requests reads of RawSize
+	// bytes.
 	Requests int `json:"requests,omitempty"`
 	Workers  int `json:"workers,omitempty"`
 	RawSize  int `json:"raw_size,omitempty"`
@@ -97,18 +100,23 @@ type clientResult struct {
 	Slugs   []string `json:"slugs,omitempty"`  // chunked: one per upload
 	Bytes   int64    `json:"bytes,omitempty"`  // download, get: bytes received
 	SHA256  string   `json:"sha256,omitempty"` // download with Verify: of the bytes received
+	// Request times of many small requests, in seconds.
+	P50 float64 `json:"p50,omitempty"`
+	P99 float64 `json:"p99,omitempty"`
 }
 
 // clientOps are the jobs a client can do; each gets the open file and its
 // size.
 var clientOps = map[string]func(ctx context.Context, j clientJob, f *os.File, size int64) (clientResult, error){
-	"chunked":  chunkedUploads,
-	"put":      putObjects,
-	"tus":      tusUpload,
-	"download": download,
-	"get":      getObject,
-	"raw":      rawUploads,
-	"rawput":   rawPuts,
+	"chunked":   chunkedUploads,
+	"put":       putObjects,
+	"tus":       tusUpload,
+	"download":  download,
+	"get":       getObject,
+	"raw":       rawUploads,
+	"rawput":    rawPuts,
+	"smallget":  smallGets,
+	"smalldown": smallDownloads,
 }
 
 // clientMain runs the job in spec and writes its result to stdout; it
@@ -296,7 +304,10 @@ func putObjects(ctx context.Context, j clientJob, f *os.File, size int64) (clien
 	err := parallel(j.Copies*len(j.S3), func(i int) error {
 		t, c := j.S3[i%len(j.S3)], clients[i%len(j.S3)]
 		key := fmt.Sprintf("%s-%d", j.Object, i/len(j.S3))
-		if _, err := c.PutObject(ctx, t.Bucket, key, io.NewSectionReader(f, 0, size), size, minio.PutObjectOptions{NumThreads: j.Threads}); err != nil {
+		// As over TLS, and as a careful client on plain HTTP does: no
+		// SHA-256 of every part for the signature.
+		opts := minio.PutObjectOptions{NumThreads: j.Threads, DisableContentSha256: true}
+		if _, err := c.PutObject(ctx, t.Bucket, key, io.NewSectionReader(f, 0, size), size, opts); err != nil {
 			return fmt.Errorf("PutObject %s/%s on %s: %w", t.Bucket, key, t.Endpoint, err)
 		}
 		return nil
@@ -483,7 +494,7 @@ func rawPuts(ctx context.Context, j clientJob, f *os.File, _ int64) (clientResul
 	}
 	return rawLoop(j, f, func(n int64, body []byte) error {
 		key := fmt.Sprintf("%s-%d", j.Object, n)
-		if _, err := c.PutObject(ctx, t.Bucket, key, bytes.NewReader(body), int64(len(body)), minio.PutObjectOptions{}); err != nil {
+		if _, err := c.PutObject(ctx, t.Bucket, key, bytes.NewReader(body), int64(len(body)), minio.PutObjectOptions{DisableContentSha256: true}); err != nil {
 			return fmt.Errorf("PutObject %s/%s: %w", t.Bucket, key, err)
 		}
 		return nil
@@ -498,15 +509,84 @@ func rawLoop(j clientJob, f *os.File, send func(n int64, body []byte) error) (cl
 	if _, err := f.ReadAt(body, 0); err != nil {
 		return clientResult{}, fmt.Errorf("reading %d bytes of %s: %w", j.RawSize, f.Name(), err)
 	}
+	return timedLoop(j, func(n int64) error { return send(n, body) })
+}
+
+// timedLoop calls send for requests 1..Requests, Workers at a time, and
+// times them together and each alone. A worker stops at its first error.
+func timedLoop(j clientJob, send func(n int64) error) (clientResult, error) {
 	var next atomic.Int64
+	took := make([]float64, j.Requests)
 	t0 := time.Now()
 	err := parallel(j.Workers, func(int) error {
 		for n := next.Add(1); n <= int64(j.Requests); n = next.Add(1) {
-			if err := send(n, body); err != nil {
+			start := time.Now()
+			if err := send(n); err != nil {
 				return err
 			}
+			took[n-1] = time.Since(start).Seconds()
 		}
 		return nil
 	})
-	return clientResult{Seconds: time.Since(t0).Seconds()}, err
+	res := clientResult{Seconds: time.Since(t0).Seconds()}
+	slices.Sort(took)
+	res.P50, res.P99 = took[len(took)/2], took[len(took)*99/100]
+	return res, err
+}
+
+// smallGets reads the objects Keys of the first target in turn with
+// GetObject, Requests times, Workers at a time, checking each holds
+// RawSize bytes.
+func smallGets(ctx context.Context, j clientJob, _ *os.File, _ int64) (clientResult, error) {
+	t := j.S3[0]
+	c, err := t.client()
+	if err != nil {
+		return clientResult{}, err
+	}
+	return timedLoop(j, func(n int64) error {
+		key := j.Keys[int(n)%len(j.Keys)]
+		obj, err := c.GetObject(ctx, t.Bucket, key, minio.GetObjectOptions{})
+		if err != nil {
+			return fmt.Errorf("GetObject %s/%s: %w", t.Bucket, key, err)
+		}
+		defer obj.Close()
+		k, err := drainSmall(obj)
+		if err == nil && k != int64(j.RawSize) {
+			err = fmt.Errorf("%d bytes, want %d", k, j.RawSize)
+		}
+		if err != nil {
+			return fmt.Errorf("GetObject %s/%s: %w", t.Bucket, key, err)
+		}
+		return nil
+	})
+}
+
+// smallDownloads GETs /uploads/<slug> of the slugs Keys in turn, as
+// smallGets reads objects.
+func smallDownloads(ctx context.Context, j clientJob, _ *os.File, _ int64) (clientResult, error) {
+	return timedLoop(j, func(n int64) error {
+		u := j.Base + "/uploads/" + j.Keys[int(n)%len(j.Keys)]
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+		if err != nil {
+			return err
+		}
+		resp, err := clientHTTP.Do(req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		k, err := drainSmall(resp.Body)
+		if err == nil && (resp.StatusCode != http.StatusOK || k != int64(j.RawSize)) {
+			err = fmt.Errorf("%s, %d bytes, want %d", resp.Status, k, j.RawSize)
+		}
+		if err != nil {
+			return fmt.Errorf("GET %s: %w", u, err)
+		}
+		return nil
+	})
+}
+
+// drainSmall reads r to its end through a 64 KiB buffer.
+func drainSmall(r io.Reader) (int64, error) {
+	return io.CopyBuffer(io.Discard, struct{ io.Reader }{r}, make([]byte, 64<<10))
 }

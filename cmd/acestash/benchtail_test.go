@@ -152,7 +152,7 @@ func tailRows(rounds []tailResults) [][]string {
 			lo, hi = min(lo, x), max(hi, x)
 		}
 		m := median(ratios)
-		return []string{"11", fmt.Sprintf("%s chunk → 3 mirrors, mirror 3 %s %v in", fmtSize(tailSize), what, tailFaultAfter),
+		return []string{"15", fmt.Sprintf("%s chunk → 3 mirrors, mirror 3 %s %v in", fmtSize(tailSize), what, tailFaultAfter),
 			fmt.Sprintf("%.2f s", median(times(f))), fmt.Sprintf("healthy: %.2f s", healthy),
 			fmt.Sprintf("%.2f× the healthy time (%.2f–%.2f)", m, lo, hi), fmt.Sprintf("≤ %.0f×", tailGoal), verdict(m <= tailGoal)}
 	}

@@ -39,6 +39,12 @@ type Config struct {
 	// progress.
 	LagLimit    time.Duration `yaml:"lag_limit"`
 	MirrorStall time.Duration `yaml:"mirror_stall"`
+	// HedgeAfter is how long a download waits for a mirror's first byte
+	// before it asks the next one too; 0 derives it per mirror.
+	HedgeAfter time.Duration `yaml:"hedge_after"`
+	// RedirectExpiry is how long the URL a redirected download is sent to
+	// stays valid.
+	RedirectExpiry time.Duration `yaml:"redirect_expiry"`
 	// LeaseTime is how long an upload's lease lasts between renewals.
 	LeaseTime time.Duration `yaml:"lease_time"`
 	// RepairInterval is how often files missing a copy are repaired.
@@ -133,6 +139,23 @@ type MirrorConfig struct {
 	SecretKey string `yaml:"secret_key"`
 	Secure    bool   `yaml:"secure"`
 	Region    string `yaml:"region"`
+	// Redirect sends downloads of files anyone may fetch to the mirror
+	// itself, at PublicEndpoint (default: Endpoint).
+	Redirect       bool   `yaml:"redirect"`
+	PublicEndpoint string `yaml:"public_endpoint"`
+}
+
+// publicOrigin is the origin clients reach a redirect mirror at.
+func (m MirrorConfig) publicOrigin() string {
+	if strings.Contains(m.PublicEndpoint, "://") {
+		if u, err := url.Parse(m.PublicEndpoint); err == nil {
+			return u.Scheme + "://" + u.Host
+		}
+	}
+	if m.Secure {
+		return "https://" + m.PublicEndpoint
+	}
+	return "http://" + m.PublicEndpoint
 }
 
 // AccountConfig is an account the operator declares; it is written to the
@@ -278,6 +301,15 @@ func (c *Config) setDefaults() error {
 	if c.LagLimit < 0 || c.MirrorStall < 0 {
 		return fmt.Errorf("config: lag_limit and mirror_stall may not be negative")
 	}
+	if c.HedgeAfter < 0 {
+		return fmt.Errorf("config: hedge_after may not be negative")
+	}
+	if c.RedirectExpiry == 0 {
+		c.RedirectExpiry = 5 * time.Minute
+	}
+	if c.RedirectExpiry < time.Second || c.RedirectExpiry > 7*24*time.Hour {
+		return fmt.Errorf("config: redirect_expiry %v is outside 1s..168h (S3's limits)", c.RedirectExpiry)
+	}
 	if c.LeaseTime == 0 {
 		c.LeaseTime = chunks.DefaultLeaseTime
 	}
@@ -375,9 +407,15 @@ func (c *Config) setDefaults() error {
 			if m.Path == "" {
 				return fmt.Errorf("config: mirror %s: type fs needs a path", m.ID)
 			}
+			if m.Redirect || m.PublicEndpoint != "" {
+				return fmt.Errorf("config: mirror %s: redirect and public_endpoint are for s3 mirrors; an fs mirror's files are served by acestash", m.ID)
+			}
 		case "s3":
 			if m.Endpoint == "" || m.Bucket == "" {
 				return fmt.Errorf("config: mirror %s: type s3 needs endpoint and bucket", m.ID)
+			}
+			if m.Redirect && m.PublicEndpoint == "" {
+				c.Mirrors[i].PublicEndpoint = m.Endpoint
 			}
 		default:
 			return fmt.Errorf("config: mirror %s: type %q is not fs or s3", m.ID, m.Type)

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestDownloadRanges checks Range, HEAD, If-None-Match and the headers a
@@ -259,5 +260,68 @@ func TestRestart(t *testing.T) {
 	postForm(t, third.URL+"/api/v1/file/info", append(creds, field{"files", fmt.Sprintf("%s,%s", done.Slug, r.Slug)})).result(t, &fi)
 	if fi[done.Slug]["status"] != "active" || fi[r.Slug]["size"] != "2500" {
 		t.Fatalf("file/info after restart: %v", fi)
+	}
+}
+
+// TestConditional checks the validators and conditional requests RFC 9110
+// defines (sections 8.8, 13) and Cache-Control on downloads.
+func TestConditional(t *testing.T) {
+	srv := smallChunkServer(t, embedded)
+	data := testData(3000, 12)
+	dl := pythonUpload(t, srv.URL, data, "c.bin").URL + "/download"
+	resp, _ := fetch(t, dl, nil)
+	etag, lm := resp.Header.Get("ETag"), resp.Header.Get("Last-Modified")
+	modified, err := http.ParseTime(lm)
+	if err != nil || len(etag) != 66 || etag[0] != '"' {
+		t.Fatalf("ETag %q, Last-Modified %q (%v)", etag, lm, err)
+	}
+	if cc := resp.Header.Get("Cache-Control"); cc != "public, max-age=86400, immutable" {
+		t.Fatalf("Cache-Control %q", cc)
+	}
+	date := func(d time.Duration) string { return modified.Add(d).Format(http.TimeFormat) }
+	other := `"` + strings.Repeat("0", 64) + `"`
+	for _, tc := range []struct {
+		hdr  http.Header
+		code int
+		from int // the body is data[from:to]
+		to   int
+	}{
+		{http.Header{"If-None-Match": {etag}}, 304, 0, 0},
+		{http.Header{"If-None-Match": {"W/" + etag}}, 304, 0, 0}, // weak comparison
+		{http.Header{"If-None-Match": {other + ", " + etag}}, 304, 0, 0},
+		{http.Header{"If-None-Match": {"*"}}, 304, 0, 0},
+		{http.Header{"If-None-Match": {other}}, 200, 0, 3000},
+		// If-None-Match wins over If-Modified-Since.
+		{http.Header{"If-None-Match": {other}, "If-Modified-Since": {date(time.Hour)}}, 200, 0, 3000},
+		{http.Header{"If-Modified-Since": {lm}}, 304, 0, 0},
+		{http.Header{"If-Modified-Since": {date(-time.Second)}}, 200, 0, 3000},
+		{http.Header{"If-Modified-Since": {"not a date"}}, 200, 0, 3000},
+		{http.Header{"If-Match": {other}}, 412, 0, 0},
+		{http.Header{"If-Match": {"W/" + etag}}, 412, 0, 0}, // strong comparison
+		{http.Header{"If-Match": {etag}}, 200, 0, 3000},
+		{http.Header{"If-Unmodified-Since": {date(-time.Second)}}, 412, 0, 0},
+		{http.Header{"Range": {"bytes=10-19"}, "If-Range": {etag}}, 206, 10, 20},
+		{http.Header{"Range": {"bytes=10-19"}, "If-Range": {other}}, 200, 0, 3000},
+		{http.Header{"Range": {"bytes=10-19"}, "If-Range": {"W/" + etag}}, 200, 0, 3000},
+		{http.Header{"Range": {"bytes=10-19"}, "If-Range": {lm}}, 206, 10, 20},
+		// A date must be Last-Modified exactly.
+		{http.Header{"Range": {"bytes=10-19"}, "If-Range": {date(time.Hour)}}, 200, 0, 3000},
+	} {
+		resp, body := fetch(t, dl, tc.hdr)
+		if resp.StatusCode != tc.code || !bytes.Equal(body, data[tc.from:tc.to]) {
+			t.Errorf("%v: HTTP %d with %d bytes, want %d with %d", tc.hdr, resp.StatusCode, len(body), tc.code, tc.to-tc.from)
+		}
+		if tc.code == 304 && (resp.Header.Get("ETag") != etag || resp.Header.Get("Cache-Control") == "") {
+			t.Errorf("%v: 304 without ETag or Cache-Control: %v", tc.hdr, resp.Header)
+		}
+	}
+	// A file with a password is nobody's to cache.
+	u := newUpload(t, srv)
+	u.fields = append(u.fields, field{"file_password", "pw"})
+	var r uploadResult
+	u.send("", data[:500]).result(t, &r)
+	resp, _ = fetch(t, r.URL+"/download", http.Header{"X-File-Password": {"pw"}})
+	if resp.StatusCode != 200 || resp.Header.Get("Cache-Control") != "private, no-store" {
+		t.Fatalf("password file: HTTP %d, Cache-Control %q", resp.StatusCode, resp.Header.Get("Cache-Control"))
 	}
 }

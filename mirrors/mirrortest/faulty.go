@@ -18,6 +18,10 @@ type Faulty struct {
 	// how many calls of it came before; a non-nil error is returned
 	// instead of making the call.
 	Fail func(method string, n int) error
+	// Reads, when set, is given the reader of the n-th Open (from 0) and
+	// returns the one the caller gets: one that stalls, breaks off or
+	// comes up short.
+	Reads func(ctx context.Context, n int, rc io.ReadCloser) io.ReadCloser
 
 	mu    sync.Mutex
 	calls map[string]int
@@ -34,6 +38,13 @@ var (
 func (f *Faulty) Unwrap() mirrors.Mirror { return f.Mirror }
 
 func (f *Faulty) fault(method string) error {
+	_, err := f.count(method)
+	return err
+}
+
+// count counts a call of method and returns how many came before and the
+// fault chosen for it.
+func (f *Faulty) count(method string) (int, error) {
 	f.mu.Lock()
 	if f.calls == nil {
 		f.calls = map[string]int{}
@@ -43,9 +54,9 @@ func (f *Faulty) fault(method string) error {
 	fail := f.Fail
 	f.mu.Unlock()
 	if fail == nil {
-		return nil
+		return n, nil
 	}
-	return fail(method, n)
+	return n, fail(method, n)
 }
 
 func (f *Faulty) Put(ctx context.Context, key string, r io.Reader, size int64) error {
@@ -84,10 +95,15 @@ func (f *Faulty) Abort(ctx context.Context, up mirrors.Upload) error {
 }
 
 func (f *Faulty) Open(ctx context.Context, key string, off, length int64) (io.ReadCloser, error) {
-	if err := f.fault("Open"); err != nil {
+	n, err := f.count("Open")
+	if err != nil {
 		return nil, err
 	}
-	return f.Mirror.Open(ctx, key, off, length)
+	rc, err := f.Mirror.Open(ctx, key, off, length)
+	if err != nil || f.Reads == nil {
+		return rc, err
+	}
+	return f.Reads(ctx, n, rc), nil
 }
 
 func (f *Faulty) Stat(ctx context.Context, key string) (mirrors.Info, error) {

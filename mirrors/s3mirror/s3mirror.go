@@ -26,6 +26,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -57,6 +58,10 @@ type Config struct {
 	SecretKey string
 	Secure    bool   // use https
 	Region    string // optional
+	// PublicEndpoint is how clients reach the S3 API, for the URLs
+	// PresignGet signs: host[:port] (with Secure's scheme) or
+	// http(s)://host[:port]. Empty: clients cannot be sent there.
+	PublicEndpoint string
 }
 
 // Mirror stores objects in an S3 bucket. It is safe for concurrent use,
@@ -69,6 +74,7 @@ type Mirror struct {
 	core    minio.Core // one try per call
 	patient minio.Core // minio-go's retries
 	bucket  string
+	public  *minio.Client // signs URLs for clients; nil without PublicEndpoint
 }
 
 // at returns the client for the operations of ctx.
@@ -84,6 +90,7 @@ var (
 	_ mirrors.Pinger     = (*Mirror)(nil)
 	_ mirrors.Concurrent = (*Mirror)(nil)
 	_ mirrors.Lister     = (*Mirror)(nil)
+	_ mirrors.Presigner  = (*Mirror)(nil)
 )
 
 // ListObjects lists the bucket's objects under prefix, leaving out staged
@@ -229,10 +236,65 @@ func New(ctx context.Context, cfg Config) (*Mirror, error) {
 		return nil, fmt.Errorf("s3mirror: %w", err)
 	}
 	m := &Mirror{core: minio.Core{Client: once}, patient: minio.Core{Client: patient}, bucket: cfg.Bucket}
+	if cfg.PublicEndpoint != "" {
+		if m.public, err = signer(cfg); err != nil {
+			return nil, err
+		}
+	}
 	if err := m.ensureBucket(ctx, cfg.Region); err != nil {
 		return nil, err
 	}
 	return m, nil
+}
+
+// signer returns a client that signs URLs for the public endpoint. It
+// never connects: its region is set, so signing asks S3 nothing.
+func signer(cfg Config) (*minio.Client, error) {
+	host, secure := cfg.PublicEndpoint, cfg.Secure
+	if strings.Contains(host, "://") {
+		u, err := url.Parse(host)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || strings.Trim(u.Path, "/") != "" || u.RawQuery != "" {
+			return nil, fmt.Errorf("s3mirror: public endpoint %q: want host[:port] or http(s)://host[:port]", cfg.PublicEndpoint)
+		}
+		host, secure = u.Host, u.Scheme == "https"
+	}
+	region := cfg.Region
+	if region == "" {
+		region = "us-east-1" // MinIO's and S3's default
+	}
+	c, err := minio.New(host, &minio.Options{
+		Creds: credentials.NewStaticV4(cfg.AccessKey, cfg.SecretKey, ""), Secure: secure, Region: region,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("s3mirror: public endpoint %q: %w", cfg.PublicEndpoint, err)
+	}
+	return c, nil
+}
+
+// PresignGet signs a GET of the object on the public endpoint, valid for
+// expiry, whose answer carries resp's headers.
+func (m *Mirror) PresignGet(ctx context.Context, key string, expiry time.Duration, resp mirrors.Response) (string, error) {
+	if m.public == nil {
+		return "", errors.New("s3mirror: no public endpoint to send clients to")
+	}
+	if err := checkKey(key); err != nil {
+		return "", err
+	}
+	q := url.Values{}
+	for k, v := range map[string]string{
+		"response-content-type":        resp.ContentType,
+		"response-content-disposition": resp.ContentDisposition,
+		"response-cache-control":       resp.CacheControl,
+	} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	u, err := m.public.PresignedGetObject(ctx, m.bucket, key, expiry, q)
+	if err != nil {
+		return "", wrap(err, "presign %q", key)
+	}
+	return u.String(), nil
 }
 
 // bodyConn is a connection to S3 that lets a request body write itself

@@ -181,6 +181,16 @@ func (s *Server) resume() {
 	s.paused = false
 }
 
+// PID is the server's process id, 0 when it is not running.
+func (s *Server) PID() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil {
+		return 0
+	}
+	return s.cmd.Process.Pid
+}
+
 // URL returns the server's S3 API address as an http URL.
 func (s *Server) URL() string { return "http://" + s.Endpoint }
 
@@ -190,6 +200,7 @@ func (s *Server) signal(sig syscall.Signal, grace time.Duration) {
 	if s.cmd == nil {
 		return
 	}
+	s.cmd.Process.Signal(syscall.SIGCONT) // a paused server handles no SIGTERM
 	s.cmd.Process.Signal(sig)
 	s.resume() // a stopped process takes SIGTERM only once it runs
 	if grace > 0 {

@@ -1,0 +1,150 @@
+package chunks
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"testing"
+	"time"
+
+	"github.com/acestash/acestash/store"
+)
+
+// hung is a mirror's reader that hands out give bytes, then blocks as a
+// hung server would until its request is cancelled; released is closed
+// then.
+type hung struct {
+	ctx      context.Context
+	rc       io.ReadCloser
+	give     int
+	released chan struct{}
+}
+
+func hang(ctx context.Context, rc io.ReadCloser, give int) *hung {
+	return &hung{ctx: ctx, rc: rc, give: give, released: make(chan struct{})}
+}
+
+func (h *hung) Read(p []byte) (int, error) {
+	if h.give == 0 {
+		<-h.ctx.Done()
+		close(h.released)
+		return 0, h.ctx.Err()
+	}
+	n, err := h.rc.Read(p[:min(len(p), h.give)])
+	h.give -= n
+	return n, err
+}
+
+func (h *hung) Close() error { return h.rc.Close() }
+
+// storedFile puts b on every mirror of e and returns a record naming them.
+func (e *env) storedFile(t *testing.T, b []byte) store.File {
+	t.Helper()
+	f := store.File{Slug: "read", ObjectKey: "files/read", Size: int64(len(b)), Mirrors: e.ids()}
+	for _, m := range e.mem {
+		if err := m.Put(context.Background(), f.ObjectKey, bytes.NewReader(b), int64(len(b))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return f
+}
+
+// readAll reads n bytes of f from off through Service.Open, by Read only,
+// so the mirrors' own copy methods are not used.
+func readAll(t *testing.T, s *Service, f store.File, off, n int64) []byte {
+	t.Helper()
+	rc, err := s.Open(context.Background(), f, off, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	got, err := io.ReadAll(struct{ io.Reader }{rc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+// TestHedgedRead: a mirror that keeps its first byte is hedged by the next
+// one, whose bytes are served; the hung request is cancelled, and the hung
+// mirror is asked last afterwards.
+func TestHedgedRead(t *testing.T) {
+	e := newEnv(t, 2, func(c *Config) { c.HedgeAfter = 10 * time.Millisecond; c.MirrorStall = time.Minute })
+	b := data(3*mib+17, 1)
+	f := e.storedFile(t, b)
+	stuck := make(chan *hung, 1)
+	e.faulty[0].Reads = func(ctx context.Context, n int, rc io.ReadCloser) io.ReadCloser {
+		h := hang(ctx, rc, 0)
+		stuck <- h
+		return h
+	}
+	start := time.Now()
+	if got := readAll(t, e.svc, f, 0, f.Size); !bytes.Equal(got, b) {
+		t.Fatalf("read %d bytes, not the file's %d", len(got), len(b))
+	}
+	if d := time.Since(start); d > 20*time.Second {
+		t.Fatalf("the read took %v, as long as the hung mirror hung it", d)
+	}
+	select {
+	case <-(<-stuck).released:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the hung mirror's request was never cancelled")
+	}
+	// Mirror 1 lost: the next read asks mirror 2 first, so it makes no
+	// call to mirror 1 at all.
+	e.faulty[0].Reads = nil
+	opens := e.mem[0].Calls("Open")
+	if got := readAll(t, e.svc, f, 5, 100); !bytes.Equal(got, b[5:105]) {
+		t.Fatal("second read: wrong bytes")
+	}
+	if e.mem[0].Calls("Open") != opens {
+		t.Fatal("a mirror that lost a hedged read was asked first again")
+	}
+}
+
+// TestStallMidBody: a mirror that stops in the middle of the body is given
+// up after the stall limit, and the read goes on from the same offset on
+// another mirror without a gap.
+func TestStallMidBody(t *testing.T) {
+	for _, copied := range []bool{false, true} { // by Read; by WriteTo, as downloads are
+		e := newEnv(t, 3, func(c *Config) { c.MirrorStall = 100 * time.Millisecond; c.HedgeAfter = time.Minute })
+		b := data(2*mib+5, 2)
+		f := e.storedFile(t, b)
+		for i := range 2 { // mirrors 1 and 2 both stall, at different offsets
+			e.faulty[i].Reads = func(ctx context.Context, n int, rc io.ReadCloser) io.ReadCloser {
+				return hang(ctx, rc, (i+1)*300<<10)
+			}
+		}
+		rc, err := e.svc.Open(context.Background(), f, 1000, f.Size-1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out bytes.Buffer
+		if copied {
+			_, err = io.Copy(&out, rc)
+		} else {
+			_, err = io.Copy(&out, struct{ io.Reader }{rc})
+		}
+		rc.Close()
+		if err != nil || !bytes.Equal(out.Bytes(), b[1000:]) {
+			t.Fatalf("copied %v: %v, %d bytes of %d, equal %v", copied, err, out.Len(), len(b)-1000, bytes.Equal(out.Bytes(), b[1000:]))
+		}
+		if e.mem[2].Calls("Open") != 1 {
+			t.Fatalf("mirror 3 was opened %d times, want once", e.mem[2].Calls("Open"))
+		}
+	}
+}
+
+// TestStallEverywhere: when every mirror stalls the read fails with an
+// error naming the stall, instead of hanging.
+func TestStallEverywhere(t *testing.T) {
+	e := newEnv(t, 2, func(c *Config) { c.MirrorStall = 50 * time.Millisecond })
+	b := data(mib, 3)
+	f := e.storedFile(t, b)
+	for i := range 2 {
+		e.faulty[i].Reads = func(ctx context.Context, n int, rc io.ReadCloser) io.ReadCloser { return hang(ctx, rc, 0) }
+	}
+	if _, err := e.svc.Open(context.Background(), f, 0, f.Size); err == nil || !bytes.Contains([]byte(err.Error()), []byte(errStalled.Error())) {
+		t.Fatalf("Open: %v, want the stall named", err)
+	}
+}
