@@ -10,21 +10,21 @@ import (
 	"github.com/acestash/acestash/store"
 )
 
-// hung is a mirror's reader that hands out give bytes, then blocks as a
+// hungBody is a mirror's reader that hands out give bytes, then blocks as a
 // hung server would until its request is cancelled; released is closed
 // then.
-type hung struct {
+type hungBody struct {
 	ctx      context.Context
 	rc       io.ReadCloser
 	give     int
 	released chan struct{}
 }
 
-func hang(ctx context.Context, rc io.ReadCloser, give int) *hung {
-	return &hung{ctx: ctx, rc: rc, give: give, released: make(chan struct{})}
+func hang(ctx context.Context, rc io.ReadCloser, give int) *hungBody {
+	return &hungBody{ctx: ctx, rc: rc, give: give, released: make(chan struct{})}
 }
 
-func (h *hung) Read(p []byte) (int, error) {
+func (h *hungBody) Read(p []byte) (int, error) {
 	if h.give == 0 {
 		<-h.ctx.Done()
 		close(h.released)
@@ -35,7 +35,7 @@ func (h *hung) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func (h *hung) Close() error { return h.rc.Close() }
+func (h *hungBody) Close() error { return h.rc.Close() }
 
 // storedFile puts b on every mirror of e and returns a record naming them.
 func (e *env) storedFile(t *testing.T, b []byte) store.File {
@@ -72,7 +72,7 @@ func TestHedgedRead(t *testing.T) {
 	e := newEnv(t, 2, func(c *Config) { c.HedgeAfter = 10 * time.Millisecond; c.MirrorStall = time.Minute })
 	b := data(3*mib+17, 1)
 	f := e.storedFile(t, b)
-	stuck := make(chan *hung, 1)
+	stuck := make(chan *hungBody, 1)
 	e.faulty[0].Reads = func(ctx context.Context, n int, rc io.ReadCloser) io.ReadCloser {
 		h := hang(ctx, rc, 0)
 		stuck <- h
