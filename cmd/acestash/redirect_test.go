@@ -112,6 +112,17 @@ func TestRedirect(t *testing.T) {
 	if err != nil || r.StatusCode != 200 || !bytes.Equal(got, data) || r.Header.Get("Cache-Control") != "private, no-store" {
 		t.Fatalf("password file: HTTP %d, %d bytes, Cache-Control %q; want 200 from acestash, private", r.StatusCode, len(got), r.Header.Get("Cache-Control"))
 	}
+	// A file with a download limit is never redirected: acestash must see
+	// its last byte go out to count the download.
+	limited := uploadTo(t, srv, data, []string{"1", "2"}, field{"max_downloads", "2"})
+	if r, err = noFollow.Get(srv.URL + "/m/" + limited + "/download"); err != nil {
+		t.Fatal(err)
+	}
+	got, err = io.ReadAll(r.Body)
+	r.Body.Close()
+	if err != nil || r.StatusCode != 200 || !bytes.Equal(got, data) || r.Header.Get("Cache-Control") != "private, no-store" {
+		t.Fatalf("limited file: HTTP %d, %d bytes, Cache-Control %q; want 200 from acestash, private", r.StatusCode, len(got), r.Header.Get("Cache-Control"))
+	}
 	// A file only on a mirror without redirects is served by acestash.
 	onThree := uploadTo(t, srv, data, []string{"3"})
 	if r, err := noFollow.Get(srv.URL + "/m/" + onThree + "/download"); err != nil || r.StatusCode != 200 {
