@@ -58,16 +58,7 @@ func TestRepairAfterMirrorDown(t *testing.T) {
 		t.Fatalf("file/info after repair: %v", info)
 	}
 	f, _ := srv.app.store.File(t.Context(), res.Slug)
-	e, _ := srv.app.mirrors.Get("3")
-	rc, err := e.Mirror.Open(t.Context(), f.ObjectKey, 0, -1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := io.ReadAll(rc)
-	rc.Close()
-	if err != nil || !bytes.Equal(got, data) {
-		t.Fatalf("mirror 3 holds %d bytes (%v), not the file", len(got), err)
-	}
+	checkMirrorHolds(t, srv, "3", f.ObjectKey, data)
 	// Another account sees only what the public page shows.
 	other := fileInfo(t, srv, otherKey, otherToken, res.Slug)
 	if other["id"] != "null" || other["missing"] != "" || other["name"] != "f.bin" || other["copies"] != "3" {
@@ -117,4 +108,20 @@ func TestScrubRewritesAFlippedByte(t *testing.T) {
 	}
 	t.Logf("rewritten %v after the byte was flipped", time.Since(flipped).Round(time.Millisecond))
 	checkComplete(t, srv, res, "f.bin", data)
+}
+
+// checkMirrorHolds fails the test unless mirror id holds exactly data
+// under key.
+func checkMirrorHolds(t *testing.T, srv *testServer, id, key string, data []byte) {
+	t.Helper()
+	e, _ := srv.app.mirrors.Get(id)
+	rc, err := e.Mirror.Open(t.Context(), key, 0, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(rc)
+	rc.Close()
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("mirror %s holds %d bytes (%v), not the file", id, len(got), err)
+	}
 }

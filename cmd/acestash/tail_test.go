@@ -96,16 +96,7 @@ func waitRepaired(t *testing.T, srv *testServer, slug string, data []byte, limit
 			t.Fatal(err)
 		}
 		if len(f.Missing) == 0 {
-			e, _ := srv.app.mirrors.Get("3")
-			rc, err := e.Mirror.Open(t.Context(), f.ObjectKey, 0, -1)
-			if err != nil {
-				t.Fatal(err)
-			}
-			got, err := io.ReadAll(rc)
-			rc.Close()
-			if err != nil || !bytes.Equal(got, data) {
-				t.Fatalf("mirror 3 holds %d bytes (%v) after repair, not the file", len(got), err)
-			}
+			checkMirrorHolds(t, srv, "3", f.ObjectKey, data)
 			return
 		}
 		if time.Now().After(deadline) {
