@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -49,6 +50,9 @@ var errStalled = errors.New("no byte came within the stall limit")
 // its first byte: the read goes on from the same offset on another mirror,
 // so the reader yields the n bytes without a gap. Close it.
 func (s *Service) Open(ctx context.Context, f store.File, off, n int64) (io.ReadCloser, error) {
+	if n <= 0 { // nothing to read: no mirror is asked (an empty file, an empty range)
+		return io.NopCloser(strings.NewReader("")), nil
+	}
 	d := &download{s: s, ctx: ctx, f: f, pos: off, end: off + n}
 	if err := d.next(nil); err != nil {
 		return nil, err

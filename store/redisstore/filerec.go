@@ -61,7 +61,9 @@ func encodeFile(f store.File) ([]byte, error) {
 
 // decodeFile reads a record in either form.
 func decodeFile(data, what string) (store.File, error) {
-	if strings.HasPrefix(data, `{"id":`) { // store.File's JSON, from an older acestash
+	// store.File's own JSON: from an acestash before the compact form
+	// (`{"id":`), or with its format version (`{"format":`).
+	if strings.HasPrefix(data, `{"id":`) || strings.HasPrefix(data, `{"format":`) {
 		return decode[store.File](data, what)
 	}
 	r, err := decode[fileRec](data, what)
