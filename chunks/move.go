@@ -180,6 +180,12 @@ func (s *Service) Rebuild(ctx context.Context, f store.File, id string, pace fun
 		return Skipped, fmt.Errorf("file %s: no other copy to rebuild mirror %s from", f.Slug, id)
 	}
 	if err := s.copyPaced(ctx, src, e.Mirror, pace); err != nil {
+		if errors.Is(err, mirrors.ErrNotFound) && s.noCopy(ctx, src) {
+			// Nothing to rebuild from: after a restore, a file deleted while
+			// the backup was taken is such a record. It is left as it is.
+			s.cfg.Log.WarnContext(ctx, "rebuild: no mirror holds a copy of the file", "slug", f.Slug, "mirror", id)
+			return Skipped, nil
+		}
 		return Skipped, fmt.Errorf("copy %s to mirror %s: %w", f.Slug, id, err)
 	}
 	if slices.Contains(f.Mirrors, id) {
@@ -189,6 +195,25 @@ func (s *Service) Rebuild(ctx context.Context, f store.File, id string, pace fun
 		return Copied, nil
 	}
 	return Copied, s.recordCopy(ctx, f, id)
+}
+
+// noCopy reports whether every mirror f names answers that it does not
+// hold f's object.
+func (s *Service) noCopy(ctx context.Context, f store.File) bool {
+	for _, id := range f.Mirrors {
+		e, ok := s.cfg.Mirrors.Get(id)
+		if !ok {
+			return false
+		}
+		rc, err := e.Mirror.Open(ctx, f.ObjectKey, 0, -1)
+		if err == nil {
+			rc.Close()
+		}
+		if !errors.Is(err, mirrors.ErrNotFound) {
+			return false
+		}
+	}
+	return true
 }
 
 // readerMirror is a mirror whose reads go through pace.
