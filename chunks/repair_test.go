@@ -149,10 +149,10 @@ func TestRepairWithdrawnMeanwhile(t *testing.T) {
 // copy, so a file of many parts still gets its copy.
 func TestCopyTimeoutPerOperation(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, 1, func(c *Config) { c.MirrorTimeout = 400 * time.Millisecond })
+	e := newEnv(t, 1, func(c *Config) { c.MirrorTimeout = time.Second })
 	e.faulty[0].Fail = func(method string, n int) error {
 		if method == "PutPart" {
-			time.Sleep(150 * time.Millisecond) // a slow link: each part takes this long
+			time.Sleep(300 * time.Millisecond) // a slow link: each part takes this long, all five 1.5 s
 		}
 		return nil
 	}
