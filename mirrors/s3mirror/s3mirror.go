@@ -241,7 +241,8 @@ func New(ctx context.Context, cfg Config) (*Mirror, error) {
 			return nil, err
 		}
 	}
-	if err := m.ensureBucket(ctx, cfg.Region); err != nil {
+	// Start-up, not a client's request: retry a MinIO that is still starting.
+	if err := m.ensureBucket(mirrors.Patient(ctx), cfg.Region); err != nil {
 		return nil, err
 	}
 	return m, nil
