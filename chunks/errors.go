@@ -47,6 +47,12 @@ func tooLarge(size, max int64) *Error {
 	return Errorf(TooLarge, "file of %d bytes is over the maximum file size of %d bytes", size, max)
 }
 
+// overMax is the error of a body that goes past a maximum file size of
+// most bytes.
+func overMax(most int64) *Error {
+	return Errorf(TooLarge, "file is over the maximum size of %d bytes", most)
+}
+
 // unavailable wraps a storage failure the client may retry.
 func unavailable(msg string, err error) *Error {
 	return &Error{Kind: Unavailable, Msg: msg, Err: err}

@@ -46,16 +46,13 @@ func (s *Service) Join(ctx context.Context, a store.Account, key, holder string,
 	next := sess
 	r := &joined{ctx: ctx, s: s, files: files}
 	defer r.close()
-	w, err := s.whole(ctx, &next, r, size)
+	w, err := s.whole(ctx, a, &next, r, size, size)
 	if err != nil {
 		return sess, err
 	}
 	if next.Held != size {
 		s.undo(ctx, &next, w, true)
 		return sess, Errorf(Invalid, "the partial uploads yielded %d bytes, not %d", next.Held, size)
-	}
-	if sess.Type != "" {
-		next.Type = sess.Type
 	}
 	next.Joined = parts
 	next.Uploads = nil // completed by whole
@@ -71,7 +68,7 @@ func (s *Service) Join(ctx context.Context, a store.Account, key, holder string,
 	}
 	next.Done = true
 	next.Updated = s.cfg.Clock().UTC()
-	saved, err := s.saveHeld(context.WithoutCancel(ctx), sess, next, holder)
+	saved, err := s.saveHeld(context.WithoutCancel(ctx), sess, next, holder, "cannot record the upload")
 	if err != nil {
 		s.cfg.Log.WarnContext(ctx, "mark joined upload done", "upload_key", key, "err", err)
 		saved = next

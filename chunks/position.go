@@ -8,27 +8,34 @@ import "github.com/acestash/acestash/store"
 // to those held, and its start only says whether it continues the upload or
 // retries the latest chunk.
 
-// step is what classify decided about one request.
-type step struct {
-	retry      bool  // the request replaces the latest chunk
-	base       int64 // bytes held before this chunk
-	start, end int64 // header values to remember
-	total      int64 // -1 until known
-	limit      int64 // most bytes this chunk may carry
-}
-
 // classify applies the continuation and retry rules (README, "How chunked
-// uploads are understood").
+// uploads are understood") and returns where the request's chunk goes.
 func (s *Service) classify(sess store.Session, r *Range, a store.Account) (step, error) {
 	maxFile := s.MaxFileSize(a)
 	// PHP's example sends max_chunk_size+1 bytes a chunk; allow that one byte.
 	limit := s.cfg.MaxChunkSize + 1
-	if r == nil {
-		if sess.Chunks > 0 {
-			return step{}, Errorf(Invalid, "this upload already holds %d bytes: send the next chunk with a Content-Range header", sess.Held)
+	st := step{start: 0, end: -1, total: -1, ends: true} // the whole file at once
+	switch {
+	case r == nil && sess.Chunks > 0:
+		return step{}, Errorf(Invalid, "this upload already holds %d bytes: send the next chunk with a Content-Range header", sess.Held)
+	case r == nil:
+		limit = min(limit, maxFile)
+	default:
+		var err error
+		if st, err = continued(sess, *r, maxFile); err != nil {
+			return step{}, err
 		}
-		return step{start: 0, end: -1, total: -1, limit: min(limit, maxFile)}, nil
 	}
+	st.whole = sess.Chunks == 0 && st.base == 0
+	st.limit, st.over = limit, Errorf(TooLarge, "chunk is over its limit of %d bytes", limit)
+	if left := st.total - st.base; st.total >= 0 && left < limit {
+		st.limit, st.over = left, Errorf(Invalid, "chunk goes past the Content-Range total of %d bytes (%d held before it)", st.total, st.base)
+	}
+	return st, nil
+}
+
+// continued places a chunk sent with a Content-Range.
+func continued(sess store.Session, r Range, maxFile int64) (step, error) {
 	if r.Total > maxFile {
 		return step{}, tooLarge(r.Total, maxFile)
 	}
@@ -50,6 +57,5 @@ func (s *Service) classify(sess store.Session, r *Range, a store.Account) (step,
 	default:
 		return step{}, Errorf(Invalid, "Content-Range start %d does not continue this upload: expected %d", r.Start, sess.Held)
 	}
-	st.limit = limit
 	return st, nil
 }

@@ -82,15 +82,6 @@ func (s *Service) capped(ctx context.Context, a store.Account, size, base, limit
 	return limit, -1, nil
 }
 
-// overQuota turns the TooLarge error of a body cut at what the quota left
-// (left >= 0) into the quota's error.
-func overQuota(err error, a store.Account, left int64) error {
-	if ce, ok := AsError(err); ok && ce.Kind == TooLarge && left >= 0 {
-		return crossed(a, left)
-	}
-	return err
-}
-
 // isOverQuota reports whether err is a quota's refusal.
 func isOverQuota(err error) bool {
 	var ce *Error

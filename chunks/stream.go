@@ -14,8 +14,8 @@ import (
 // caller holds the upload's lease (Hold) around every call that writes, for
 // as long as it likes, renewing it; a request cut off keeps every byte it
 // delivered, so the next one continues after them. The bytes take the same
-// way as a MirrorAce chunk's: pieces fanned out to every mirror, the write
-// quorum, SHA-256 state kept in the session.
+// way as a MirrorAce chunk's (feed and saveHeld, advance.go): pieces fanned
+// out to every mirror, the write quorum, SHA-256 state kept in the session.
 
 // StreamSpec describes a stream upload to create.
 type StreamSpec struct {
@@ -97,55 +97,14 @@ func (s *Service) Append(ctx context.Context, a store.Account, key, holder strin
 	if finished(sess) {
 		return s.complete(ctx, a, sess, holder)
 	}
-	limit := s.MaxFileSize(a) - sess.Held
-	if sess.Total >= 0 {
-		limit = sess.Total - sess.Held
-	}
-	limit, quota, err := s.capped(ctx, a, sess.Total, sess.Held, limit)
+	next, w, err := s.feed(ctx, a, sess, s.tail(a, sess), body)
 	if isOverQuota(err) {
 		s.discard(context.WithoutCancel(ctx), sess) // it cannot finish: drop all of it
+	}
+	if err != nil || w.n == 0 {
 		return sess, err
 	}
-	if err != nil {
-		return sess, err
-	}
-	h, err := restoreHash(sess.Hash)
-	if err != nil {
-		return sess, err
-	}
-	next := sess
-	w := s.newWrite(&next, sess.Last, h)
-	w.whole, w.total = sess.Held == 0 && sess.Total >= 0, sess.Total
-	if err := w.copy(ctx, body, limit); err != nil {
-		s.undo(ctx, &next, w, sess.Uploads == nil)
-		if errors.Is(err, errOver) && quota >= 0 {
-			s.discard(context.WithoutCancel(ctx), sess)
-			return sess, crossed(a, quota)
-		}
-		if errors.Is(err, errOver) {
-			if sess.Total >= 0 {
-				err = Errorf(Invalid, "the bytes go past the upload's size of %d bytes", sess.Total)
-			} else {
-				err = Errorf(TooLarge, "file is over the maximum size of %d bytes", s.MaxFileSize(a))
-			}
-		}
-		return sess, err
-	}
-	if w.n == 0 {
-		return sess, nil
-	}
-	sum, err := saveHash(w.h)
-	if err != nil {
-		return sess, err
-	}
-	if sess.Held == 0 && next.Type == "" {
-		next.Type = w.sniff()
-	}
-	next.PrevHeld, next.PrevHash, next.Prev = sess.Held, sess.Hash, sess.Last
-	next.Held, next.Hash, next.Last = sess.Held+w.n, sum, w.parts
-	next.Chunks++
-	next.Updated = s.cfg.Clock().UTC()
-	saved, err := s.saveHeld(context.WithoutCancel(ctx), sess, next, holder)
+	saved, err := s.saveHeld(context.WithoutCancel(ctx), sess, next, holder, "cannot record the upload")
 	if err != nil {
 		s.undo(ctx, &next, w, sess.Uploads == nil)
 		return sess, err
@@ -154,6 +113,19 @@ func (s *Service) Append(ctx context.Context, a store.Account, key, holder strin
 		return s.complete(ctx, a, saved, holder)
 	}
 	return saved, nil
+}
+
+// tail is where a stream upload's next bytes go: after those it holds, up
+// to its size or, while that is unknown, the account's maximum file size.
+func (s *Service) tail(a store.Account, sess store.Session) step {
+	st := step{base: sess.Held, total: sess.Total, whole: sess.Held == 0 && sess.Total >= 0}
+	if sess.Total >= 0 {
+		st.limit, st.over = sess.Total-sess.Held, Errorf(Invalid, "the bytes go past the upload's size of %d bytes", sess.Total)
+	} else {
+		most := s.MaxFileSize(a)
+		st.limit, st.over = most-sess.Held, overMax(most)
+	}
+	return st
 }
 
 // Declare sets the size of a stream upload created without one.
@@ -173,7 +145,7 @@ func (s *Service) Declare(ctx context.Context, a store.Account, key, holder stri
 	next := sess
 	next.Total = size
 	next.Updated = s.cfg.Clock().UTC()
-	return s.saveHeld(ctx, sess, next, holder)
+	return s.saveHeld(ctx, sess, next, holder, "cannot record the upload")
 }
 
 // Finish publishes a stream upload that holds every byte, if that has not
@@ -222,7 +194,7 @@ func (s *Service) complete(ctx context.Context, a store.Account, sess store.Sess
 	}
 	sess.Done = true
 	sess.Updated = s.cfg.Clock().UTC()
-	saved, err := s.saveHeld(ctx, base, sess, holder)
+	saved, err := s.saveHeld(ctx, base, sess, holder, "cannot record the upload")
 	if err != nil && !sess.Partial {
 		// The file is published under the session's slug; Stream callers
 		// find it there.

@@ -72,32 +72,3 @@ func (s *Service) held(ctx context.Context, a store.Account, key, holder string)
 	}
 	return sess, nil
 }
-
-// saveHeld stores next, written under holder's lease over base. The save
-// renews the lease as it stands (next was read before the holder's
-// renewals, which do not change the session's Version, so its end would
-// be an old one). Another request asking for the lease is no conflict: the
-// save is tried again over the session as it is now.
-func (s *Service) saveHeld(ctx context.Context, base, next store.Session, holder string) (store.Session, error) {
-	for range 5 {
-		if next.Lease == holder {
-			next.LeaseUntil = s.until()
-		}
-		saved, err := s.cfg.Store.UpdateSession(ctx, next)
-		if err == nil {
-			return saved, nil
-		}
-		if !errors.Is(err, store.ErrConflict) {
-			return base, unavailable("cannot record the upload", err)
-		}
-		cur, err := s.cfg.Store.Session(ctx, next.UploadKey)
-		if err != nil {
-			return base, unavailable("cannot record the upload", err)
-		}
-		if cur.Lease != holder || cur.Held != base.Held || cur.Total != base.Total || cur.Done != base.Done {
-			return base, busy(store.ErrConflict)
-		}
-		next.Version, next.Lease, next.LeaseUntil, next.LeaseWants = cur.Version, cur.Lease, cur.LeaseUntil, cur.LeaseWants
-	}
-	return base, busy(store.ErrConflict)
-}

@@ -2,7 +2,6 @@ package chunks
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"io"
 	"slices"
@@ -84,7 +83,7 @@ func (s *Service) Chunk(ctx context.Context, req ChunkRequest) (Result, error) {
 // advance writes the request's chunk under the lease sess holds and
 // commits it; every path commits or releases the lease.
 func (s *Service) advance(ctx context.Context, sess store.Session, req ChunkRequest) (Result, error) {
-	next, st, w, err := s.receive(ctx, sess, req)
+	next, w, err := s.receive(ctx, sess, req)
 	if isOverQuota(err) {
 		s.discard(context.WithoutCancel(ctx), sess) // the upload cannot finish: drop all of it
 		return Result{}, err
@@ -93,14 +92,9 @@ func (s *Service) advance(ctx context.Context, sess store.Session, req ChunkRequ
 		s.release(ctx, sess, true)
 		return Result{}, err
 	}
-	if w.n == 0 && st.total != 0 && sess.Chunks > 0 {
+	if w.n == 0 && next.Total != 0 && sess.Chunks > 0 {
 		s.release(ctx, sess, true) // an empty chunk in the middle changes nothing
 		return Result{Name: sess.Name, Total: sess.Total}, nil
-	}
-	if err := s.apply(&next, sess, st, w); err != nil {
-		s.undo(ctx, &next, w, sess.Uploads == nil)
-		s.release(ctx, sess, true)
-		return Result{}, err
 	}
 	if w.put {
 		return s.publishWhole(ctx, req.Account, next, w)
@@ -108,98 +102,45 @@ func (s *Service) advance(ctx context.Context, sess store.Session, req ChunkRequ
 	return s.commit(ctx, req.Account, sess, next, w)
 }
 
-// receive decides which chunk the request carries and streams it to the
-// mirrors. On error nothing it wrote is left for a record to point to.
-func (s *Service) receive(ctx context.Context, sess store.Session, req ChunkRequest) (store.Session, step, *write, error) {
+// receive starts the upload if the request is its first, and feeds it the
+// request's chunk where classify places it. On error nothing it wrote is
+// left for a record to point to.
+func (s *Service) receive(ctx context.Context, sess store.Session, req ChunkRequest) (store.Session, *write, error) {
 	next := sess
 	if !sess.Started {
 		if err := s.start(&next, req.Account, req.Name, req.Mirrors, req.Password); err != nil {
-			return next, step{}, nil, err
+			return next, nil, err
 		}
 		setTerms(&next, req.Terms)
 	}
 	st, err := s.classify(next, req.Range, req.Account)
 	if err != nil {
-		return next, st, nil, err
+		return next, nil, err
 	}
-	limit := st.limit
-	if st.total >= 0 {
-		limit = min(limit, st.total-st.base)
-	}
-	limit, quota, err := s.capped(ctx, req.Account, st.total, st.base, limit)
-	if err != nil {
-		return next, st, nil, err
-	}
-	state, prev := sess.Hash, sess.Last
-	if st.retry {
-		state, prev = sess.PrevHash, sess.Prev
-	}
-	h, err := restoreHash(state)
-	if err != nil {
-		return next, st, nil, err
-	}
-	w := s.newWrite(&next, prev, h)
-	w.whole, w.total = sess.Chunks == 0 && st.base == 0, st.total
-	err = w.copy(ctx, req.Body, limit)
+	next, w, err := s.feed(ctx, req.Account, next, st, req.Body)
 	if err == nil && req.Late != nil {
-		err = s.late(&next, sess.Started, req.Late)
-	}
-	if err != nil {
-		s.undo(ctx, &next, w, sess.Uploads == nil)
-		switch {
-		case errors.Is(err, errOver) && quota >= 0:
-			err = crossed(req.Account, quota)
-		case errors.Is(err, errOver) && limit < st.limit:
-			err = Errorf(Invalid, "chunk goes past the Content-Range total of %d bytes (%d held before it)", st.total, st.base)
-		case errors.Is(err, errOver):
-			err = Errorf(TooLarge, "chunk is over its limit of %d bytes", limit)
+		if err = s.late(&next, sess.Started, req.Late); err != nil {
+			s.undo(ctx, &next, w, sess.Uploads == nil)
 		}
-		return next, st, nil, err
 	}
-	return next, st, w, nil
-}
-
-// apply records in next, the session after sess, the chunk w wrote.
-func (s *Service) apply(next *store.Session, sess store.Session, st step, w *write) error {
-	if st.total < 0 { // the whole file in one request
-		st.total = st.base + w.n
-	}
-	if st.base == 0 && w.n > 0 {
-		next.Type = w.sniff()
-	}
-	sum, err := saveHash(w.h)
-	if err != nil {
-		return err
-	}
-	if !st.retry {
-		next.PrevHeld, next.PrevHash, next.Prev = sess.Held, sess.Hash, sess.Last
-		next.Chunks++
-	}
-	next.Held, next.Hash, next.Last = st.base+w.n, sum, w.parts
-	next.LastStart, next.LastEnd, next.Total = st.start, st.end, st.total
-	next.Started = true
-	next.Updated = s.cfg.Clock().UTC()
-	return nil
+	return next, w, err
 }
 
 // commit stores the session after a chunk; once it holds every byte, the
 // file is published.
 func (s *Service) commit(ctx context.Context, a store.Account, sess, next store.Session, w *write) (Result, error) {
 	if next.Held < next.Total {
-		// Done with the mirrors: the commit ends the lease. The last
+		// Done with the mirrors: the save ends the lease. The last
 		// chunk keeps it until the file is published.
 		next.Lease, next.LeaseUntil = "", time.Time{}
-	} else {
-		next.LeaseUntil = s.until() // as renewed, not as first taken
 	}
-	saved, err := s.cfg.Store.UpdateSession(ctx, next)
+	saved, err := s.saveHeld(ctx, sess, next, sess.Lease, "cannot record the chunk")
 	if err != nil {
 		s.undo(ctx, &next, w, sess.Uploads == nil)
-		if errors.Is(err, store.ErrConflict) {
-			return Result{}, busy(err) // the lease ran out and another request took over
+		if !errors.Is(err, store.ErrConflict) { // else another request took over
+			s.release(ctx, sess, true)
 		}
-		s.release(ctx, sess, true)
-		return Result{}, unavailable("cannot record the chunk", err)
+		return Result{}, err
 	}
 	if saved.Held < saved.Total {
 		return Result{Name: saved.Name, Total: saved.Total}, nil
@@ -281,23 +222,17 @@ func (s *Service) fill(ctx context.Context, sess store.Session, req ChunkRequest
 	if maxSize <= 0 {
 		maxSize = s.MaxFileSize(req.Account)
 	}
-	maxSize, left, err := s.capped(ctx, req.Account, -1, 0, maxSize)
-	if err != nil {
-		s.release(ctx, sess, true)
-		return Result{}, err
-	}
 	next := sess
 	if err := s.start(&next, req.Account, req.Name, req.Mirrors, req.Password); err != nil {
 		s.release(ctx, sess, true)
 		return Result{}, err
 	}
 	setTerms(&next, req.Terms)
-	w, err := s.whole(ctx, &next, req.Body, maxSize)
+	w, err := s.whole(ctx, req.Account, &next, req.Body, -1, maxSize)
 	if err != nil {
 		s.release(ctx, sess, true)
-		return Result{}, overQuota(err, req.Account, left)
+		return Result{}, err
 	}
-	next.Started, next.Chunks, next.Updated = true, 1, s.cfg.Clock().UTC()
 	return s.publishWhole(ctx, req.Account, next, w)
 }
 
@@ -326,12 +261,10 @@ func (s *Service) Put(ctx context.Context, spec Spec, r io.Reader) (store.File, 
 	if maxSize <= 0 {
 		maxSize = s.MaxFileSize(spec.Account)
 	}
-	maxSize, left, err := s.capped(ctx, spec.Account, -1, 0, maxSize)
-	if err != nil {
-		return store.File{}, err
-	}
-	if left >= 0 && spec.Size > left {
-		return store.File{}, doesNotFit(spec.Account, spec.Size, left)
+	if spec.Size > 0 { // refused before a byte is read
+		if err := s.Room(ctx, spec.Account, spec.Size); err != nil {
+			return store.File{}, err
+		}
 	}
 	ids := spec.Mirrors
 	if len(ids) == 0 {
@@ -346,9 +279,9 @@ func (s *Service) Put(ctx context.Context, spec Spec, r io.Reader) (store.File, 
 	if spec.Password == "" {
 		sess.PasswordHash = spec.PasswordHash
 	}
-	w, err := s.whole(ctx, &sess, r, maxSize)
+	w, err := s.whole(ctx, spec.Account, &sess, r, -1, maxSize)
 	if err != nil {
-		return store.File{}, overQuota(err, spec.Account, left)
+		return store.File{}, err
 	}
 	file, err := s.record(sess)
 	if err != nil {
@@ -367,29 +300,21 @@ func (s *Service) Put(ctx context.Context, spec Spec, r io.Reader) (store.File, 
 	return created, nil
 }
 
-// whole writes everything r yields, at most maxSize bytes, as the object of
-// a session that has not begun on any mirror, and completes it. On success
-// the session holds the size, hash and type of the bytes.
-func (s *Service) whole(ctx context.Context, sess *store.Session, r io.Reader, maxSize int64) (*write, error) {
-	h := sha256.New()
-	w := s.newWrite(sess, nil, h)
-	w.whole = true
-	err := w.copy(ctx, r, maxSize)
+// whole feeds everything r yields, at most maxSize bytes (size of them
+// when size >= 0), to a session that has begun on no mirror, and completes
+// its object: on success the session holds every byte.
+func (s *Service) whole(ctx context.Context, a store.Account, sess *store.Session, r io.Reader, size, maxSize int64) (*write, error) {
+	st := step{total: size, ends: true, whole: true, limit: maxSize, over: overMax(maxSize)}
+	next, w, err := s.feed(ctx, a, *sess, st, r)
 	if err == nil && !w.put {
-		err = s.completeAll(context.WithoutCancel(ctx), sess, w.parts)
-	}
-	if err == nil {
-		sess.Hash, err = saveHash(h)
+		if err = s.completeAll(context.WithoutCancel(ctx), &next, next.Last); err != nil {
+			s.undo(ctx, &next, w, true)
+		}
 	}
 	if err != nil {
-		s.undo(ctx, sess, w, true)
-		if errors.Is(err, errOver) {
-			return nil, Errorf(TooLarge, "file is over the maximum size of %d bytes", maxSize)
-		}
 		return nil, err
 	}
-	sess.Held, sess.Total, sess.Type = w.n, w.n, w.sniff()
-	sess.Last = w.parts
+	*sess = next
 	return w, nil
 }
 
