@@ -22,7 +22,7 @@ import (
 
 // Defaults of Config.LagLimit and Config.MirrorStall.
 const (
-	DefaultLagLimit    = time.Second
+	DefaultLagLimit    = 200 * time.Millisecond
 	DefaultMirrorStall = 15 * time.Second
 )
 
