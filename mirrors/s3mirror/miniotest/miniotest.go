@@ -22,6 +22,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
 )
 
 // readyTimeout bounds how long Start waits for a server to answer.
@@ -262,7 +265,38 @@ func (s *Server) start() error {
 		s.Kill()
 		return fmt.Errorf("miniotest: server on %s: %w\n%s", s.Endpoint, err, s.logTail())
 	}
+	if err := s.waitCredentials(done); err != nil {
+		s.Kill()
+		return fmt.Errorf("miniotest: server on %s: %w\n%s", s.Endpoint, err, s.logTail())
+	}
 	return nil
+}
+
+// waitCredentials polls a signed request until the server accepts the
+// root credentials: MinIO answers its health check before it has loaded
+// them, and a client that comes too soon is told its key does not exist.
+func (s *Server) waitCredentials(exited <-chan struct{}) error {
+	c, err := minio.New(s.Endpoint, &minio.Options{Creds: credentials.NewStaticV4(s.AccessKey, s.SecretKey, "")})
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), readyTimeout)
+	defer cancel()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		_, err := c.ListBuckets(ctx)
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-exited:
+			return errors.New("minio exited before it took its credentials")
+		case <-ctx.Done():
+			return fmt.Errorf("credentials refused for %v: %w", readyTimeout, err)
+		case <-tick.C:
+		}
+	}
 }
 
 // waitLive polls url until it answers 200 OK without reporting the server
