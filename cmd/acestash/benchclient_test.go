@@ -87,7 +87,14 @@ type s3Target struct {
 
 // client returns a minio-go client for the target's server.
 func (t s3Target) client() (*minio.Client, error) {
-	c, err := minio.New(t.Endpoint, &minio.Options{Creds: credentials.NewStaticV4(t.AccessKey, t.SecretKey, "")})
+	tr, err := minio.DefaultTransport(false)
+	if err != nil {
+		return nil, fmt.Errorf("minio client for %s: %w", t.Endpoint, err)
+	}
+	// As a careful user running many requests at once would: one idle
+	// connection kept for each worker, not minio-go's 16 per host.
+	tr.MaxIdleConnsPerHost = tr.MaxIdleConns
+	c, err := minio.New(t.Endpoint, &minio.Options{Creds: credentials.NewStaticV4(t.AccessKey, t.SecretKey, ""), Transport: tr})
 	if err != nil {
 		return nil, fmt.Errorf("minio client for %s: %w", t.Endpoint, err)
 	}

@@ -210,6 +210,10 @@ func New(ctx context.Context, cfg Config) (*Mirror, error) {
 	if err != nil {
 		return nil, fmt.Errorf("s3mirror: %w", err)
 	}
+	// A mirror is one host: minio-go's default of 16 idle connections per
+	// host made every download past the 16th at once open and close a
+	// connection of its own.
+	tr.MaxIdleConnsPerHost = tr.MaxIdleConns
 	dial := tr.DialContext
 	tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
 		c, err := dial(ctx, network, addr)
