@@ -73,6 +73,9 @@ type attempt struct {
 	err    error         // why the attempt ended without a first byte
 	k      int           // first bytes in buf
 	took   time.Duration // until the first bytes came
+	// spliced: the reader was spliced already (and stopped); it is read
+	// through a buffer from then on.
+	spliced bool
 }
 
 // read reads from the mirror, giving it the stall limit to bring a byte.
@@ -332,25 +335,43 @@ func (d *download) Read(p []byte) (int, error) {
 
 // WriteTo writes the rest of the range to w. A mirror whose reader copies
 // by itself (a local file, sent with sendfile) does so; such a copy is
-// not watched for stalls, which the kernel could not interrupt anyway.
-// Other mirrors are read through the download's buffer, watched.
+// not watched for stalls, which the kernel could not interrupt anyway. A
+// mirror whose reader splices (mirrors.Splicer) is spliced, watched for
+// stalls, until it stops; the rest, and other mirrors, are read through
+// the download's buffer, watched.
 func (d *download) WriteTo(w io.Writer) (int64, error) {
 	var total int64
-	if len(d.head) > 0 {
-		k, err := w.Write(d.head)
-		total += int64(k)
-		d.head, d.pos = d.head[k:], d.pos+int64(k)
-		if err != nil {
+	for {
+		if len(d.head) > 0 {
+			k, err := w.Write(d.head)
+			total += int64(k)
+			d.head, d.pos = d.head[k:], d.pos+int64(k)
+			if err != nil {
+				return total, err
+			}
+		}
+		if d.pos >= d.end || d.cur == nil {
+			return total, nil
+		}
+		if wt, ok := d.cur.rc.(io.WriterTo); ok {
+			k, err := wt.WriteTo(w)
+			d.pos += k
+			return total + k, err
+		}
+		sp, ok := d.cur.rc.(mirrors.Splicer)
+		if !ok || d.cur.spliced {
+			break
+		}
+		d.cur.spliced = true
+		k, stalled := sp.Splice(w, d.cur.stall)
+		d.pos += k
+		total += k
+		if !stalled {
+			break // done, or the copy failed: Read finds out whose fault it was
+		}
+		if err := d.next(fmt.Errorf("mirror %s: %w", d.cur.id, errStalled)); err != nil {
 			return total, err
 		}
-	}
-	if d.pos >= d.end || d.cur == nil {
-		return total, nil
-	}
-	if wt, ok := d.cur.rc.(io.WriterTo); ok {
-		k, err := wt.WriteTo(w)
-		d.pos += k
-		return total + k, err
 	}
 	buf := d.buf
 	if d.end-d.pos > smallCopy {

@@ -30,6 +30,20 @@ type Presigner interface {
 	PresignGet(ctx context.Context, key string, expiry time.Duration, resp Response) (string, error)
 }
 
+// Splicer is implemented by readers that Open returns when they can hand
+// their bytes to a writer's io.ReaderFrom themselves, as a socket the
+// kernel copies to the client's socket without passing them through the
+// process (splice(2)).
+type Splicer interface {
+	// Splice writes the reader's next bytes to w while the mirror sends
+	// them and returns how many it wrote. It stops early, leaving the rest
+	// to Read, when w cannot take them that way, when the mirror ends the
+	// body early and when the copy fails (Read then tells whose fault it
+	// was); stalled reports that it stopped because the mirror sent no
+	// byte for stall.
+	Splice(w io.Writer, stall time.Duration) (n int64, stalled bool)
+}
+
 // ErrNotFound is returned (wrapped) when an object or upload does not exist.
 var ErrNotFound = errors.New("not found")
 

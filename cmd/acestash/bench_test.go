@@ -51,6 +51,9 @@ var benchTable string
 // ACESTASH_BENCH_SIZE (bytes) shrinks the 1 GiB file for a quick run,
 // ACESTASH_BENCH_ROUNDS sets the number of rounds, and
 // ACESTASH_BENCH_PROFILE names a file for a CPU profile of acestash.
+// ACESTASH_BENCH_TAIL_ONLY=1 measures the tail figures alone,
+// ACESTASH_BENCH_READS_ONLY=1 the figures of one mirror and the reads (2,
+// 3, 5, 8, 9, 11 to 14).
 func BenchmarkVsBaselines(b *testing.B) {
 	e := newBench(b)
 	n := benchRounds(b)
@@ -61,18 +64,28 @@ func BenchmarkVsBaselines(b *testing.B) {
 		for range n {
 			var r results
 			var t tailResults
-			if !tailOnly() {
-				e.oneMirror(b, &r)
-				e.threeMirrors(b, &r)
-				e.concurrent(b, &r)
-				e.raw(b, &r)
-				e.smallReads(b, &r)
-			}
-			e.tail(b, &t)
+			e.round(b, &r, &t)
 			rounds, tails = append(rounds, r), append(tails, t)
 		}
 	}
 	benchTable = e.table(rounds, tails)
+}
+
+// round measures each figure once.
+func (e *bench) round(b *testing.B, r *results, t *tailResults) {
+	switch {
+	case readsOnly():
+		e.oneMirror(b, r)
+		e.smallReads(b, r)
+		return
+	case !tailOnly():
+		e.oneMirror(b, r)
+		e.threeMirrors(b, r)
+		e.concurrent(b, r)
+		e.raw(b, r)
+		e.smallReads(b, r)
+	}
+	e.tail(b, t)
 }
 
 // bench is the running processes and the files the clients send.
@@ -645,10 +658,21 @@ func (e *bench) table(rounds []results, tails []tailResults) string {
 			fmt.Sprintf("GetObject: MinIO %.2f s", cpu(func(r *results) time.Duration { return r.cpuMinioGet })),
 			"", "", ""},
 	}
-	if tailOnly() {
-		rows = rows[:1]
+	switch {
+	case tailOnly():
+		rows = append(rows[:1], tailRows(tails)...)
+	case readsOnly():
+		// The figures oneMirror and smallReads measure.
+		rows = slices.DeleteFunc(rows, func(r []string) bool {
+			switch r[0] {
+			case "#", "2", "3", "5", "8", "9", "11", "12", "13", "14":
+				return false
+			}
+			return true
+		})
+	default:
+		rows = append(rows, tailRows(tails)...)
 	}
-	rows = append(rows, tailRows(tails)...)
 	return fmt.Sprintf("acestash against baselines measured in the same run, median of %d rounds (peak RSS: the highest);\n"+
 		"ratio = baseline time / acestash time, higher is better, its range over the rounds in parentheses\n%s\n\n%s",
 		len(rounds), e.about, markdown(rows))

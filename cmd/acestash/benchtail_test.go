@@ -28,6 +28,10 @@ const (
 // figures alone (a quick run; everything else in the table is left out).
 func tailOnly() bool { return os.Getenv("ACESTASH_BENCH_TAIL_ONLY") != "" }
 
+// readsOnly reports whether ACESTASH_BENCH_READS_ONLY asks for the figures
+// of one mirror and of the reads alone (a quick run for the read path).
+func readsOnly() bool { return os.Getenv("ACESTASH_BENCH_READS_ONLY") != "" }
+
 // tailResults are one round's times of the tail figures, in seconds.
 type tailResults struct {
 	healthy, stopped, killed float64

@@ -245,3 +245,36 @@ func givenUp(t *testing.T, srv *testServer, mirror, reason string) {
 		t.Fatalf("/metrics counts no read that gave mirror %s up (%s)", mirror, reason)
 	}
 }
+
+// A client that leaves in the middle of a large download, whose bytes
+// the kernel splices from MinIO's socket to the client's, is a client gone:
+// no mirror is given up for it, and nothing counts as a storage error.
+func TestClientLeavesSplicedDownload(t *testing.T) {
+	srv, _ := minioNode(t, nil)
+	data := testData(40<<20, 47)
+	sl := uploadTo(t, srv, data, []string{"1", "2"})
+	host := strings.TrimPrefix(srv.URL, "http://")
+	c, err := net.Dial("tcp", host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(c, rawRequest("GET", host, "/m/"+sl+"/download", "", nil))
+	if _, err := io.ReadFull(c, make([]byte, 4<<20)); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	deadline := time.Now().Add(30 * time.Second)
+	for scrapeMetrics(t, srv.URL, "").value("acestash_client_gone_total") == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("acestash_client_gone_total still 0 30 s after the client left mid-download")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	m := scrapeMetrics(t, srv.URL, "")
+	if n := m.value("acestash_mirror_reads_given_up_total"); n != 0 {
+		t.Errorf("%v reads gave a mirror up for a client that left", n)
+	}
+	if n := m.value("acestash_store_errors_total"); n != 0 {
+		t.Errorf("acestash_store_errors_total is %v", n)
+	}
+}

@@ -75,6 +75,7 @@ type Mirror struct {
 	patient minio.Core // minio-go's retries
 	bucket  string
 	public  *minio.Client // signs URLs for clients; nil without PublicEndpoint
+	plain   bool          // plain HTTP: large reads may be spliced
 }
 
 // at returns the client for the operations of ctx.
@@ -239,7 +240,7 @@ func New(ctx context.Context, cfg Config) (*Mirror, error) {
 	if err != nil {
 		return nil, fmt.Errorf("s3mirror: %w", err)
 	}
-	m := &Mirror{core: minio.Core{Client: once}, patient: minio.Core{Client: patient}, bucket: cfg.Bucket}
+	m := &Mirror{core: minio.Core{Client: once}, patient: minio.Core{Client: patient}, bucket: cfg.Bucket, plain: !cfg.Secure}
 	if cfg.PublicEndpoint != "" {
 		if m.public, err = signer(cfg); err != nil {
 			return nil, err
@@ -667,7 +668,8 @@ func (m *Mirror) removeStaging(ctx context.Context, id string) error {
 
 // Open returns length bytes of the object from off, or the rest of it if
 // length < 0. A range reaching past the end is cut at the end; off past
-// the end is an error.
+// the end is an error. A client's read of spliceMin bytes or more from a
+// plain-HTTP mirror returns a mirrors.Splicer (see splice.go).
 func (m *Mirror) Open(ctx context.Context, key string, off, length int64) (io.ReadCloser, error) {
 	if err := checkKey(key); err != nil {
 		return nil, err
@@ -677,6 +679,12 @@ func (m *Mirror) Open(ctx context.Context, key string, off, length int64) (io.Re
 	}
 	if length == 0 {
 		return m.openEmpty(ctx, key, off)
+	}
+	if m.plain && length >= spliceMin && !mirrors.IsPatient(ctx) {
+		rc, err := m.openRaw(ctx, key, off, length)
+		if !errors.Is(err, errNotSpliceable) {
+			return rc, err
+		}
 	}
 	var opts minio.GetObjectOptions
 	switch {
