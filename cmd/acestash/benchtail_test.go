@@ -52,6 +52,7 @@ func (e *bench) tail(b *testing.B, r *tailResults) {
 	res, _ := e.measure(b, job)
 	r.healthy = res.Seconds
 	e.checkPage(b, res.Slugs[0], e.tailFile.sha256)
+	e.waitRepaired(b, res.Slugs[0], "1", "2", "3")
 	e.emptyAll(b, e.aceBucket, 1, tailSize)
 
 	m3, pid := e.cluster.minio[2], e.minioPID[2]
