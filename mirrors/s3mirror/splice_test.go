@@ -41,17 +41,25 @@ func socketPair(t *testing.T) (*net.TCPConn, <-chan []byte) {
 	return c.(*net.TCPConn), got
 }
 
+// bigObject starts a MinIO and stores n random bytes as "big" on a mirror
+// there.
+func bigObject(t *testing.T, n int) (*miniotest.Server, *Mirror, []byte) {
+	t.Helper()
+	srv := miniotest.Start(t)
+	m := newMirror(t, srv, "splice")
+	data := randBytes(uint64(n), n)
+	if err := m.Put(t.Context(), "big", bytes.NewReader(data), int64(n)); err != nil {
+		t.Fatal(err)
+	}
+	return srv, m, data
+}
+
 // A large read is spliced from MinIO's socket to another one: the bytes
 // that arrive are exactly the range asked for, whether spliced, read, or
 // read after the first bytes. Missing objects still say so.
 func TestSplice(t *testing.T) {
-	srv := miniotest.Start(t)
-	m := newMirror(t, srv, "splice")
+	_, m, data := bigObject(t, 3*spliceMin)
 	ctx := t.Context()
-	data := randBytes(7, 3*spliceMin)
-	if err := m.Put(ctx, "big", bytes.NewReader(data), int64(len(data))); err != nil {
-		t.Fatal(err)
-	}
 	for _, c := range []struct {
 		name      string
 		off, n    int64
@@ -113,13 +121,8 @@ func TestSplice(t *testing.T) {
 // A MinIO that stops sending in the middle of a spliced read is noticed
 // within the stall limit, and what came before is intact.
 func TestSpliceStall(t *testing.T) {
-	srv := miniotest.Start(t)
-	m := newMirror(t, srv, "splice-stall")
+	srv, m, data := bigObject(t, 6*spliceMin)
 	ctx := t.Context()
-	data := randBytes(8, 6*spliceMin)
-	if err := m.Put(ctx, "big", bytes.NewReader(data), int64(len(data))); err != nil {
-		t.Fatal(err)
-	}
 	rc, err := m.Open(ctx, "big", 0, int64(len(data)))
 	if err != nil {
 		t.Fatal(err)
