@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"golang.org/x/term"
 )
 
 // The admin commands talk to a running server's admin API, so they work
@@ -59,6 +61,26 @@ every command: --server URL (ACESTASH_SERVER, default http://127.0.0.1:8080),
 type adminClient struct {
 	server, token string
 	out           io.Writer
+}
+
+// adminCmd begins the admin command args of group (files, accounts or
+// mirrors): its client, printing to stdout, and its flags, which hold
+// --server and --admin-token already.
+func adminCmd(group string, args []string, stdout io.Writer) (*adminClient, *flag.FlagSet, error) {
+	if len(args) == 0 {
+		return nil, nil, errors.New(adminUsage)
+	}
+	c := &adminClient{out: stdout}
+	fs := flag.NewFlagSet(group+" "+args[0], flag.ContinueOnError)
+	adminFlags(fs, c)
+	return c, fs, nil
+}
+
+// isTerminal reports whether w is a terminal, where progress is shown as
+// bars rather than lines.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
 }
 
 // adminFlags adds --server and --admin-token to fs.
@@ -151,12 +173,10 @@ func (c *adminClient) do(method, path string, query url.Values, body any) ([]byt
 }
 
 func filesCmd(args []string, stdout io.Writer) error {
-	if len(args) == 0 {
-		return errors.New(adminUsage)
+	c, fs, err := adminCmd("files", args, stdout)
+	if err != nil {
+		return err
 	}
-	c := &adminClient{out: stdout}
-	fs := flag.NewFlagSet("files "+args[0], flag.ContinueOnError)
-	adminFlags(fs, c)
 	switch args[0] {
 	case "ls":
 		account := fs.String("account", "", "list only this account's files (its api_key)")
@@ -191,12 +211,10 @@ func filesCmd(args []string, stdout io.Writer) error {
 }
 
 func accountsCmd(args []string, stdout io.Writer) error {
-	if len(args) == 0 {
-		return errors.New(adminUsage)
+	c, fs, err := adminCmd("accounts", args, stdout)
+	if err != nil {
+		return err
 	}
-	c := &adminClient{out: stdout}
-	fs := flag.NewFlagSet("accounts "+args[0], flag.ContinueOnError)
-	adminFlags(fs, c)
 	switch args[0] {
 	case "ls":
 		if err := noArgs(fs, args[1:]); err != nil {

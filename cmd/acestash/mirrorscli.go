@@ -3,18 +3,18 @@ package main
 import (
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"os"
 	"strings"
+	"sync/atomic"
 	"text/tabwriter"
 	"time"
 
-	"github.com/schollz/progressbar/v3"
-	"golang.org/x/term"
+	"github.com/vbauerster/mpb/v8"
+	"github.com/vbauerster/mpb/v8/decor"
 
 	"github.com/acestash/acestash/api"
 	"github.com/acestash/acestash/store"
@@ -24,15 +24,13 @@ import (
 const waitEvery = time.Second
 
 func mirrorsCmd(args []string, stdout io.Writer) error {
-	if len(args) == 0 {
-		return errors.New(adminUsage)
-	}
-	if args[0] == "forget" {
+	if len(args) > 0 && args[0] == "forget" {
 		return forgetCmd(args[1:], stdout)
 	}
-	c := &adminClient{out: stdout}
-	fs := flag.NewFlagSet("mirrors "+args[0], flag.ContinueOnError)
-	adminFlags(fs, c)
+	c, fs, err := adminCmd("mirrors", args, stdout)
+	if err != nil {
+		return err
+	}
 	switch args[0] {
 	case "ls":
 		asJSON := fs.Bool("json", false, "print the server's JSON answer")
@@ -72,7 +70,7 @@ func mirrorsCmd(args []string, stdout io.Writer) error {
 		if _, err := c.do(http.MethodPost, "/mirrors/"+url.PathEscape(id)+"/"+args[0], nil, body); err != nil {
 			return err
 		}
-		return c.follow(id, os.Stderr)
+		return c.follow(id, os.Stderr, isTerminal(os.Stderr))
 	case "pause", "resume", "cancel":
 		id, err := oneArg(fs, args[1:], "mirror ID")
 		if err != nil {
@@ -84,7 +82,7 @@ func mirrorsCmd(args []string, stdout io.Writer) error {
 		if err != nil {
 			return err
 		}
-		return c.follow(id, os.Stderr)
+		return c.follow(id, os.Stderr, isTerminal(os.Stderr))
 	}
 	return fmt.Errorf("unknown command mirrors %s\n%s", args[0], adminUsage)
 }
@@ -135,15 +133,15 @@ func progressLine(j *api.AdminJob) string {
 	return s
 }
 
-// follow shows the mirror's job until it ends: a progress bar on a
-// terminal, otherwise a line whenever it moved. It returns nil once the
-// job is done, an error if it failed or was cancelled.
-func (c *adminClient) follow(id string, w io.Writer) error {
-	tty := false
-	if f, ok := w.(*os.File); ok {
-		tty = term.IsTerminal(int(f.Fd()))
+// follow shows the mirror's job until it ends: a progress bar when bar
+// (stderr is a terminal), otherwise a line whenever it moved. It returns
+// nil once the job is done, an error if it failed or was cancelled.
+func (c *adminClient) follow(id string, w io.Writer, bar bool) error {
+	var jb *jobBar
+	if bar {
+		jb = newJobBar(w)
+		defer jb.end(false)
 	}
-	var bar *progressbar.ProgressBar
 	last := ""
 	for {
 		b, err := c.do(http.MethodGet, "/mirrors/"+url.PathEscape(id)+"/job", nil, nil)
@@ -154,33 +152,66 @@ func (c *adminClient) follow(id string, w io.Writer) error {
 		if err := json.Unmarshal(b, &j); err != nil {
 			return fmt.Errorf("mirrors wait: the answer is not a job: %w", err)
 		}
-		if tty {
-			if bar == nil {
-				bar = progressbar.NewOptions64(max(j.Bytes, 1), progressbar.OptionSetWriter(w),
-					progressbar.OptionShowBytes(true), progressbar.OptionShowCount(),
-					progressbar.OptionSetDescription(fmt.Sprintf("%s of mirror %s", j.Kind, id)),
-					progressbar.OptionSetPredictTime(true), progressbar.OptionFullWidth())
-			}
-			bar.ChangeMax64(max(j.Bytes, 1))
-			bar.Set64(j.DoneBytes)
-			bar.Describe(fmt.Sprintf("%s of mirror %s (%s): %d/%d files", j.Kind, id, j.State, j.DoneFiles, j.Files))
+		if jb != nil {
+			jb.set(fmt.Sprintf("%s of mirror %s (%s): %d/%d files", j.Kind, id, j.State, j.DoneFiles, j.Files), j.DoneBytes, j.Bytes)
 		} else if line := progressLine(&j); line != last {
 			fmt.Fprintf(w, "mirror %s: %s\n", id, line)
 			last = line
 		}
 		switch j.State {
 		case store.JobDone:
-			if bar != nil {
-				bar.Finish()
-				fmt.Fprintln(w)
-			}
+			jb.end(true)
 			return nil
 		case store.JobFailed, store.JobCancelled:
-			if bar != nil {
-				fmt.Fprintln(w)
-			}
 			return fmt.Errorf("the %s of mirror %s %s: %s", j.Kind, id, j.State, j.Error)
 		}
 		time.Sleep(waitEvery)
 	}
+}
+
+// jobBar is a job's progress bar: what it is doing, and its bytes.
+type jobBar struct {
+	p     *mpb.Progress
+	bar   *mpb.Bar
+	label atomic.Pointer[string]
+	at    time.Time // of the last set
+	ended bool
+}
+
+// newJobBar draws a bar on w, terminal or not (follow asks for one only
+// on a terminal; elsewhere a line is 160 columns at most).
+func newJobBar(w io.Writer) *jobBar {
+	p := mpb.New(mpb.WithOutput(w), mpb.WithWidth(160), mpb.WithRefreshRate(150*time.Millisecond), mpb.WithAutoRefresh())
+	jb := &jobBar{p: p, at: time.Now()}
+	jb.label.Store(new(string))
+	jb.bar = jb.p.AddBar(0, mpb.BarWidth(40), // no total yet: only end completes it
+		mpb.PrependDecorators(decor.Any(func(decor.Statistics) string { return *jb.label.Load() }, decor.WCSyncSpaceR),
+			decor.CountersKibiByte("% .1f / % .1f", decor.WCSyncSpace)),
+		mpb.AppendDecorators(decor.Percentage(decor.WCSyncSpace),
+			decor.OnComplete(decor.EwmaETA(decor.ET_STYLE_GO, 30, decor.WCSyncSpace), "done")))
+	return jb
+}
+
+// set shows the job, named label, at done of total bytes.
+func (jb *jobBar) set(label string, done, total int64) {
+	jb.label.Store(&label)
+	jb.bar.SetTotal(max(total, 1), false)
+	now := time.Now()
+	jb.bar.EwmaSetCurrent(done, now.Sub(jb.at))
+	jb.at = now
+}
+
+// end completes the bar (done) or leaves it where it stopped, and waits
+// for its last frame; a nil bar or one ended already ignores it.
+func (jb *jobBar) end(done bool) {
+	if jb == nil || jb.ended {
+		return
+	}
+	jb.ended = true
+	if done {
+		jb.bar.SetTotal(-1, true)
+	} else {
+		jb.bar.Abort(false)
+	}
+	jb.p.Wait()
 }

@@ -23,7 +23,6 @@ import (
 
 	"github.com/vbauerster/mpb/v8"
 	"github.com/vbauerster/mpb/v8/decor"
-	"golang.org/x/term"
 )
 
 // acestash upload: a MirrorAce v1 client. It asks file/upload for an
@@ -99,7 +98,7 @@ func uploadCmd(args []string, stdout, stderr io.Writer) error {
 	defer stop()
 
 	var bars *mpb.Progress
-	if f, ok := stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+	if isTerminal(stderr) {
 		bars = mpb.NewWithContext(ctx, mpb.WithOutput(stderr), mpb.WithWidth(40), mpb.WithRefreshRate(150*time.Millisecond))
 	}
 	urls := make([]string, len(files))
