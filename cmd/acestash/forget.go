@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -72,14 +71,8 @@ func checkMirrors(ctx context.Context, st store.Store, cfg Config) error {
 // forgetCmd strikes a mirror from every record: acestash mirrors forget
 // ID --config FILE. With the embedded store the server must be stopped.
 func forgetCmd(args []string, stdout io.Writer) error {
-	fs := flag.NewFlagSet("mirrors forget", flag.ContinueOnError)
-	cfgPath := configFlag(fs)
-	id, err := oneArg(fs, args, "mirror ID")
-	if err != nil {
-		return err
-	}
 	ctx := context.Background()
-	cfg, st, err := configStore(ctx, *cfgPath)
+	id, cfg, st, err := configStore(ctx, flag.NewFlagSet("mirrors forget", flag.ContinueOnError), args, "mirror ID")
 	if err != nil {
 		return err
 	}
@@ -88,9 +81,7 @@ func forgetCmd(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	enc := json.NewEncoder(stdout)
-	enc.SetIndent("", "  ")
-	return enc.Encode(res)
+	return printJSON(stdout, res)
 }
 
 // forgotten is what forget did.

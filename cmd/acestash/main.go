@@ -83,15 +83,39 @@ func run(args []string, stdout, stderr io.Writer) error {
 	return fmt.Errorf("unknown command %q\n%s", strings.Join(args, " "), usage)
 }
 
-// configStore loads the config file at path and opens the store it names,
-// for the commands that work on the store while no server runs.
-func configStore(ctx context.Context, path string) (Config, store.Store, error) {
-	cfg, err := loadConfig(path)
+// configStore parses the args of a command that works on the store while
+// no server runs: the flags of fs, --config (which it adds), and one
+// positional argument named what, or none if what is "". It loads the
+// configuration and opens the store it names; the caller closes it. Its
+// errors begin with the command's name.
+func configStore(ctx context.Context, fs *flag.FlagSet, args []string, what string) (string, Config, store.Store, error) {
+	cfgPath := configFlag(fs)
+	var arg string
+	var err error
+	if what == "" {
+		err = noArgs(fs, args)
+	} else {
+		arg, err = oneArg(fs, args, what)
+	}
 	if err != nil {
-		return Config{}, nil, err
+		return "", Config{}, nil, err
+	}
+	cfg, err := loadConfig(*cfgPath)
+	if err != nil {
+		return "", Config{}, nil, fmt.Errorf("%s: %w", fs.Name(), err)
 	}
 	st, err := openStore(ctx, cfg, time.Now)
-	return cfg, st, err
+	if err != nil {
+		return "", Config{}, nil, fmt.Errorf("%s: %w", fs.Name(), err)
+	}
+	return arg, cfg, st, nil
+}
+
+// printJSON writes v to w as indented JSON.
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }
 
 func configFlag(fs *flag.FlagSet) *string {
@@ -164,27 +188,21 @@ func serveCmd(args []string, stderr io.Writer) error {
 
 func accountCreateCmd(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("account create", flag.ContinueOnError)
-	cfgPath := configFlag(fs)
 	name := fs.String("name", "", "account `name` (required)")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if *name == "" {
-		return errors.New("account create: --name is required")
-	}
 	ctx := context.Background()
-	_, st, err := configStore(ctx, *cfgPath)
+	_, _, st, err := configStore(ctx, fs, args, "")
 	if err != nil {
 		return err
 	}
 	defer st.Close()
+	if *name == "" {
+		return errors.New("account create: --name is required")
+	}
 	acct, token, err := createAccount(ctx, st, *name)
 	if err != nil {
 		return err
 	}
-	enc := json.NewEncoder(stdout)
-	enc.SetIndent("", "  ")
-	return enc.Encode(map[string]string{
+	return printJSON(stdout, map[string]string{
 		"name": acct.Name, "api_key": acct.APIKey, "api_token": token,
 		"user_id": acct.UserID, "username": acct.Username,
 	})

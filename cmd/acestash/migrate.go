@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -61,9 +60,7 @@ func finish(ctx context.Context, from dump.Summary, to store.Store, stdout io.Wr
 		return fmt.Errorf("read the target back: %w", err)
 	}
 	c := compared{From: from, To: got, Identical: from == got}
-	enc := json.NewEncoder(stdout)
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(c); err != nil {
+	if err := printJSON(stdout, c); err != nil {
 		return err
 	}
 	if !c.Identical {
@@ -189,16 +186,11 @@ func checkDump(path string) error {
 
 func restoreCmd(args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("restore", flag.ContinueOnError)
-	cfgPath := configFlag(fs)
 	resume := fs.Bool("resume", false, "restore into a store that holds records (a restore cut off before)")
-	path, err := oneArg(fs, args, "FILE")
+	ctx := context.Background()
+	path, _, dst, err := configStore(ctx, fs, args, "FILE")
 	if err != nil {
 		return err
-	}
-	ctx := context.Background()
-	_, dst, err := configStore(ctx, *cfgPath)
-	if err != nil {
-		return fmt.Errorf("restore: %w", err)
 	}
 	defer dst.Close()
 	if err := checkEmpty(ctx, dst, "the configured store", *resume); err != nil {
