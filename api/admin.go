@@ -12,7 +12,6 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/acestash/acestash/chunks"
 	"github.com/acestash/acestash/slug"
 	"github.com/acestash/acestash/store"
 )
@@ -208,47 +207,25 @@ func queryInt(c echo.Context, name string, def, lo, hi int) (int, error) {
 	return n, nil
 }
 
-// AdminAccount is an account as the admin API shows it: everything but
-// its token, which is kept only hashed.
+// AdminAccount is an account as the admin API shows it: its identity and
+// settings, not its token, which is kept only hashed.
 type AdminAccount struct {
-	Name           string   `json:"name"`
-	APIKey         string   `json:"api_key"`
-	APIToken       string   `json:"api_token,omitempty"` // only when created or rotated
-	UserID         string   `json:"user_id"`
-	Username       string   `json:"username"`
-	DisplayName    string   `json:"display_name"`
-	Mirrors        []string `json:"mirrors"`
-	DefaultMirrors []string `json:"default_mirrors"`
-	MaxMirrors     int      `json:"max_mirrors"`
-	MaxFileSize    int64    `json:"max_file_size"`
-	QuotaBytes     int64    `json:"quota_bytes"`
-	QuotaFiles     int64    `json:"quota_files"`
-	Rooms          []string `json:"rooms"`
-	DefaultExpiry  string   `json:"default_expiry"` // "7d", "12h0m0s"; "" keeps files forever
-	MaxExpiry      string   `json:"max_expiry"`     // "" sets no limit
+	APIKey      string `json:"api_key"`
+	APIToken    string `json:"api_token,omitempty"` // only when created or rotated
+	UserID      string `json:"user_id"`
+	Username    string `json:"username"`
+	DisplayName string `json:"display_name"`
+	store.Settings
 }
 
 func accountView(a store.Account) AdminAccount {
-	orEmpty := func(l []string) []string {
-		if l == nil {
-			return []string{}
+	v := AdminAccount{APIKey: a.APIKey, UserID: a.UserID, Username: a.Username, DisplayName: a.DisplayName, Settings: a.Settings()}
+	for _, l := range []*[]string{&v.Mirrors, &v.DefaultMirrors, &v.Rooms} {
+		if *l == nil {
+			*l = []string{}
 		}
-		return l
 	}
-	return AdminAccount{
-		Name: a.Name, APIKey: a.APIKey, UserID: a.UserID, Username: a.Username, DisplayName: a.DisplayName,
-		Mirrors: orEmpty(a.Mirrors), DefaultMirrors: orEmpty(a.DefaultMirrors), MaxMirrors: a.MaxMirrors,
-		MaxFileSize: a.MaxFileSize, QuotaBytes: a.QuotaBytes, QuotaFiles: a.QuotaFiles, Rooms: orEmpty(a.Rooms),
-		DefaultExpiry: durationView(a.DefaultExpiry), MaxExpiry: durationView(a.MaxExpiry),
-	}
-}
-
-// durationView shows an account's duration setting; 0 shows as "".
-func durationView(d time.Duration) string {
-	if d == 0 {
-		return ""
-	}
-	return chunks.FormatDuration(d)
+	return v
 }
 
 func (s *Server) adminAccounts(c echo.Context) error {
@@ -271,23 +248,6 @@ func (s *Server) adminAccount(c echo.Context) error {
 	return c.JSON(http.StatusOK, accountView(a))
 }
 
-// AccountFields are the settings of an account the admin API sets; absent
-// fields are left as they are.
-type AccountFields struct {
-	Name           *string   `json:"name,omitempty"`
-	Mirrors        *[]string `json:"mirrors,omitempty"`
-	DefaultMirrors *[]string `json:"default_mirrors,omitempty"`
-	MaxMirrors     *int      `json:"max_mirrors,omitempty"`
-	MaxFileSize    *int64    `json:"max_file_size,omitempty"`
-	QuotaBytes     *int64    `json:"quota_bytes,omitempty"`
-	QuotaFiles     *int64    `json:"quota_files,omitempty"`
-	Rooms          *[]string `json:"rooms,omitempty"`
-	// DefaultExpiry and MaxExpiry are durations ("7d", "12h"); "" or "0"
-	// clears them.
-	DefaultExpiry *string `json:"default_expiry,omitempty"`
-	MaxExpiry     *string `json:"max_expiry,omitempty"`
-}
-
 // decodeJSON decodes the request's body, a JSON object of what's fields,
 // into v.
 func decodeJSON(c echo.Context, v any, what string) error {
@@ -299,94 +259,42 @@ func decodeJSON(c echo.Context, v any, what string) error {
 	return nil
 }
 
-// readFields decodes the request's AccountFields and checks them.
-func (s *Server) readFields(c echo.Context) (AccountFields, error) {
-	var f AccountFields
-	if err := decodeJSON(c, &f, "account fields"); err != nil {
-		return f, err
+// readSettings decodes the request's account settings over set, so that
+// the fields it does not name stay as they are, and checks the result with
+// Settings.Validate. A mirror id must be configured unless set named it
+// already (an account may keep a mirror taken out of the configuration).
+func (s *Server) readSettings(c echo.Context, set *store.Settings) error {
+	had := slices.Concat(set.Mirrors, set.DefaultMirrors)
+	if err := decodeJSON(c, set, "account fields"); err != nil {
+		return err
 	}
-	for _, ids := range []*[]string{f.Mirrors, f.DefaultMirrors} {
-		if ids == nil {
-			continue
-		}
-		for _, id := range *ids {
-			if _, ok := s.cfg.Mirrors.Get(id); !ok {
-				return f, badRequest("there is no mirror " + strconv.Quote(id))
-			}
-		}
+	err := set.Validate(func(id string) bool {
+		_, ok := s.cfg.Mirrors.Get(id)
+		return ok || slices.Contains(had, id)
+	})
+	if err != nil {
+		return badRequest(err.Error())
 	}
-	for name, n := range map[string]*int64{"max_file_size": f.MaxFileSize, "quota_bytes": f.QuotaBytes, "quota_files": f.QuotaFiles} {
-		if n != nil && *n < 0 {
-			return f, badRequest(name + " may not be negative")
-		}
-	}
-	if f.MaxMirrors != nil && *f.MaxMirrors < 0 {
-		return f, badRequest("max_mirrors may not be negative")
-	}
-	for name, v := range map[string]*string{"default_expiry": f.DefaultExpiry, "max_expiry": f.MaxExpiry} {
-		if _, err := expirySetting(v); err != nil {
-			return f, badRequest(name + ": " + err.Error())
-		}
-	}
-	return f, nil
-}
-
-// expirySetting reads an account's expiry setting: "" is 0.
-func expirySetting(v *string) (time.Duration, error) {
-	if v == nil || *v == "" {
-		return 0, nil
-	}
-	return chunks.ParseDuration(*v)
-}
-
-// apply sets the fields present in f on a.
-func (f AccountFields) apply(a *store.Account) {
-	set := func(dst *[]string, src *[]string) {
-		if src != nil {
-			*dst = *src
-		}
-	}
-	if f.Name != nil {
-		a.Name = *f.Name
-	}
-	set(&a.Mirrors, f.Mirrors)
-	set(&a.DefaultMirrors, f.DefaultMirrors)
-	set(&a.Rooms, f.Rooms)
-	if f.MaxMirrors != nil {
-		a.MaxMirrors = *f.MaxMirrors
-	}
-	if f.MaxFileSize != nil {
-		a.MaxFileSize = *f.MaxFileSize
-	}
-	if f.QuotaBytes != nil {
-		a.QuotaBytes = *f.QuotaBytes
-	}
-	if f.QuotaFiles != nil {
-		a.QuotaFiles = *f.QuotaFiles
-	}
-	if f.DefaultExpiry != nil {
-		a.DefaultExpiry, _ = expirySetting(f.DefaultExpiry) // checked by readFields
-	}
-	if f.MaxExpiry != nil {
-		a.MaxExpiry, _ = expirySetting(f.MaxExpiry)
-	}
+	return nil
 }
 
 // adminCreateAccount creates an account with fresh credentials and
 // answers it with its api_token, shown only now.
 func (s *Server) adminCreateAccount(c echo.Context) error {
-	f, err := s.readFields(c)
-	if err != nil {
+	var set store.Settings
+	if err := s.readSettings(c, &set); err != nil {
 		return err
 	}
-	if f.Name == nil || *f.Name == "" {
+	if set.Name == "" {
 		return badRequest("name is required")
 	}
-	a, token, err := store.NewAccount(*f.Name)
+	a, token, err := store.NewAccount(set.Name)
 	if err != nil {
 		return err
 	}
-	f.apply(&a)
+	if err := a.Set(set); err != nil {
+		return badRequest(err.Error())
+	}
 	if err := s.cfg.Store.PutAccount(c.Request().Context(), a); err != nil {
 		return unavailable("cannot store the account", err)
 	}
@@ -401,11 +309,13 @@ func (s *Server) adminSetAccount(c echo.Context) error {
 	if err != nil {
 		return storeProblem(err, "account "+c.Param("key"))
 	}
-	f, err := s.readFields(c)
-	if err != nil {
+	set := a.Settings()
+	if err := s.readSettings(c, &set); err != nil {
 		return err
 	}
-	f.apply(&a)
+	if err := a.Set(set); err != nil {
+		return badRequest(err.Error())
+	}
 	if err := s.cfg.Store.PutAccount(ctx, a); err != nil {
 		return unavailable("cannot store the account", err)
 	}

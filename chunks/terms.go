@@ -1,7 +1,6 @@
 package chunks
 
 import (
-	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -33,36 +32,8 @@ func Expired(f store.File, now time.Time) bool {
 	return !f.Expires.IsZero() && !now.Before(f.Expires)
 }
 
-// ParseDuration reads a duration as people write one: Go's own ("90m",
-// "1h30m") or whole days and weeks ("7d", "2w").
-func ParseDuration(v string) (time.Duration, error) {
-	v = strings.TrimSpace(v)
-	for unit, d := range map[string]time.Duration{"d": 24 * time.Hour, "w": 7 * 24 * time.Hour} {
-		if n, ok := strings.CutSuffix(v, unit); ok {
-			k, err := strconv.ParseInt(n, 10, 64)
-			if err != nil || k < 0 || k > 100*365 {
-				return 0, fmt.Errorf("%q is not a duration such as 30m, 12h, 7d or 2w", v)
-			}
-			return time.Duration(k) * d, nil
-		}
-	}
-	d, err := time.ParseDuration(v)
-	if err != nil || d < 0 {
-		return 0, fmt.Errorf("%q is not a duration such as 30m, 12h, 7d or 2w", v)
-	}
-	return d, nil
-}
-
-// FormatDuration writes d as ParseDuration reads it, in days where whole.
-func FormatDuration(d time.Duration) string {
-	if d > 0 && d%(24*time.Hour) == 0 {
-		return strconv.FormatInt(int64(d/(24*time.Hour)), 10) + "d"
-	}
-	return d.String()
-}
-
 // TermsFor reads the terms an upload of the account asks for at now:
-// expires is a duration from now (ParseDuration), an RFC 3339 time,
+// expires is a duration from now (store.ParseDuration), an RFC 3339 time,
 // "never", or empty for the default; maxDownloads a whole number, empty or
 // 0 for no limit. The default expiry is the account's default_expiry,
 // else fallback (raw.ttl for raw uploads), else its max_expiry; an expiry
@@ -89,13 +60,13 @@ func TermsFor(a store.Account, expires, maxDownloads string, fallback time.Durat
 		return t, nil
 	case v == "never" || v == "0":
 		if a.MaxExpiry > 0 {
-			return t, Errorf(Invalid, "this account keeps files at most %s: send expires of %s or less", FormatDuration(a.MaxExpiry), FormatDuration(a.MaxExpiry))
+			return t, Errorf(Invalid, "this account keeps files at most %s: send expires of %s or less", store.FormatDuration(a.MaxExpiry), store.FormatDuration(a.MaxExpiry))
 		}
 		return t, nil
 	}
 	if at, err := time.Parse(time.RFC3339, v); err == nil {
 		t.Expires = at.UTC()
-	} else if d, err := ParseDuration(v); err == nil && d > 0 {
+	} else if d, err := store.ParseDuration(v); err == nil && d > 0 {
 		t.Expires = now.Add(d).UTC()
 	} else {
 		return t, Errorf(Invalid, "expires must be a duration such as 30m, 12h, 7d or 2w, an RFC 3339 time, or never; not %q", v)
@@ -105,7 +76,7 @@ func TermsFor(a store.Account, expires, maxDownloads string, fallback time.Durat
 	}
 	// A minute's grace for clocks a little apart and requests in flight.
 	if a.MaxExpiry > 0 && t.Expires.After(now.Add(a.MaxExpiry+time.Minute)) {
-		return t, Errorf(Invalid, "this account keeps files at most %s: send expires of %s or less", FormatDuration(a.MaxExpiry), FormatDuration(a.MaxExpiry))
+		return t, Errorf(Invalid, "this account keeps files at most %s: send expires of %s or less", store.FormatDuration(a.MaxExpiry), store.FormatDuration(a.MaxExpiry))
 	}
 	return t, nil
 }

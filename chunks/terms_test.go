@@ -58,12 +58,3 @@ func TestTermsFor(t *testing.T) {
 		}
 	}
 }
-
-func TestFormatDuration(t *testing.T) {
-	for _, d := range []time.Duration{90 * time.Minute, 24 * time.Hour, 14 * 24 * time.Hour, 36 * time.Hour} {
-		back, err := ParseDuration(FormatDuration(d))
-		if err != nil || back != d {
-			t.Errorf("%v -> %q -> %v, %v", d, FormatDuration(d), back, err)
-		}
-	}
-}

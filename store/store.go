@@ -240,7 +240,8 @@ type Store interface {
 
 // Accounts keeps the API users.
 type Accounts interface {
-	// PutAccount creates or replaces the account with a.APIKey.
+	// PutAccount creates or replaces the account with a.APIKey; it
+	// refuses an account whose Settings do not pass Validate.
 	PutAccount(ctx context.Context, a Account) error
 	// Account returns the account with the API key.
 	Account(ctx context.Context, apiKey string) (Account, error)

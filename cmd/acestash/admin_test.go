@@ -1,12 +1,15 @@
 package main
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -164,6 +167,9 @@ func TestAdminCLI(t *testing.T) {
 	if _, err := cli(t, p.URL, "accounts", "set", acct.APIKey, "--mirrors", "9"); err == nil || !strings.Contains(err.Error(), `no mirror "9"`) {
 		t.Fatalf("accounts set with an unknown mirror: %v", err)
 	}
+	if _, err := cli(t, p.URL, "accounts", "set", acct.APIKey, "--quota-bytes", "-1"); err == nil || !strings.Contains(err.Error(), "quota_bytes may not be negative") {
+		t.Fatalf("accounts set with a negative quota: %v", err)
+	}
 	var accts struct{ Accounts []adminAccount }
 	cliJSON(t, p.URL, &accts, "accounts", "ls")
 	if !slices.ContainsFunc(accts.Accounts, func(x adminAccount) bool { return x.APIKey == acct.APIKey && x.Name == "Carol" }) {
@@ -187,6 +193,63 @@ func TestAdminCLI(t *testing.T) {
 		t.Fatal("accounts ls still lists the removed account")
 	}
 	p.stop()
+}
+
+// TestAccountSettingsOneCheck: an account's settings are checked by one
+// rule, whose words the operator sees the same from the config file, the
+// admin API (creating or changing an account) and the store.
+func TestAccountSettingsOneCheck(t *testing.T) {
+	for _, c := range []struct{ yaml, json, want string }{
+		{"quota_bytes: -1", `"quota_bytes": -1`, "quota_bytes may not be negative"},
+		{"default_expiry: 8d\n    max_expiry: 1w", `"default_expiry": "8d", "max_expiry": "1w"`, "default_expiry is longer than max_expiry"},
+		{"max_expiry: forever", `"max_expiry": "forever"`, `max_expiry: "forever" is not a duration such as 30m, 12h, 7d or 2w`},
+	} {
+		path := filepath.Join(t.TempDir(), "acestash.yml")
+		conf := "accounts:\n  - name: Dora\n    api_key: k\n    api_token: t\n    " + c.yaml + "\n"
+		if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := loadConfig(path); err == nil || !strings.Contains(err.Error(), "accounts[0] (Dora): "+c.want) {
+			t.Errorf("config with %s: %v; want %q", c.yaml, err, c.want)
+		}
+	}
+
+	cfg := testConfig(t, embedded)
+	cfg.AdminToken = testAdminToken
+	srv := start(t, cfg, nil)
+	admin := func(method, path, body string) (int, string) {
+		req, err := http.NewRequest(method, srv.URL+"/api/admin"+path, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+testAdminToken)
+		req.Header.Set("Content-Type", "application/json")
+		resp, b := doRaw(t, req)
+		var e struct{ Error string }
+		json.Unmarshal(b, &e)
+		return resp.StatusCode, e.Error
+	}
+	want := "quota_bytes may not be negative"
+	if code, msg := admin(http.MethodPost, "/accounts", `{"name": "Dora", "quota_bytes": -1}`); code != 400 || msg != want {
+		t.Errorf("create with a negative quota: %d %q; want 400 %q", code, msg, want)
+	}
+	if code, msg := admin(http.MethodPatch, "/accounts/"+testKey, `{"quota_bytes": -1}`); code != 400 || msg != want {
+		t.Errorf("set a negative quota: %d %q; want 400 %q", code, msg, want)
+	}
+	if code, msg := admin(http.MethodPatch, "/accounts/"+testKey, `{"default_expiry": "8d", "max_expiry": "1w"}`); code != 400 || msg != "default_expiry is longer than max_expiry" {
+		t.Errorf("set default_expiry past max_expiry: %d %q", code, msg)
+	}
+	a, err := srv.app.store.Account(context.Background(), testKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.QuotaBytes != 0 || a.DefaultExpiry != 0 {
+		t.Fatalf("a refused change was kept: %+v", a)
+	}
+	a.QuotaBytes = -1
+	if err := srv.app.store.PutAccount(context.Background(), a); err == nil || !strings.HasSuffix(err.Error(), ": "+want) {
+		t.Errorf("the store took a negative quota: %v; want %q", err, want)
+	}
 }
 
 // TestAdminOff: without admin_token the admin API refuses every call, even

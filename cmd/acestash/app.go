@@ -247,13 +247,10 @@ func cleanSpool(dir string, log *slog.Logger) error {
 // store has no account at all, creates one and logs its credentials once.
 func (a *app) seedAccounts(ctx context.Context) error {
 	for _, ac := range a.cfg.Accounts {
-		acct := store.Account{
-			Name: ac.Name, APIKey: ac.APIKey, TokenHash: store.HashToken(ac.APIToken),
-			UserID: ac.UserID, Username: ac.Username, DisplayName: ac.DisplayName,
-			Mirrors: ac.Mirrors, DefaultMirrors: ac.DefaultMirrors,
-			MaxMirrors: ac.MaxMirrors, MaxFileSize: ac.MaxFileSize, Rooms: ac.Rooms,
-			QuotaBytes: ac.QuotaBytes, QuotaFiles: ac.QuotaFiles,
-			DefaultExpiry: time.Duration(ac.DefaultExpiry), MaxExpiry: time.Duration(ac.MaxExpiry),
+		acct := store.Account{APIKey: ac.APIKey, TokenHash: store.HashToken(ac.APIToken),
+			UserID: ac.UserID, Username: ac.Username, DisplayName: ac.DisplayName}
+		if err := acct.Set(ac.Settings); err != nil {
+			return fmt.Errorf("seed account %s: %w", ac.Name, err)
 		}
 		old, err := a.store.Account(ctx, ac.APIKey)
 		if err != nil && !errors.Is(err, store.ErrNotFound) {

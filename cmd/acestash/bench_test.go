@@ -23,6 +23,8 @@ import (
 
 	"github.com/minio/minio-go/v7"
 	"gopkg.in/yaml.v3"
+
+	"github.com/acestash/acestash/store"
 )
 
 // Sizes and counts of the figures; the file sizes can be shrunk with
@@ -168,7 +170,7 @@ func newBench(b *testing.B) *bench {
 	cfg.PublicURL = "http://" + cfg.Listen
 	cfg.HealthInterval = 15 * time.Second // the default, not the tests' 200ms
 	// Raw uploads go to the default mirrors: one, as figure 6's baseline.
-	cfg.Accounts = []AccountConfig{{Name: "bench", APIKey: testKey, APIToken: testToken, DefaultMirrors: []string{"1"}}}
+	cfg.Accounts = []AccountConfig{{Settings: store.Settings{Name: "bench", DefaultMirrors: []string{"1"}}, APIKey: testKey, APIToken: testToken}}
 	y, err := yaml.Marshal(cfg)
 	if err != nil {
 		b.Fatal(err)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/acestash/acestash/store"
 	"github.com/acestash/acestash/store/storetest"
 )
 
@@ -20,8 +21,8 @@ import (
 func TestBrowserSharing(t *testing.T) {
 	cfg := testConfig(t, embedded)
 	cfg.Limits.MaxChunkSize = browserChunk
-	cfg.Accounts[0].DefaultExpiry = Duration(24 * time.Hour)
-	cfg.Accounts[0].MaxExpiry = Duration(7 * 24 * time.Hour)
+	cfg.Accounts[0].DefaultExpiry = store.DurationOf(24 * time.Hour)
+	cfg.Accounts[0].MaxExpiry = store.DurationOf(7 * 24 * time.Hour)
 	clock := storetest.NewClock(time.Now().UTC())
 	srv := start(t, cfg, clock)
 	b := tab{t: t, ctx: chromium(t), dir: t.ArtifactDir()}

@@ -17,6 +17,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/acestash/acestash/chunks"
+	"github.com/acestash/acestash/store"
 )
 
 // Config is acestash's configuration file. Every key is documented in the
@@ -161,38 +162,12 @@ func (m MirrorConfig) publicOrigin() string {
 // AccountConfig is an account the operator declares; it is written to the
 // store at start-up.
 type AccountConfig struct {
-	Name           string   `yaml:"name"`
-	APIKey         string   `yaml:"api_key"`
-	APIToken       string   `yaml:"api_token"`
-	UserID         string   `yaml:"user_id"`
-	Username       string   `yaml:"username"`
-	DisplayName    string   `yaml:"display_name"`
-	Mirrors        []string `yaml:"mirrors"`
-	DefaultMirrors []string `yaml:"default_mirrors"`
-	MaxMirrors     int      `yaml:"max_mirrors"`
-	MaxFileSize    int64    `yaml:"max_file_size"`
-	Rooms          []string `yaml:"rooms"`
-	QuotaBytes     int64    `yaml:"quota_bytes"`
-	QuotaFiles     int64    `yaml:"quota_files"`
-	// DefaultExpiry and MaxExpiry: how long a file is kept when its upload
-	// does not say, and the longest an upload may ask for ("7d", "12h");
-	// empty keeps files forever and sets no limit.
-	DefaultExpiry Duration `yaml:"default_expiry"`
-	MaxExpiry     Duration `yaml:"max_expiry"`
-}
-
-// Duration is a duration in the config as people write one: "90m",
-// "12h", "7d", "2w".
-type Duration time.Duration
-
-// UnmarshalYAML reads a Duration with chunks.ParseDuration.
-func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
-	v, err := chunks.ParseDuration(n.Value)
-	if err != nil {
-		return fmt.Errorf("line %d: %w", n.Line, err)
-	}
-	*d = Duration(v)
-	return nil
+	store.Settings `yaml:",inline"`
+	APIKey         string `yaml:"api_key"`
+	APIToken       string `yaml:"api_token"`
+	UserID         string `yaml:"user_id"`
+	Username       string `yaml:"username"`
+	DisplayName    string `yaml:"display_name"`
 }
 
 // Limits bound what clients may send.
@@ -435,11 +410,10 @@ func (c *Config) setDefaults() error {
 		}
 	}
 	for i, a := range c.Accounts {
-		if a.QuotaBytes < 0 || a.QuotaFiles < 0 {
-			return fmt.Errorf("config: accounts[%d] (%s): quota_bytes and quota_files may not be negative", i, a.Name)
-		}
-		if a.MaxExpiry > 0 && a.DefaultExpiry > a.MaxExpiry {
-			return fmt.Errorf("config: accounts[%d] (%s): default_expiry is longer than max_expiry", i, a.Name)
+		// Mirror ids are not checked: an account may keep a mirror taken
+		// out of the configuration.
+		if err := a.Validate(nil); err != nil {
+			return fmt.Errorf("config: accounts[%d] (%s): %w", i, a.Name, err)
 		}
 	}
 	if c.Raw.MaxSize < 0 || c.Raw.TTL < 0 {

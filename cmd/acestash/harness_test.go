@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/acestash/acestash/store"
 	"github.com/acestash/acestash/store/storetest"
 )
 
@@ -53,9 +54,9 @@ func testConfig(t *testing.T, b backend) Config {
 		DataDir:  t.TempDir(),
 		LogLevel: "warn",
 		Accounts: []AccountConfig{
-			{Name: "Test User", APIKey: testKey, APIToken: testToken, Mirrors: []string{"1", "2"},
-				DefaultMirrors: []string{"1", "2"}, MaxMirrors: 2},
-			{Name: "other", APIKey: otherKey, APIToken: otherToken},
+			{Settings: store.Settings{Name: "Test User", Mirrors: []string{"1", "2"}, DefaultMirrors: []string{"1", "2"}, MaxMirrors: 2},
+				APIKey: testKey, APIToken: testToken},
+			{Settings: store.Settings{Name: "other"}, APIKey: otherKey, APIToken: otherToken},
 		},
 	}
 	b.setup(t, &cfg)

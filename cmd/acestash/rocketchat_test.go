@@ -12,6 +12,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/acestash/acestash/store"
 )
 
 // The credentials of the seed's curl example, given to a configured account.
@@ -24,8 +26,8 @@ const (
 func rocketConfig(t *testing.T, b backend) Config {
 	cfg := testConfig(t, b)
 	cfg.Accounts = append(cfg.Accounts,
-		AccountConfig{Name: "Rodriq", APIKey: rocketKey, APIToken: rocketToken, UserID: rocketUserID, Username: "rodriq"},
-		AccountConfig{Name: "Roomy", APIKey: "0123456789abcdefabcdefabcdef0006", APIToken: "roomy-token", Rooms: []string{"ALLOWED"}},
+		AccountConfig{Settings: store.Settings{Name: "Rodriq"}, APIKey: rocketKey, APIToken: rocketToken, UserID: rocketUserID, Username: "rodriq"},
+		AccountConfig{Settings: store.Settings{Name: "Roomy", Rooms: []string{"ALLOWED"}}, APIKey: "0123456789abcdefabcdefabcdef0006", APIToken: "roomy-token"},
 	)
 	return cfg
 }

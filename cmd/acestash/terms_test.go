@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/acestash/acestash/store"
 	"github.com/acestash/acestash/store/storetest"
 )
 
@@ -163,8 +164,8 @@ func TestExpiry(t *testing.T) {
 func TestExpiryLimits(t *testing.T) {
 	cfg := testConfig(t, embedded)
 	cfg.AdminToken = testAdminToken
-	cfg.Accounts[0].DefaultExpiry = Duration(24 * time.Hour)
-	cfg.Accounts[0].MaxExpiry = Duration(7 * 24 * time.Hour)
+	cfg.Accounts[0].DefaultExpiry = store.DurationOf(24 * time.Hour)
+	cfg.Accounts[0].MaxExpiry = store.DurationOf(7 * 24 * time.Hour)
 	clock := storetest.NewClock(time.Now().UTC())
 	srv := start(t, cfg, clock)
 	data := testData(100, 3)

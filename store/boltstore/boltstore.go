@@ -163,8 +163,12 @@ func (s *Store) update(ctx context.Context, fn func(tx *bolt.Tx) error) error {
 	return s.db.Update(fn)
 }
 
-// PutAccount creates or replaces the account with a.APIKey.
+// PutAccount creates or replaces the account with a.APIKey; an account
+// whose settings do not pass Settings.Validate is refused.
 func (s *Store) PutAccount(ctx context.Context, a store.Account) error {
+	if err := a.Settings().Validate(nil); err != nil {
+		return fmt.Errorf("put account %q: %w", a.APIKey, err)
+	}
 	return s.update(ctx, func(tx *bolt.Tx) error {
 		accounts, users := bucket(tx, bucketAccounts), bucket(tx, bucketUsers)
 		old, err := get[store.Account](accounts, a.APIKey, "account")

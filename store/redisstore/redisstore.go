@@ -353,8 +353,12 @@ func notFound(err error, what string) error {
 	return fmt.Errorf("%s: %w", what, err)
 }
 
-// PutAccount creates or replaces the account with a.APIKey.
+// PutAccount creates or replaces the account with a.APIKey; an account
+// whose settings do not pass Settings.Validate is refused.
 func (s *Store) PutAccount(ctx context.Context, a store.Account) error {
+	if err := a.Settings().Validate(nil); err != nil {
+		return fmt.Errorf("put account %q: %w", a.APIKey, err)
+	}
 	data, err := json.Marshal(a)
 	if err != nil {
 		return fmt.Errorf("put account: %w", err)

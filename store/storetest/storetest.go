@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -235,6 +236,27 @@ func testAccounts(t *testing.T, e *env) {
 	}
 	if !reflect.DeepEqual(list[0], account("ka", fmt.Sprintf("user%017d", 1))) {
 		t.Fatalf("Accounts()[0] = %+v", list[0])
+	}
+	// An account whose settings fail Settings.Validate is refused with its
+	// words, and the account stored under its key is left as it was.
+	for _, bad := range []func(*store.Account){
+		func(a *store.Account) { a.QuotaBytes = -1 },
+		func(a *store.Account) { a.DefaultExpiry = 8 * 24 * time.Hour },
+	} {
+		a := account("ka", fmt.Sprintf("user%017d", 1))
+		bad(&a)
+		want := a.Settings().Validate(nil)
+		if want == nil {
+			t.Fatalf("Validate passes %+v", a.Settings())
+		}
+		if err := e.s.PutAccount(e.ctx, a); err == nil || !strings.Contains(err.Error(), want.Error()) {
+			t.Fatalf("PutAccount of an account Validate refuses (%v): %v", want, err)
+		}
+		got, err := e.s.Account(e.ctx, "ka")
+		must(t, "Account after a refused PutAccount", err)
+		if !reflect.DeepEqual(got, account("ka", fmt.Sprintf("user%017d", 1))) {
+			t.Fatalf("a refused PutAccount changed the account: %+v", got)
+		}
 	}
 }
 
