@@ -44,6 +44,11 @@ func TestMain(m *testing.M) {
 	if path, ok := os.LookupEnv(serveEnv); ok {
 		os.Exit(serveMain(path))
 	}
+	if _, ok := os.LookupEnv(mainEnv); ok {
+		main()
+		os.Exit(0)
+	}
+	os.Setenv(mainEnv, "1") // for the processes binary starts under -short
 	code := m.Run()
 	built.remove()
 	if benchTable != "" {

@@ -95,6 +95,7 @@ func migrate(t *testing.T, args ...string) (compared, error) {
 // store: listings, file/info, usage and downloads are identical at each
 // step, and migrate itself reports both sides identical.
 func TestMigrate(t *testing.T) {
+	skipShort(t, "Redis Cluster")
 	cfg := testConfig(t, embedded)
 	cfg.Accounts[0].QuotaBytes, cfg.Accounts[0].QuotaFiles = 1<<30, 5000
 	cfg.Accounts[1].QuotaBytes = 1 << 30

@@ -20,8 +20,13 @@ import (
 	"github.com/acestash/acestash/store"
 )
 
-// waitEvery is how often `mirrors wait` asks for the job's progress.
-const waitEvery = time.Second
+// `mirrors wait` asks for the job's progress after waitFirst, then twice
+// as long each time up to waitEvery: a short job is seen done at once, a
+// long one costs a request a second.
+const (
+	waitFirst = 50 * time.Millisecond
+	waitEvery = time.Second
+)
 
 func mirrorsCmd(args []string, stdout io.Writer) error {
 	if len(args) > 0 && args[0] == "forget" {
@@ -142,7 +147,7 @@ func (c *adminClient) follow(id string, w io.Writer, bar bool) error {
 		jb = newJobBar(w)
 		defer jb.end(false)
 	}
-	last := ""
+	last, pause := "", waitFirst
 	for {
 		b, err := c.do(http.MethodGet, "/mirrors/"+url.PathEscape(id)+"/job", nil, nil)
 		if err != nil {
@@ -165,7 +170,8 @@ func (c *adminClient) follow(id string, w io.Writer, bar bool) error {
 		case store.JobFailed, store.JobCancelled:
 			return fmt.Errorf("the %s of mirror %s %s: %s", j.Kind, id, j.State, j.Error)
 		}
-		time.Sleep(waitEvery)
+		time.Sleep(pause)
+		pause = min(2*pause, waitEvery)
 	}
 }
 

@@ -29,9 +29,23 @@ type buildOnce struct {
 	err       error
 }
 
-// binary returns the path of an acestash binary built from this package.
+// mainEnv, set in a process of the test binary, makes it run as acestash
+// (TestMain sets it for the processes the tests start).
+const mainEnv = "ACESTASH_TEST_MAIN"
+
+// binary returns the path of an acestash program: under -short the test
+// binary itself, which runs as acestash in a process started with mainEnv
+// set, so the fast tier does not wait for a build; otherwise a binary built
+// from this package, as users run it.
 func binary(t testing.TB) string {
 	t.Helper()
+	if testing.Short() {
+		exe, err := os.Executable()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return exe
+	}
 	built.once.Do(func() {
 		built.dir, built.err = os.MkdirTemp("", "acestash-bin-")
 		if built.err != nil {
