@@ -134,6 +134,9 @@ func (s *Server) adminMirrorJob(c echo.Context) error {
 type JobFields struct {
 	To   []string `json:"to"`   // drain: target mirror ids; empty: each owner's allowed mirrors
 	Rate int64    `json:"rate"` // bytes a second; 0: no limit
+	// Share is the most of the time the job spends copying (0–1), as
+	// scrub_share; 0: no limit.
+	Share float64 `json:"share"`
 }
 
 // adminStartJob starts a drain or rebuild of the mirror; a mirror whose
@@ -147,12 +150,15 @@ func (s *Server) adminStartJob(kind string) echo.HandlerFunc {
 		}
 		var in JobFields
 		if c.Request().ContentLength != 0 {
-			if err := decodeJSON(c, &in, "job fields (to, rate)"); err != nil {
+			if err := decodeJSON(c, &in, "job fields (to, rate, share)"); err != nil {
 				return err
 			}
 		}
 		if in.Rate < 0 {
 			return badRequest("rate must be 0 (no limit) or a number of bytes a second")
+		}
+		if in.Share < 0 || in.Share > 1 {
+			return badRequest("share must be within 0..1: the most of the time the job spends copying (0: no limit)")
 		}
 		if kind == store.JobRebuild && len(in.To) > 0 {
 			return badRequest("a rebuild writes to its own mirror: to is for drains")
@@ -166,7 +172,7 @@ func (s *Server) adminStartJob(kind string) echo.HandlerFunc {
 			return badRequest("mirror " + id + " is the only mirror: there is nowhere to drain it to")
 		}
 		now := s.cfg.Clock()
-		j := store.Job{Mirror: id, Kind: kind, To: in.To, Rate: in.Rate, State: store.JobRunning, Created: now, Updated: now}
+		j := store.Job{Mirror: id, Kind: kind, To: in.To, Rate: in.Rate, Share: in.Share, State: store.JobRunning, Created: now, Updated: now}
 		old, err := s.cfg.Store.Job(ctx, id)
 		switch {
 		case err == nil && (old.State == store.JobRunning || old.State == store.JobPaused):
@@ -185,7 +191,8 @@ func (s *Server) adminStartJob(kind string) echo.HandlerFunc {
 		if err != nil {
 			return unavailable("cannot store the job", err)
 		}
-		s.cfg.Log.InfoContext(ctx, "mirror job started", "mirror", id, "kind", kind, "to", in.To, "rate", in.Rate)
+		s.cfg.Log.InfoContext(ctx, "mirror job started", "mirror", id, "kind", kind, "to", in.To, "rate", in.Rate, "share", in.Share)
+		s.jobsChanged()
 		return c.JSON(http.StatusAccepted, jobView(j))
 	}
 }
@@ -218,7 +225,16 @@ func (s *Server) adminSetJob(state string) echo.HandlerFunc {
 				return unavailable("cannot store the job", err)
 			}
 			s.cfg.Log.InfoContext(ctx, "mirror job changed", "mirror", id, "kind", j.Kind, "state", state)
+			s.jobsChanged()
 			return c.JSON(http.StatusOK, jobView(j))
 		}
+	}
+}
+
+// jobsChanged tells this node that a job record changed, so that it reads
+// the jobs now rather than at its next tick.
+func (s *Server) jobsChanged() {
+	if s.cfg.JobsChanged != nil {
+		s.cfg.JobsChanged()
 	}
 }

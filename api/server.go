@@ -68,6 +68,9 @@ type Config struct {
 	// load from.
 	RedirectExpiry  time.Duration
 	RedirectOrigins []string
+	// JobsChanged is called when the admin API has started, paused,
+	// resumed or cancelled a mirror job; nil: no one is told.
+	JobsChanged func()
 }
 
 // Raw configures Mirage's storage service: POST /upload, GET /uploads/<id>.

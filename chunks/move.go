@@ -283,25 +283,47 @@ func (s *Service) Empty(ctx context.Context, id string) (int, error) {
 }
 
 // Pace returns a pace function for Move and Rebuild that lets through at
-// most bytesPerSec bytes a second, or nil for no limit.
-func Pace(ctx context.Context, bytesPerSec int64) func(io.Reader) io.Reader {
-	if bytesPerSec <= 0 {
+// most bytesPerSec bytes a second (0: no limit) and keeps the copies
+// working at most share of the time (0 or 1: all of it), their times
+// added up when several run at once, as the scrubber does; nil when
+// neither limits anything. The function may be used by many copies at
+// once.
+func Pace(ctx context.Context, bytesPerSec int64, share float64) func(io.Reader) io.Reader {
+	var d *duty
+	if share > 0 && share < 1 {
+		d = &duty{share: share, start: time.Now()}
+	}
+	if bytesPerSec <= 0 && d == nil {
 		return nil
 	}
+	var lim *rate.Limiter
 	burst := int(min(bytesPerSec, 1<<20))
-	lim := rate.NewLimiter(rate.Limit(bytesPerSec), burst)
-	return func(r io.Reader) io.Reader {
-		return readerFunc(func(p []byte) (int, error) {
-			if len(p) > burst {
-				p = p[:burst]
-			}
-			n, err := r.Read(p)
-			if n > 0 {
-				if werr := lim.WaitN(ctx, n); werr != nil && err == nil {
-					err = werr
-				}
-			}
-			return n, err
-		})
+	if bytesPerSec > 0 {
+		lim = rate.NewLimiter(rate.Limit(bytesPerSec), burst)
 	}
+	return func(r io.Reader) io.Reader {
+		if lim != nil {
+			r = limited(ctx, r, lim, burst)
+		}
+		if d != nil {
+			r = d.stream(ctx, r)
+		}
+		return r
+	}
+}
+
+// limited reads r at most as fast as lim allows.
+func limited(ctx context.Context, r io.Reader, lim *rate.Limiter, burst int) io.Reader {
+	return readerFunc(func(p []byte) (int, error) {
+		if len(p) > burst {
+			p = p[:burst]
+		}
+		n, err := r.Read(p)
+		if n > 0 {
+			if werr := lim.WaitN(ctx, n); werr != nil && err == nil {
+				err = werr
+			}
+		}
+		return n, err
+	})
 }

@@ -49,7 +49,7 @@ func TestMove(t *testing.T) {
 	}
 	e.mem[2].Delete(t.Context(), f.ObjectKey)
 	start := time.Now()
-	did, err := e.svc.Move(t.Context(), f, "1", nil, Pace(t.Context(), 4*mib))
+	did, err := e.svc.Move(t.Context(), f, "1", nil, Pace(t.Context(), 4*mib, 0))
 	if err != nil || did != Copied {
 		t.Fatalf("Move = %v, %v", did, err)
 	}
@@ -76,5 +76,40 @@ func TestMove(t *testing.T) {
 	e.holds(t, got, b, "3")
 	if did, err := e.svc.Rebuild(t.Context(), got, "3", nil); did != Checked || err != nil {
 		t.Fatalf("Rebuild of a good copy = %v, %v", did, err)
+	}
+}
+
+// TestPaceShare: with a share of the time, copies pause after their work
+// so that it takes at most that share of the time; several copies at
+// once add up their work. Work is simulated by a consumer that takes
+// 40 ms per read.
+func TestPaceShare(t *testing.T) {
+	const reads, work, share = 5, 40 * time.Millisecond, 0.25
+	pace := Pace(t.Context(), 0, share)
+	copyOne := func() {
+		r := pace(io.LimitReader(bytes.NewReader(make([]byte, reads)), reads))
+		p := make([]byte, 1)
+		for {
+			if _, err := r.Read(p); err != nil {
+				return
+			}
+			time.Sleep(work)
+		}
+	}
+	start := time.Now()
+	done := make(chan struct{})
+	for range 2 {
+		go func() { copyOne(); done <- struct{}{} }()
+	}
+	<-done
+	<-done
+	// 2 copies × 5 reads × 40 ms of work, at most a quarter of the time;
+	// the bound leaves out one read's work of each.
+	busy := 2 * (reads - 1) * work
+	if took := time.Since(start); took < time.Duration(float64(busy)/share)*9/10 {
+		t.Fatalf("%v of work at a share of %.2f took %v, want at least %v", busy, share, took, time.Duration(float64(busy)/share))
+	}
+	if Pace(t.Context(), 0, 0) != nil || Pace(t.Context(), 0, 1) != nil {
+		t.Fatal("Pace with no rate and a share of 0 or 1 limits something")
 	}
 }

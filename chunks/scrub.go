@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"time"
 
 	"github.com/acestash/acestash/mirrors"
@@ -131,19 +132,24 @@ func (s *Service) check(ctx context.Context, f store.File, m mirrors.Mirror, d *
 	return nil
 }
 
-// duty keeps the time spent reading at most share of the time since start,
-// by pausing after reads.
+// duty keeps the time spent working at most share of the time since
+// start, by pausing after reads. It may be shared by several readers at
+// once: their times add up.
 type duty struct {
 	share float64
 	start time.Time
+	mu    sync.Mutex
 	busy  time.Duration
 }
 
 // spent counts the time since t as busy and pauses as long as the share
 // asks.
 func (d *duty) spent(ctx context.Context, t time.Time) error {
+	d.mu.Lock()
 	d.busy += time.Since(t)
-	if idle := time.Duration(float64(d.busy)/d.share) - time.Since(d.start); idle > 0 {
+	idle := time.Duration(float64(d.busy)/d.share) - time.Since(d.start)
+	d.mu.Unlock()
+	if idle > 0 {
 		select {
 		case <-time.After(idle):
 		case <-ctx.Done():
@@ -153,6 +159,7 @@ func (d *duty) spent(ctx context.Context, t time.Time) error {
 	return nil
 }
 
+// reader counts the time r's reads take.
 func (d *duty) reader(ctx context.Context, r io.Reader) io.Reader {
 	return readerFunc(func(p []byte) (int, error) {
 		t := time.Now()
@@ -160,6 +167,24 @@ func (d *duty) reader(ctx context.Context, r io.Reader) io.Reader {
 		if werr := d.spent(ctx, t); err == nil {
 			err = werr
 		}
+		return n, err
+	})
+}
+
+// stream counts the time from the first read of r to its last, pauses
+// excepted: the reads and what the consumer does with the bytes between
+// them.
+func (d *duty) stream(ctx context.Context, r io.Reader) io.Reader {
+	var since time.Time
+	return readerFunc(func(p []byte) (int, error) {
+		if since.IsZero() {
+			since = time.Now()
+		}
+		n, err := r.Read(p)
+		if werr := d.spent(ctx, since); err == nil {
+			err = werr
+		}
+		since = time.Now()
 		return n, err
 	})
 }

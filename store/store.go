@@ -202,7 +202,10 @@ type Job struct {
 	Kind   string   `json:"kind"`
 	To     []string `json:"to,omitempty"`   // drain: the mirrors copies may go to; empty: the owner's allowed ones
 	Rate   int64    `json:"rate,omitempty"` // most bytes a second it copies; 0: no limit
-	State  string   `json:"state"`
+	// Share is the most of the time it spends copying, as the scrubber's
+	// scrub_share; 0: no limit.
+	Share float64 `json:"share,omitempty"`
+	State string  `json:"state"`
 
 	Files     int64  `json:"files"`      // files it has to go through, as last counted
 	Bytes     int64  `json:"bytes"`      // and their bytes
@@ -211,6 +214,9 @@ type Job struct {
 	Copied    int64  `json:"copied"`  // copies it wrote
 	Skipped   int64  `json:"skipped"` // files it could not handle on its last pass
 	Error     string `json:"error,omitempty"`
+	// Cursor: a rebuild has gone through every file whose slug sorts at
+	// or before it, and goes on after it when it is resumed.
+	Cursor string `json:"cursor,omitempty"`
 
 	Node    string    `json:"node,omitempty"` // the node running it
 	Created time.Time `json:"created"`

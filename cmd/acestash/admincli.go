@@ -45,8 +45,8 @@ const adminUsage = `admin commands (they talk to a running server):
   acestash accounts rotate-token KEY
   acestash accounts rm KEY
   acestash mirrors ls
-  acestash mirrors drain ID [--to 4,5] [--rate BYTES] [--wait]
-  acestash mirrors rebuild ID [--rate BYTES] [--wait]
+  acestash mirrors drain ID [--to 4,5] [--rate BYTES] [--share 0.25] [--wait]
+  acestash mirrors rebuild ID [--rate BYTES] [--share 0.25] [--wait]
   acestash mirrors pause|resume|cancel ID
   acestash mirrors wait ID       follow a job until it ends (exit 0 when done)
   acestash mirrors forget ID --config FILE   strike a mirror that is gone for good from

@@ -42,7 +42,10 @@ type app struct {
 	metrics *metrics.Metrics
 	hooks   *webhooks.Dispatcher // nil without webhooks
 	drains  drains               // mirrors being drained, as last read
-	handler http.Handler
+	// jobsChanged wakes mirrorJobs when this node's admin API changed a
+	// job.
+	jobsChanged chan struct{}
+	handler     http.Handler
 	// stopping ends when serve begins to stop; tus PATCHes end then.
 	stopping context.Context
 	stop     context.CancelFunc
@@ -122,7 +125,8 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, clock store.Clock
 	if err := cleanSpool(spool, log); err != nil {
 		return nil, err
 	}
-	a := &app{id: uuid.NewString(), cfg: cfg, log: log, clock: clock, store: st, mirrors: set, metrics: met}
+	a := &app{id: uuid.NewString(), cfg: cfg, log: log, clock: clock, store: st, mirrors: set, metrics: met,
+		jobsChanged: make(chan struct{}, 1)}
 	a.stopping, a.stop = context.WithCancel(context.Background())
 	a.health = mirrors.NewHealth(set, 5*time.Second, log)
 	for _, e := range set.All() {
@@ -201,6 +205,12 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, clock store.Clock
 		AdminToken:      cfg.AdminToken,
 		RedirectExpiry:  cfg.RedirectExpiry,
 		RedirectOrigins: redirectOrigins(cfg.Mirrors),
+		JobsChanged: func() {
+			select {
+			case a.jobsChanged <- struct{}{}:
+			default: // a wake-up is pending already
+			}
+		},
 	})
 	return a, nil
 }

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -32,6 +34,11 @@ const (
 	// end: every node has seen it by then, so no new upload chooses the
 	// mirror afterwards.
 	drainSettle = 3 * jobTick
+	// jobCopies is how many files a job copies at once.
+	jobCopies = 4
+	// jobSave is how often a running job writes its progress, and so how
+	// soon it sees that it was paused or cancelled.
+	jobSave = time.Second
 )
 
 // drains holds the mirrors with a drain, as last read.
@@ -102,6 +109,7 @@ func (a *app) mirrorJobs(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-a.jobsChanged:
 		}
 	}
 }
@@ -166,14 +174,48 @@ func (r *jobRun) run(ctx context.Context) error {
 	if err := r.save(ctx, func(*store.Job) {}); err != nil {
 		return ignoreStopped(err)
 	}
+	pace := chunks.Pace(ctx, r.job.Rate, r.job.Share)
+	r.a.log.Info("mirror job running", "mirror", r.mirror, "kind", r.job.Kind, "to", r.job.To,
+		"rate", r.job.Rate, "share", r.job.Share, "cursor", r.job.Cursor)
 	if r.job.Kind == store.JobRebuild {
-		// A rebuild reads every copy again from the start.
-		if err := r.save(ctx, func(j *store.Job) { j.DoneFiles, j.DoneBytes, j.Copied, j.Skipped = 0, 0, 0, 0 }); err != nil {
-			return ignoreStopped(err)
+		return r.rebuild(ctx, pace)
+	}
+	return r.drain(ctx, pace)
+}
+
+// rebuild goes once through the files that name the mirror, in slug
+// order, starting after the job's cursor: a rebuild that was stopped (a
+// node killed, the job paused) goes on where it was.
+func (r *jobRun) rebuild(ctx context.Context, pace func(io.Reader) io.Reader) error {
+	list, size, err := r.files(ctx)
+	if err != nil {
+		return err
+	}
+	slices.SortFunc(list, func(a, b store.File) int { return strings.Compare(a.Slug, b.Slug) })
+	cursor := r.job.Cursor
+	i := 0
+	var doneBytes int64
+	if cursor != "" {
+		for i < len(list) && list[i].Slug <= cursor {
+			doneBytes += list[i].Size
+			i++
 		}
 	}
-	pace := chunks.Pace(ctx, r.job.Rate)
-	r.a.log.Info("mirror job running", "mirror", r.mirror, "kind", r.job.Kind, "to", r.job.To, "rate", r.job.Rate)
+	err = r.save(ctx, func(j *store.Job) {
+		j.Files, j.Bytes, j.DoneFiles, j.DoneBytes = int64(len(list)), size, int64(i), doneBytes
+	})
+	if err != nil {
+		return ignoreStopped(err)
+	}
+	if _, _, err := r.pass(ctx, list[i:], pace); err != nil {
+		return ignoreStopped(err)
+	}
+	return r.finish(ctx, r.job.Skipped, r.job.Error)
+}
+
+// drain moves every copy off the mirror, pass after pass, until a pass
+// finds none left and no upload writing there, and the mirror is empty.
+func (r *jobRun) drain(ctx context.Context, pace func(io.Reader) io.Reader) error {
 	emptied := false
 	for {
 		list, size, err := r.files(ctx)
@@ -185,9 +227,6 @@ func (r *jobRun) run(ctx context.Context) error {
 			return ignoreStopped(err)
 		}
 		if len(list) == 0 {
-			if r.job.Kind == store.JobRebuild {
-				return r.finish(ctx, 0, "")
-			}
 			busy, err := r.writing(ctx)
 			if err != nil {
 				return err
@@ -215,37 +254,12 @@ func (r *jobRun) run(ctx context.Context) error {
 			continue
 		}
 		emptied = false
-		skipped, last := 0, ""
-		for _, f := range list {
-			var did chunks.Moved
-			if r.job.Kind == store.JobRebuild {
-				did, err = r.a.chunks.Rebuild(ctx, f, r.mirror, pace)
-			} else {
-				did, err = r.a.chunks.Move(ctx, f, r.mirror, r.job.To, pace)
-			}
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			if err != nil {
-				r.a.log.Warn("mirror job: file left for later", "mirror", r.mirror, "kind", r.job.Kind, "slug", f.Slug, "err", err)
-				skipped, last = skipped+1, err.Error()
-			}
-			err = r.save(ctx, func(j *store.Job) {
-				j.DoneFiles++
-				j.DoneBytes += f.Size
-				if did == chunks.Copied {
-					j.Copied++
-				}
-			})
-			if err != nil {
-				return ignoreStopped(err)
-			}
-		}
-		if r.job.Kind == store.JobRebuild {
-			return r.finish(ctx, skipped, last)
+		skipped, last, err := r.pass(ctx, list, pace)
+		if err != nil {
+			return ignoreStopped(err)
 		}
 		if skipped == len(list) {
-			return r.finish(ctx, skipped, last) // no file could move: trying again changes nothing
+			return r.finish(ctx, int64(skipped), last) // no file could move: trying again changes nothing
 		}
 		// Files that could not move count again on the next pass.
 		if err := r.save(ctx, func(j *store.Job) {
@@ -256,11 +270,132 @@ func (r *jobRun) run(ctx context.Context) error {
 	}
 }
 
+// jobProgress is what a pass did since it last wrote the job.
+type jobProgress struct {
+	files, bytes, copied, skipped int64
+	last                          string // the last error
+}
+
+// pass moves (drain) or checks (rebuild) the files of list, jobCopies at
+// once, and writes its progress to the job every jobSave and at its end;
+// a rebuild's progress carries the cursor. It returns how many files it
+// could not handle, with the last error, or the error that stopped it
+// (errStopped once the job is no longer running).
+func (r *jobRun) pass(ctx context.Context, list []store.File, pace func(io.Reader) io.Reader) (int, string, error) {
+	kind, to := r.job.Kind, r.job.To
+	var (
+		mu       sync.Mutex
+		p        jobProgress // not yet written
+		skipped  int
+		last     string
+		finished = make([]bool, len(list))
+		low      int // list[:low] are all finished
+	)
+	save := func(ctx context.Context) error {
+		mu.Lock()
+		d, cursor := p, ""
+		p = jobProgress{}
+		if low > 0 {
+			cursor = list[low-1].Slug
+		}
+		mu.Unlock()
+		return r.save(ctx, func(j *store.Job) {
+			j.DoneFiles += d.files
+			j.DoneBytes += d.bytes
+			j.Copied += d.copied
+			if kind == store.JobRebuild {
+				j.Skipped += d.skipped
+				if d.last != "" {
+					j.Error = d.last
+				}
+				if cursor != "" {
+					j.Cursor = cursor
+				}
+			}
+		})
+	}
+	work := make(chan int)
+	var wg sync.WaitGroup
+	for range min(jobCopies, len(list)) {
+		wg.Go(func() {
+			for i := range work {
+				f := list[i]
+				var did chunks.Moved
+				var err error
+				if kind == store.JobRebuild {
+					did, err = r.a.chunks.Rebuild(ctx, f, r.mirror, pace)
+				} else {
+					did, err = r.a.chunks.Move(ctx, f, r.mirror, to, pace)
+				}
+				if ctx.Err() != nil {
+					continue // the node stops: not counted, done again by the next run
+				}
+				if err != nil {
+					r.a.log.Warn("mirror job: file left for later", "mirror", r.mirror, "kind", kind, "slug", f.Slug, "err", err)
+				}
+				mu.Lock()
+				p.files++
+				p.bytes += f.Size
+				if did == chunks.Copied {
+					p.copied++
+				}
+				if err != nil {
+					skipped, last = skipped+1, err.Error()
+					p.skipped, p.last = p.skipped+1, last
+				}
+				finished[i] = true
+				for low < len(list) && finished[low] {
+					low++
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	tick := time.NewTicker(jobSave)
+	defer tick.Stop()
+	var stop error
+	for i := 0; i < len(list) && stop == nil; {
+		select {
+		case work <- i:
+			i++
+		case <-tick.C:
+			stop = save(ctx)
+		case <-ctx.Done():
+			stop = ctx.Err()
+		}
+	}
+	// The files begun are finished even when the job was paused or
+	// cancelled meanwhile: a copy cut short would be left behind.
+	close(work)
+	idle := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(idle)
+	}()
+	for waiting := true; waiting; {
+		select {
+		case <-idle:
+			waiting = false
+		case <-tick.C:
+			if stop == nil {
+				stop = save(ctx)
+			}
+		}
+	}
+	if stop == nil {
+		stop = ctx.Err()
+	}
+	if stop == nil {
+		stop = save(ctx)
+	}
+	return skipped, last, stop
+}
+
 // finish ends the job: done, or failed with the last error when files
 // were skipped.
-func (r *jobRun) finish(ctx context.Context, skipped int, last string) error {
+func (r *jobRun) finish(ctx context.Context, skipped int64, last string) error {
 	err := r.save(ctx, func(j *store.Job) {
-		j.State, j.Skipped, j.Error = store.JobDone, int64(skipped), ""
+		j.State, j.Skipped, j.Error = store.JobDone, skipped, ""
 		if skipped > 0 {
 			j.State = store.JobFailed
 			j.Error = fmt.Sprintf("%d files could not be handled; the last: %s", skipped, last)

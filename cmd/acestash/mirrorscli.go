@@ -57,12 +57,13 @@ func mirrorsCmd(args []string, stdout io.Writer) error {
 	case "drain", "rebuild":
 		to := fs.String("to", "", "drain: mirror ids the copies go to, comma-separated (default: each owner's allowed mirrors)")
 		rate := fs.Int64("rate", 0, "most bytes a second the job copies (0: no limit)")
+		share := fs.Float64("share", 0, "most of the time the job spends copying, 0-1, as scrub_share (0: no limit)")
 		wait := fs.Bool("wait", false, "follow the job until it ends; exit 0 when it is done")
 		id, err := oneArg(fs, args[1:], "mirror ID")
 		if err != nil {
 			return err
 		}
-		body := api.JobFields{Rate: *rate}
+		body := api.JobFields{Rate: *rate, Share: *share}
 		if *to != "" {
 			if args[0] == "rebuild" {
 				return errors.New("mirrors rebuild: --to is for drains")

@@ -14,8 +14,8 @@ func testJobs(t *testing.T, e *env) {
 	}
 	_, err := e.s.Job(e.ctx, "2")
 	wantErr(t, "Job(missing)", err, store.ErrNotFound)
-	j := store.Job{Mirror: "2", Kind: store.JobDrain, To: []string{"4", "5"}, Rate: 1 << 20, State: store.JobRunning,
-		Files: 300, Bytes: 1 << 30, Created: e.clock.Now(), Updated: e.clock.Now()}
+	j := store.Job{Mirror: "2", Kind: store.JobDrain, To: []string{"4", "5"}, Rate: 1 << 20, Share: 0.25, State: store.JobRunning,
+		Files: 300, Cursor: "Xy3kP9aQ", Bytes: 1 << 30, Created: e.clock.Now(), Updated: e.clock.Now()}
 	got, err := e.s.PutJob(e.ctx, j)
 	must(t, "PutJob(create)", err)
 	if got.Version != 1 {
@@ -25,7 +25,7 @@ func testJobs(t *testing.T, e *env) {
 	wantErr(t, "PutJob(create over a job)", err, store.ErrExists)
 	read, err := e.s.Job(e.ctx, "2")
 	must(t, "Job", err)
-	if read.Version != 1 || read.Kind != store.JobDrain || read.Rate != 1<<20 || len(read.To) != 2 || read.To[1] != "5" ||
+	if read.Version != 1 || read.Kind != store.JobDrain || read.Rate != 1<<20 || read.Share != 0.25 || read.Cursor != "Xy3kP9aQ" || len(read.To) != 2 || read.To[1] != "5" ||
 		read.Files != 300 || read.Bytes != 1<<30 || !read.Created.Equal(j.Created) {
 		t.Fatalf("Job = %+v, want %+v with Version 1", read, j)
 	}
