@@ -87,7 +87,7 @@ return 0`)
 local size = redis.call('HGET', KEYS[1], ARGV[1])
 if size then
   redis.call('HDEL', KEYS[1], ARGV[1])
-  redis.call('HINCRBY', KEYS[2], 'bytes', -tonumber(size))
+  redis.call('HINCRBY', KEYS[2], 'bytes', 0 - tonumber(size)) -- not -size: -0 is no integer to HINCRBY
   redis.call('HINCRBY', KEYS[2], 'files', -1)
 end
 return 0`)

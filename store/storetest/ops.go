@@ -67,6 +67,16 @@ func testUsage(t *testing.T, e *env) {
 	must(t, "DeleteFile", e.s.DeleteFile(e.ctx, "a2"))
 	must(t, "DeleteFile again", e.s.DeleteFile(e.ctx, "a2"))
 	e.wantUsage(t, "after deletes", "alice", 5, 1)
+
+	// An empty file counts as a file of no bytes, and is taken out again.
+	_, err = e.s.CreateFile(e.ctx, sized("a0", "alice", 0))
+	must(t, "CreateFile of an empty file", err)
+	e.wantUsage(t, "after an empty file", "alice", 5, 2)
+	a0, err := e.s.File(e.ctx, "a0")
+	must(t, "File", err)
+	a0.Status = store.StatusUser
+	must(t, "UpdateFile of an empty file to removed", e.s.UpdateFile(e.ctx, a0))
+	e.wantUsage(t, "after removing the empty file", "alice", 5, 1)
 }
 
 // testUsageConcurrent: files created at once are all counted.
