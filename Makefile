@@ -3,6 +3,7 @@
 
 MINIO_VERSION := v0.0.0-20260212201848-7aac2a2c5b7c
 TUSD_VERSION  := v2.9.1
+MC_VERSION    := v0.0.0-20250313080218-cf909e1063a9
 GOBIN         := $(shell go env GOPATH)/bin
 export PATH   := $(GOBIN):$(PATH)
 SUDO          := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -43,12 +44,16 @@ fuzz:
 vet:
 	go vet ./...
 
-# bench prints one table: acestash against MinIO and tusd, measured in the
-# same run (ACESTASH_BENCH_SIZE=bytes shrinks the 1 GiB file).
+# bench prints one table: acestash against MinIO, tusd and MinIO's client
+# mc, measured in the same run (ACESTASH_BENCH_SIZE=bytes shrinks the 1 GiB
+# file).
 bench: test-deps
 	@go version -m $(GOBIN)/tusd 2>/dev/null | grep -q 'mod[[:space:]]*github.com/tus/tusd/v2[[:space:]]*$(TUSD_VERSION)[[:space:]]' || { \
 		echo "building tusd $(TUSD_VERSION) (a minute, once)"; \
 		GOFLAGS=-buildvcs=false go install github.com/tus/tusd/v2/cmd/tusd@$(TUSD_VERSION); }
+	@go version -m $(GOBIN)/mc 2>/dev/null | grep -q 'mod[[:space:]]*github.com/minio/mc[[:space:]]*$(MC_VERSION)[[:space:]]' || { \
+		echo "building mc $(MC_VERSION) (a few minutes, once)"; \
+		GOFLAGS=-buildvcs=false go install github.com/minio/mc@$(MC_VERSION); }
 	go test -run '^$$' -bench . -benchtime 1x -timeout 60m ./cmd/acestash
 
 # bench-scale measures what a file costs with 10 files stored and with a

@@ -80,12 +80,16 @@ func (e *bench) round(b *testing.B, r *results, t *tailResults) {
 		e.oneMirror(b, r)
 		e.smallReads(b, r)
 		return
+	case drainOnly():
+		e.drain(b, r)
+		return
 	case !tailOnly():
 		e.oneMirror(b, r)
 		e.threeMirrors(b, r)
 		e.concurrent(b, r)
 		e.raw(b, r)
 		e.smallReads(b, r)
+		e.drain(b, r)
 	}
 	e.tail(b, t)
 }
@@ -108,6 +112,7 @@ type bench struct {
 	about       string     // versions and sizes, for the table
 	cluster     *cluster   // Redis and the MinIO servers
 	tailFile    benchFile  // the tail figures' chunk
+	mcBin       string     // MinIO's client, figure 16's baseline
 }
 
 // benchSize is the big file's size: 1 GiB, or ACESTASH_BENCH_SIZE bytes.
@@ -158,6 +163,12 @@ func newBench(b *testing.B) *bench {
 	if err != nil {
 		b.Fatal(err)
 	}
+	if e.mcBin, err = findBin("mc"); err != nil {
+		b.Fatal(err)
+	}
+	if modVersion(e.mcBin, "github.com/minio/mc") == "unknown" {
+		b.Fatalf("%s is not MinIO's mc (Midnight Commander is also mc): run `make bench`, which puts it first in PATH", e.mcBin)
+	}
 
 	c, cfg := startCluster(b)
 	e.cluster = c
@@ -169,6 +180,7 @@ func newBench(b *testing.B) *bench {
 	cfg.Listen = freeAddr(b)
 	cfg.PublicURL = "http://" + cfg.Listen
 	cfg.HealthInterval = 15 * time.Second // the default, not the tests' 200ms
+	cfg.AdminToken = testAdminToken       // figure 16 drains a mirror
 	// Raw uploads go to the default mirrors: one, as figure 6's baseline.
 	cfg.Accounts = []AccountConfig{{Settings: store.Settings{Name: "bench", DefaultMirrors: []string{"1"}}, APIKey: testKey, APIToken: testToken}}
 	y, err := yaml.Marshal(cfg)
@@ -245,8 +257,8 @@ func newBench(b *testing.B) *bench {
 	if out, err := exec.Command("git", "describe", "--always", "--dirty").Output(); err == nil {
 		commit = strings.TrimSpace(string(out))
 	}
-	e.about = fmt.Sprintf("acestash %s, MinIO %s, tusd %s, %s, %d CPUs; big file %s, small files %s; %s",
-		commit, modVersion(minioBin, "github.com/minio/minio"), modVersion(tusBin, "github.com/tus/tusd/v2"),
+	e.about = fmt.Sprintf("acestash %s, MinIO %s, tusd %s, mc %s, %s, %d CPUs; big file %s, small files %s; %s",
+		commit, modVersion(minioBin, "github.com/minio/minio"), modVersion(tusBin, "github.com/tus/tusd/v2"), modVersion(e.mcBin, "github.com/minio/mc"),
 		runtime.Version(), runtime.NumCPU(), fmtSize(e.big.size), fmtSize(e.small.size), time.Now().UTC().Format("2006-01-02 15:04 UTC"))
 	return e
 }
@@ -283,6 +295,13 @@ type results struct {
 	// figure 5 (its timed download and the one that checks the bytes), and
 	// of that MinIO under GetObject.
 	cpuAceDown, cpuMinioDown, cpuMinioGet time.Duration
+
+	// Figure 16: mc mirror and the drain of drainBytes, their CPU time
+	// (the drain's: both acestash nodes) and the nodes' peak RSS.
+	mc, drain       float64
+	cpuMc, cpuDrain time.Duration
+	rssDrain        int64
+	drainBytes      int64
 }
 
 // Every upload below starts from the same state: the buckets it and its
@@ -568,6 +587,36 @@ func (e *bench) emptyAll(b *testing.B, bucket string, want int, size int64) {
 // it held want objects of size bytes.
 func (e *bench) empty(b *testing.B, i int, bucket string, want int, size int64) {
 	b.Helper()
+	objs := e.purge(b, i, bucket)
+	n := 0
+	for _, o := range objs {
+		if o.Size == size {
+			n++
+		}
+	}
+	if n != want {
+		b.Fatalf("bucket %s on MinIO %d held %d objects of %d bytes, want %d (all: %d objects)\n%s", bucket, i+1, n, size, want, len(objs), e.ace.logTail())
+	}
+}
+
+// emptyObjects removes everything from a bucket on MinIO server i,
+// checking that it held n objects of size bytes in all.
+func (e *bench) emptyObjects(b *testing.B, i int, bucket string, n int, size int64) {
+	b.Helper()
+	objs := e.purge(b, i, bucket)
+	var sum int64
+	for _, o := range objs {
+		sum += o.Size
+	}
+	if len(objs) != n || sum != size {
+		b.Fatalf("bucket %s on MinIO %d held %d objects, %d bytes; want %d, %d\n%s", bucket, i+1, len(objs), sum, n, size, e.ace.logTail())
+	}
+}
+
+// purge removes everything from a bucket on MinIO server i, and MinIO's
+// trash, and returns the objects the bucket held.
+func (e *bench) purge(b *testing.B, i int, bucket string) []minio.ObjectInfo {
+	b.Helper()
 	objs, err := emptyBucket(context.Background(), e.minio[i], bucket)
 	if err != nil {
 		b.Fatal(err)
@@ -584,15 +633,7 @@ func (e *bench) empty(b *testing.B, i int, bucket string, want int, size int64) 
 			b.Fatal(err)
 		}
 	}
-	n := 0
-	for _, o := range objs {
-		if o.Size == size {
-			n++
-		}
-	}
-	if n != want {
-		b.Fatalf("bucket %s on MinIO %d held %d objects of %d bytes, want %d (all: %d objects)\n%s", bucket, i+1, n, size, want, len(objs), e.ace.logTail())
-	}
+	return objs
 }
 
 func (e *bench) resetPeakRSS(b *testing.B) {
@@ -702,6 +743,8 @@ func (e *bench) table(rounds []results, tails []tailResults) string {
 	switch {
 	case tailOnly():
 		rows = append(rows[:1], tailRows(tails)...)
+	case drainOnly():
+		rows = rows[:1]
 	case readsOnly():
 		// The figures oneMirror and smallReads measure.
 		rows = slices.DeleteFunc(rows, func(r []string) bool {
@@ -713,6 +756,23 @@ func (e *bench) table(rounds []results, tails []tailResults) string {
 		})
 	default:
 		rows = append(rows, tailRows(tails)...)
+	}
+	if !tailOnly() && !readsOnly() {
+		moved := rounds[0].drainBytes
+		var rssDrain int64
+		for _, r := range rounds {
+			rssDrain = max(rssDrain, r.rssDrain)
+		}
+		perMoved := func(f func(*results) time.Duration) float64 {
+			return medianOf(rounds, func(r *results) float64 { return f(r).Seconds() / (float64(moved) / (1 << 30)) })
+		}
+		rows = append(rows,
+			append([]string{"16", fmt.Sprintf("drain of %d files, %s in all: mirror 1 → 2", len(e.drainSet()), fmtSize(moved))},
+				cmp(rate(moved), "mc mirror", func(r *results) float64 { return r.mc }, func(r *results) float64 { return r.drain }, 0.8)...),
+			[]string{"16", "acestash peak RSS during figure 16", fmtSize(rssDrain), "", "", "≤ 64 MiB", verdict(rssDrain <= 64<<20)},
+			[]string{"16", "CPU per GiB moved (figure 16): acestash",
+				fmt.Sprintf("%.2f s", perMoved(func(r *results) time.Duration { return r.cpuDrain })),
+				fmt.Sprintf("mc: %.2f s", perMoved(func(r *results) time.Duration { return r.cpuMc })), "", "", ""})
 	}
 	return fmt.Sprintf("acestash against baselines measured in the same run, median of %d rounds (peak RSS: the highest);\n"+
 		"ratio = baseline time / acestash time, higher is better, its range over the rounds in parentheses\n%s\n\n%s",

@@ -59,12 +59,12 @@ func TestMain(m *testing.M) {
 
 // clientJob is one measurement made by a client process.
 type clientJob struct {
-	Op      string     `json:"op"`             // a key of clientOps
-	File    string     `json:"file"`           // the bytes to send, or the size to expect
-	Base    string     `json:"base,omitempty"` // acestash's or tusd's URL
-	Key     string     `json:"key,omitempty"`  // account credentials
-	Token   string     `json:"token,omitempty"`
-	Mirrors []string   `json:"mirrors,omitempty"` // chunked: mirrors[] of every upload; tus: Upload-Metadata mirrors
+	Op      string     `json:"op"`                // a key of clientOps
+	File    string     `json:"file"`              // the bytes to send, or the size to expect
+	Base    string     `json:"base,omitempty"`    // acestash's or tusd's URL
+	Key     string     `json:"key,omitempty"`     // account credentials
+	Token   string     `json:"token,omitempty"`   // drain: the admin token
+	Mirrors []string   `json:"mirrors,omitempty"` // chunked: mirrors[] of every upload; tus: Upload-Metadata mirrors; drain: from, to
 	Copies  int        `json:"copies,omitempty"`  // chunked, put: uploads at once (put: to each target)
 	Threads uint       `json:"threads,omitempty"` // put: parts one PutObject sends at once; 0: minio-go's default
 	S3      []s3Target `json:"s3,omitempty"`      // put: the targets; get, rawput: the first
@@ -129,6 +129,7 @@ var clientOps = map[string]func(ctx context.Context, j clientJob, f *os.File, si
 	"rawput":    rawPuts,
 	"smallget":  smallGets,
 	"smalldown": smallDownloads,
+	"drain":     drainJob,
 }
 
 // clientMain runs the job in spec and writes its result to stdout; it
