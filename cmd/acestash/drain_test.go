@@ -19,6 +19,7 @@ import (
 	"github.com/acestash/acestash/mirrors"
 	"github.com/acestash/acestash/store"
 	"github.com/acestash/acestash/store/redisstore"
+	"github.com/acestash/acestash/store/redisstore/redistest"
 )
 
 // stored is a file a test uploaded and what it expects of it.
@@ -139,31 +140,65 @@ func (c *loopClient) run(t *testing.T, stop <-chan struct{}) {
 	}
 }
 
+// drainSizes are the sizes of the files TestDrainKilled drains, skewed
+// as real ones are: an empty file, mostly small ones, some of a few MiB
+// and a few large ones up to 40 MiB.
+func drainSizes(n int) []int {
+	large := []int{40 << 20, 24<<20 + 3, 12 << 20, 8<<20 + 1}
+	sizes := make([]int, n)
+	for i := range sizes {
+		switch {
+		case i == 0:
+			sizes[i] = 0
+		case i == 1:
+			sizes[i] = 1
+		case i%30 == 2:
+			sizes[i] = large[i/30%len(large)]
+		case i%10 == 5:
+			sizes[i] = 1<<20 + i*7919%(5<<20)
+		default:
+			sizes[i] = i * 7001 % (400 << 10)
+		}
+	}
+	return sizes
+}
+
 // TestDrainKilled drains mirror 2 of three MinIO and a directory mirror
-// (Redis store) while a client uploads, downloads and deletes in a loop,
-// and SIGKILLs the node running the drain a third of the way: the other
-// node resumes it. Afterwards mirror 2 holds nothing, no record names it,
-// every file has at least as many copies as before and downloads
-// byte-identical, deleted files stay deleted, and no mirror holds an
-// object no record names. Scaled down for a 2-core machine: 35 files of 0
-// bytes to 12 MiB, the large ones uploaded in chunks, every fifth with a
-// password.
+// (Redis single and Redis Cluster) while a client uploads, downloads and
+// deletes in a loop, and SIGKILLs the node running the drain a third of
+// the way: the other node resumes it. Afterwards mirror 2 holds nothing,
+// no record names it, every file has at least as many copies as before
+// and downloads byte-identical, deleted files stay deleted, and no mirror
+// holds an object no record names. The files: 300 of 0 bytes to 40 MiB
+// (drainSizes), those over 5 MiB uploaded in chunks (multipart on S3),
+// every fifth with a password.
 func TestDrainKilled(t *testing.T) {
-	c, cfg := clusterConfig(t)
+	t.Run("redis", func(t *testing.T) {
+		_, cfg := clusterConfig(t)
+		drainKilled(t, cfg, "--rate", "24000000")
+	})
+	t.Run("cluster", func(t *testing.T) {
+		_, cfg := clusterConfig(t)
+		cfg.RedisURL = redistest.StartCluster(t, 3).URL
+		drainKilled(t, cfg, "--rate", "24000000", "--share", "0.8")
+	})
+}
+
+func drainKilled(t *testing.T, cfg Config, throttle ...string) {
 	cfg.AdminToken = testAdminToken
 	cfg.Mirrors = append(cfg.Mirrors, MirrorConfig{ID: "4", Name: "disk", Type: "fs", Path: t.TempDir()})
 	a := startNode(t, cfg)
-	st, err := redisstore.Open(t.Context(), c.redis.URL, time.Now)
+	st, err := redisstore.Open(t.Context(), cfg.RedisURL, time.Now)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer st.Close()
 
-	sizes := []int{0, 1, 1000, 300 << 10, 2 << 20, 6<<20 + 7, 12 << 20}
 	targets := [][]string{{"2", "1"}, {"2", "3"}, {"2", "4"}, {"1", "2", "4"}}
 	var files []*stored
-	for i := range 35 {
-		f := &stored{data: testData(sizes[i%len(sizes)], byte(i))}
+	var total int
+	for i, size := range drainSizes(300) {
+		f := &stored{data: testData(size, byte(i))}
 		if i%5 == 0 {
 			f.password = fmt.Sprintf("pw %d", i)
 		}
@@ -174,9 +209,11 @@ func TestDrainKilled(t *testing.T) {
 		}
 		f.copies = len(rec.Mirrors)
 		files = append(files, f)
+		total += size
 	}
+	t.Logf("uploaded %d files, %d MiB", len(files), total>>20)
 
-	out, err := cli(t, a.URL, "mirrors", "drain", "2", "--rate", "6000000")
+	out, err := cli(t, a.URL, append([]string{"mirrors", "drain", "2"}, throttle...)...)
 	if err != nil {
 		t.Fatalf("mirrors drain: %v", err)
 	}
