@@ -89,8 +89,10 @@ func migrate(t *testing.T, args ...string) (compared, error) {
 	return c, err
 }
 
-// TestMigrate moves a store of 600 files (scaled down from 2,000 for a
-// 2-core machine), two accounts with quotas and a queued webhook delivery
+// migrateFiles is how many files TestMigrate moves.
+const migrateFiles = 2000
+
+// TestMigrate moves a store of migrateFiles files, two accounts with quotas and a queued webhook delivery
 // from the embedded store to a Redis Cluster and back into a new embedded
 // store: listings, file/info, usage and downloads are identical at each
 // step, and migrate itself reports both sides identical.
@@ -106,7 +108,7 @@ func TestMigrate(t *testing.T) {
 	ln.Close()
 	cfg.Webhooks = []WebhookConfig{{URL: "http://" + ln.Addr().String() + "/hook", Secret: "s"}}
 	srv := start(t, cfg, nil)
-	for i := range 600 {
+	for i := range migrateFiles {
 		key, token := testKey, testToken
 		if i%2 == 1 {
 			key, token = otherKey, otherToken
@@ -133,8 +135,8 @@ func TestMigrate(t *testing.T) {
 	if err != nil {
 		t.Fatalf("migrate to Redis Cluster: %v", err)
 	}
-	if !c.Identical || c.From.Files != 600 || c.From.Accounts != 2 || c.From.Deliveries == 0 {
-		t.Fatalf("migrate to Redis Cluster compared %+v; want 600 files, 2 accounts, deliveries queued, identical", c)
+	if !c.Identical || c.From.Files != migrateFiles || c.From.Accounts != 2 || c.From.Deliveries == 0 {
+		t.Fatalf("migrate to Redis Cluster compared %+v; want %d files, 2 accounts, deliveries queued, identical", c, migrateFiles)
 	}
 	if _, err := migrate(t, "--from", "bolt:"+boltPath, "--to", cluster.URL); err == nil || !strings.Contains(err.Error(), "already holds records") {
 		t.Fatalf("migrate into a store that holds records: %v", err)
@@ -153,7 +155,7 @@ func TestMigrate(t *testing.T) {
 
 	back := filepath.Join(t.TempDir(), "acestash.db")
 	c, err = migrate(t, "--from", cluster.URL, "--to", "bolt:"+back)
-	if err != nil || !c.Identical || c.To.Files != 600 {
+	if err != nil || !c.Identical || c.To.Files != migrateFiles {
 		t.Fatalf("migrate back: %+v, %v", c, err)
 	}
 	again := onRedis
