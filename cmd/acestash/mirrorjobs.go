@@ -26,7 +26,7 @@ import (
 
 const (
 	// jobTick is how often a node reads the jobs.
-	jobTick = 2 * time.Second
+	jobTick = time.Second
 	// jobLease is how long a job's lock lasts without renewal: a killed
 	// node's job is resumed by another node this long after.
 	jobLease = 15 * time.Second
@@ -231,13 +231,16 @@ func (r *jobRun) drain(ctx context.Context, pace func(io.Reader) io.Reader) erro
 			if err != nil {
 				return err
 			}
-			if busy > 0 || r.a.clock().Sub(r.job.Created) < drainSettle {
+			settled := r.job.Created.Add(drainSettle).Sub(r.a.clock())
+			if busy > 0 || settled > 0 {
+				wait := min(jobTick, settled) // no longer than the settling asks
 				if busy > 0 {
+					wait = jobTick
 					r.save(ctx, func(j *store.Job) {
 						j.Error = fmt.Sprintf("waiting for %d uploads in progress on the mirror", busy)
 					})
 				}
-				if err := sleep(ctx, jobTick); err != nil {
+				if err := sleep(ctx, wait); err != nil {
 					return err
 				}
 				continue
