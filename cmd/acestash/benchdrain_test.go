@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -67,6 +68,7 @@ func (e *bench) drainSet() []drainFile {
 // mirror 1 is given back to uploads.
 func (e *bench) drain(b *testing.B, r *results) {
 	b.Helper()
+	e.forgetFiles(b)
 	set := e.drainSet()
 	slugs := e.uploadDrainSet(b, set)
 	var bytes int64
@@ -303,6 +305,37 @@ func waitJobDone(ctx context.Context, base, token, mirror string, poll time.Dura
 		case <-ctx.Done():
 			return j, fmt.Errorf("the job of mirror %s: %w; last read %v", mirror, ctx.Err(), j)
 		case <-time.After(poll):
+		}
+	}
+}
+
+// forgetFiles deletes through file/delete every file the other figures
+// left in the store. They empty the buckets behind acestash's back to
+// spare the disk, and a drain rightly fails on a record whose bytes no
+// mirror holds.
+func (e *bench) forgetFiles(b *testing.B) {
+	b.Helper()
+	creds := []field{{"api_key", testKey}, {"api_token", testToken}}
+	var slugs []string
+	for page := 1; ; page++ {
+		var res struct {
+			Files []struct {
+				Slug string `json:"slug"`
+			} `json:"files"`
+		}
+		postForm(b, e.aceURL+"/api/v1/file/list",
+			append(creds, field{"page", strconv.Itoa(page)}, field{"per_page", "100"})).result(b, &res)
+		if len(res.Files) == 0 {
+			break
+		}
+		for _, f := range res.Files {
+			slugs = append(slugs, f.Slug)
+		}
+	}
+	for i := 0; i < len(slugs); i += 50 {
+		a := postForm(b, e.aceURL+"/api/v1/file/delete", append(creds, field{"files", strings.Join(slugs[i:min(i+50, len(slugs))], ",")}))
+		if a.code != 200 || a.env.Status != "success" {
+			b.Fatalf("file/delete of the other figures' files: %s", a)
 		}
 	}
 }
