@@ -261,76 +261,66 @@ func (s *Server) start() error {
 	s.cmd, s.done = cmd, done
 	s.mu.Unlock()
 
-	if err := waitLive(s.URL()+"/minio/health/live", done); err != nil {
+	live := func(ctx context.Context) error { return checkLive(ctx, s.URL()+"/minio/health/live") }
+	if err := poll(live, "live", done); err != nil {
 		s.Kill()
 		return fmt.Errorf("miniotest: server on %s: %w\n%s", s.Endpoint, err, s.logTail())
 	}
-	if err := s.waitCredentials(done); err != nil {
+	// MinIO answers its health check before it has loaded the root
+	// credentials, and a client that comes too soon is told its key does
+	// not exist.
+	c, err := minio.New(s.Endpoint, &minio.Options{Creds: credentials.NewStaticV4(s.AccessKey, s.SecretKey, "")})
+	if err != nil {
+		s.Kill()
+		return fmt.Errorf("miniotest: %w", err)
+	}
+	signed := func(ctx context.Context) error { _, err := c.ListBuckets(ctx); return err }
+	if err := poll(signed, "taking its credentials", done); err != nil {
 		s.Kill()
 		return fmt.Errorf("miniotest: server on %s: %w\n%s", s.Endpoint, err, s.logTail())
 	}
 	return nil
 }
 
-// waitCredentials polls a signed request until the server accepts the
-// root credentials: MinIO answers its health check before it has loaded
-// them, and a client that comes too soon is told its key does not exist.
-func (s *Server) waitCredentials(exited <-chan struct{}) error {
-	c, err := minio.New(s.Endpoint, &minio.Options{Creds: credentials.NewStaticV4(s.AccessKey, s.SecretKey, "")})
-	if err != nil {
-		return err
-	}
+// poll calls try every 50 ms until it succeeds, the process exits or
+// readyTimeout passes; what names the state waited for, in errors.
+func poll(try func(context.Context) error, what string, exited <-chan struct{}) error {
 	ctx, cancel := context.WithTimeout(context.Background(), readyTimeout)
 	defer cancel()
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		_, err := c.ListBuckets(ctx)
+		err := try(ctx)
 		if err == nil {
 			return nil
 		}
 		select {
 		case <-exited:
-			return errors.New("minio exited before it took its credentials")
+			return fmt.Errorf("minio exited before %s", what)
 		case <-ctx.Done():
-			return fmt.Errorf("credentials refused for %v: %w", readyTimeout, err)
+			return fmt.Errorf("not %s after %v: %w", what, readyTimeout, err)
 		case <-tick.C:
 		}
 	}
 }
 
-// waitLive polls url until it answers 200 OK without reporting the server
-// as not yet initialized, the process exits or readyTimeout passes.
-func waitLive(url string, exited <-chan struct{}) error {
-	ctx, cancel := context.WithTimeout(context.Background(), readyTimeout)
+// checkLive asks url once whether the server is live and initialized.
+func checkLive(ctx context.Context, url string) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	client := &http.Client{Timeout: 2 * time.Second}
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	var last error
-	for {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		if err != nil {
-			return err
-		}
-		resp, err := client.Do(req)
-		if err == nil {
-			resp.Body.Close()
-			status := resp.Header.Get("X-Minio-Server-Status")
-			if resp.StatusCode == http.StatusOK && status == "" {
-				return nil
-			}
-			err = fmt.Errorf("GET %s: %s (server status %q)", url, resp.Status, status)
-		}
-		last = err
-		select {
-		case <-exited:
-			return errors.New("minio exited before it was ready")
-		case <-ctx.Done():
-			return fmt.Errorf("not live after %v: %w", readyTimeout, last)
-		case <-tick.C:
-		}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
 	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if status := resp.Header.Get("X-Minio-Server-Status"); resp.StatusCode != http.StatusOK || status != "" {
+		return fmt.Errorf("GET %s: %s (server status %q)", url, resp.Status, status)
+	}
+	return nil
 }
 
 // logTail returns the end of the server's log, for failure messages.
