@@ -259,9 +259,15 @@ func (s *Service) settle(running []*attempt, won *attempt, done <-chan *attempt,
 		return
 	}
 	for _, a := range running {
-		if a != won {
-			a.cancel()
+		if a == won {
+			continue
 		}
+		if won != nil && a.state.Load() != answered {
+			// Marked now, not once it has reported: a read that starts
+			// meanwhile must not ask it first.
+			s.speeds.letDown(a.id)
+		}
+		a.cancel()
 	}
 	go func() {
 		for range pending {
