@@ -112,12 +112,7 @@ func (e *bench) drain(b *testing.B, r *results) {
 	}
 	e.checkDrained(b, set, slugs)
 
-	for i := 0; i < len(slugs); i += 50 {
-		creds := []field{{"api_key", testKey}, {"api_token", testToken}, {"files", strings.Join(slugs[i:min(i+50, len(slugs))], ",")}}
-		if a := postForm(b, e.aceURL+"/api/v1/file/delete", creds); a.code != 200 || a.env.Status != "success" {
-			b.Fatalf("file/delete after the drain: %s\n%s\n%s", a, e.ace.logTail(), e.redirect.logTail())
-		}
-	}
+	e.deleteFiles(b, slugs, "after the drain")
 	e.emptyObjects(b, 1, e.aceBucket, 0, 0)
 	e.emptyObjects(b, 0, e.aceBucket, 0, 0)
 	e.endDrain(b)
@@ -332,10 +327,17 @@ func (e *bench) forgetFiles(b *testing.B) {
 			slugs = append(slugs, f.Slug)
 		}
 	}
+	e.deleteFiles(b, slugs, "of the other figures' files")
+}
+
+// deleteFiles deletes the files through file/delete, 50 to a request; what
+// says which, in a failure.
+func (e *bench) deleteFiles(b *testing.B, slugs []string, what string) {
+	b.Helper()
 	for i := 0; i < len(slugs); i += 50 {
-		a := postForm(b, e.aceURL+"/api/v1/file/delete", append(creds, field{"files", strings.Join(slugs[i:min(i+50, len(slugs))], ",")}))
-		if a.code != 200 || a.env.Status != "success" {
-			b.Fatalf("file/delete of the other figures' files: %s", a)
+		creds := []field{{"api_key", testKey}, {"api_token", testToken}, {"files", strings.Join(slugs[i:min(i+50, len(slugs))], ",")}}
+		if a := postForm(b, e.aceURL+"/api/v1/file/delete", creds); a.code != 200 || a.env.Status != "success" {
+			b.Fatalf("file/delete %s: %s\n%s\n%s", what, a, e.ace.logTail(), e.redirect.logTail())
 		}
 	}
 }
