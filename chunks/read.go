@@ -21,18 +21,20 @@ import (
 // download costs few system calls.
 const copyBuffer = 256 << 10
 
-// firstBytes is the most a mirror's first read takes: enough to know it
-// answers, and little enough to leave the rest of a local file to
+// firstBytes is what a mirror's first read fills before the race is
+// settled: a small file whole, so that it goes to the client in one write
+// (each write wakes the client up, and costs both sides a system call),
+// and little enough of a large one to leave the rest of a local file to
 // sendfile. Smaller downloads copy the rest through the same buffer.
 const (
-	firstBytes = 32 << 10
+	firstBytes = 64 << 10
 	smallCopy  = 128 << 10
 )
 
 // keptHeads is how many first-read buffers a node keeps for the next
 // downloads; a sync.Pool would lose them at every garbage collection, and
 // small downloads would allocate (and zero) one each.
-const keptHeads = 128
+const keptHeads = 64
 
 // errStalled says a mirror brought no byte for the stall limit.
 var errStalled = errors.New("no byte came within the stall limit")
@@ -98,7 +100,7 @@ func (a *attempt) close() {
 	}
 }
 
-// run opens the range on the mirror and reads its first bytes into buf,
+// run opens the range on the mirror and fills buf with its first bytes,
 // then reports to done.
 func (a *attempt) run(ctx context.Context, m mirrors.Mirror, key string, off, n int64, done chan<- *attempt) {
 	began := time.Now()
@@ -106,14 +108,16 @@ func (a *attempt) run(ctx context.Context, m mirrors.Mirror, key string, off, n 
 	if err == nil {
 		a.rc = rc
 		buf := (*a.buf)[:min(n, firstBytes)]
-		for a.k == 0 && err == nil {
-			a.k, err = a.read(buf)
+		for a.k < len(buf) && err == nil {
+			var k int
+			k, err = a.read(buf[a.k:])
+			a.k += k
 		}
-		if err == io.EOF && int64(a.k) == n {
+		switch {
+		case err == io.EOF && int64(a.k) == n:
 			err = nil
-		}
-		if err == nil && a.k == 0 {
-			err = io.ErrUnexpectedEOF
+		case err == io.EOF:
+			err = fmt.Errorf("object ended %d bytes early: %w", n-int64(a.k), io.ErrUnexpectedEOF)
 		}
 	}
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/acestash/acestash/store"
@@ -146,5 +147,51 @@ func TestStallEverywhere(t *testing.T) {
 	}
 	if _, err := e.svc.Open(context.Background(), f, 0, f.Size); err == nil || !bytes.Contains([]byte(err.Error()), []byte(errStalled.Error())) {
 		t.Fatalf("Open: %v, want the stall named", err)
+	}
+}
+
+// writeCounter counts the writes it takes.
+type writeCounter struct {
+	bytes.Buffer
+	writes int
+}
+
+func (w *writeCounter) Write(p []byte) (int, error) {
+	w.writes++
+	return w.Buffer.Write(p)
+}
+
+// TestSmallFileOneWrite: a file of up to firstBytes reaches the client in
+// one write however the mirror's body trickles in, and one that ends short
+// on its mirror is read from another.
+func TestSmallFileOneWrite(t *testing.T) {
+	e := newEnv(t, 2, nil)
+	b := data(firstBytes, 4)
+	f := e.storedFile(t, b)
+	e.faulty[0].Reads = func(_ context.Context, _ int, rc io.ReadCloser) io.ReadCloser {
+		return struct {
+			io.Reader
+			io.Closer
+		}{iotest.HalfReader(rc), rc}
+	}
+	for _, short := range []bool{false, true} {
+		if short { // mirror 1 holds all but the last byte
+			if err := e.mem[0].Put(context.Background(), f.ObjectKey, bytes.NewReader(b[:len(b)-1]), int64(len(b)-1)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		rc, err := e.svc.Open(context.Background(), f, 0, f.Size)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var w writeCounter
+		_, err = io.Copy(&w, rc)
+		rc.Close()
+		if err != nil || !bytes.Equal(w.Bytes(), b) {
+			t.Fatalf("short %v: %v; %d bytes, equal %v", short, err, w.Len(), bytes.Equal(w.Bytes(), b))
+		}
+		if w.writes != 1 {
+			t.Fatalf("short %v: %d writes for a %d-byte file, want 1", short, w.writes, len(b))
+		}
 	}
 }
