@@ -36,6 +36,7 @@ const (
 	rawSize          = 64 << 10 // figure 6: body size
 	rawRequests      = 2000
 	rawWorkers       = 32
+	readPairs        = 3  // figure 12: measurements of each side in a round
 	smallFiles       = 32 // figures 12, 13: the files read in turn
 	defaultRounds    = 3  // the table shows the median
 )
@@ -113,6 +114,11 @@ type bench struct {
 	cluster     *cluster   // Redis and the MinIO servers
 	tailFile    benchFile  // the tail figures' chunk
 	mcBin       string     // MinIO's client, figure 16's baseline
+	// haproxy passes requests to the first MinIO and does nothing else:
+	// what proxying alone costs, beside figures 5 and 12. proxied is
+	// bucket "baseline" through it.
+	haproxy *daemon
+	proxied s3Target
 }
 
 // benchSize is the big file's size: 1 GiB, or ACESTASH_BENCH_SIZE bytes.
@@ -252,6 +258,7 @@ func newBench(b *testing.B) *bench {
 		"AWS_REGION=us-east-1", "TMPDIR="+tmp)
 	e.tusURL = "http://" + net.JoinHostPort(host, port)
 	e.tus = startDaemon(b, "tusd", cmd, e.tusURL+"/")
+	e.startHAProxy(b, dir)
 
 	commit := "unknown"
 	if out, err := exec.Command("git", "describe", "--always", "--dirty").Output(); err == nil {
@@ -277,6 +284,7 @@ func freeAddr(b *testing.B) string {
 type results struct {
 	put1, ace1, tus1 float64 // figures 2 and 3: the big file to one MinIO
 	get, down        float64 // figure 5
+	proxiedGet       float64 // figure 5's GetObject through HAProxy
 	redirect         float64 // figure 11
 	put3, ace3       float64 // figure 1
 	tusAce1, tusAce3 float64 // figures 9 and 10: tus through acestash
@@ -284,8 +292,9 @@ type results struct {
 	dropped          int     // figures 1, 4, 10: copies left to the repairer
 	rawPut, raw      float64 // figure 6: all requests
 	rss3, rssN       int64   // figure 7: during figures 1 and 4
-	// Figures 12 and 13: many small reads, all requests, and their p99.
-	smallGet, smallDown, smallGetP99, smallP99, stoppedP99 float64
+	// Figures 12 and 13: many small reads, all requests, and their p99;
+	// the first three summed over readPairs, the p99s their medians.
+	smallGet, smallDown, smallProxied, smallGetP99, smallP99, stoppedP99 float64
 
 	// Figure 8: CPU time of acestash, tusd and the MinIO written to, in
 	// figures 2, 3 and 9.
@@ -295,6 +304,7 @@ type results struct {
 	// figure 5 (its timed download and the one that checks the bytes), and
 	// of that MinIO under GetObject.
 	cpuAceDown, cpuMinioDown, cpuMinioGet time.Duration
+	cpuHAProxy                            time.Duration // figure 5's GetObject through it
 
 	// Figure 16: mc mirror and the drain of drainBytes, their CPU time
 	// (the drain's: both acestash nodes) and the nodes' peak RSS.
@@ -320,6 +330,8 @@ func (e *bench) oneMirror(b *testing.B, r *results) {
 	r.put1, r.cpuMinioPut1 = res.Seconds, cpu[0]
 	res, cpu = e.measure(b, clientJob{Op: "get", File: e.big.path, S3: e.baseline[:1], Object: "one-0"}, minio1)
 	r.get, r.cpuMinioGet = res.Seconds, cpu[0]
+	res, cpu = e.measure(b, clientJob{Op: "get", File: e.big.path, S3: []s3Target{e.proxied}, Object: "one-0"}, e.haproxy.pid())
+	r.proxiedGet, r.cpuHAProxy = res.Seconds, cpu[0]
 	e.empty(b, 0, "baseline", 1, e.big.size)
 
 	res, cpu = e.measure(b, e.chunked(e.big, 1, "1"), e.ace.pid(), minio1)
@@ -469,16 +481,30 @@ func (e *bench) smallReads(b *testing.B, r *results) {
 		}
 		keys = append(keys, key)
 	}
-	job := clientJob{Op: "smallget", File: e.small.path, S3: e.baseline[:1], Keys: keys,
+	get := clientJob{Op: "smallget", File: e.small.path, S3: e.baseline[:1], Keys: keys,
 		Requests: rawRequests, Workers: rawWorkers, RawSize: rawSize}
-	res, _ := e.measure(b, job)
-	r.smallGet, r.smallGetP99 = res.Seconds, res.P99
+	proxied := get
+	proxied.S3 = []s3Target{e.proxied}
+	job := get
 	job.Op, job.S3, job.Keys, job.Base = "smalldown", nil, slugs, e.aceURL
-	res, _ = e.measure(b, job)
-	r.smallDown, r.smallP99 = res.Seconds, res.P99
+	// Each measure lasts about a second, which leaves one of them at the
+	// mercy of whatever else the machine did in it: the three are taken
+	// in turn readPairs times, and summed.
+	var getP99, p99 []float64
+	for range readPairs {
+		res, _ := e.measure(b, get)
+		r.smallGet += res.Seconds
+		getP99 = append(getP99, res.P99)
+		res, _ = e.measure(b, proxied)
+		r.smallProxied += res.Seconds
+		res, _ = e.measure(b, job)
+		r.smallDown += res.Seconds
+		p99 = append(p99, res.P99)
+	}
+	r.smallGetP99, r.smallP99 = median(getP99), median(p99)
 
 	syscall.Kill(e.minioPID[0], syscall.SIGSTOP)
-	res, _ = e.measure(b, job)
+	res, _ := e.measure(b, job)
 	syscall.Kill(e.minioPID[0], syscall.SIGCONT)
 	r.stoppedP99 = res.P99
 	e.waitMirrorsUp(b)
@@ -671,8 +697,16 @@ func (e *bench) table(rounds []results, tails []tailResults) string {
 		return []string{show(medianOf(rounds, aceSecs)), base + ": " + show(medianOf(rounds, baseSecs)),
 			ratio, fmt.Sprintf("≥ %.2f×", goal), verdict(m >= goal)}
 	}
+	// ref returns the cells of a reference measurement that has no goal:
+	// HAProxy in acestash's place.
+	ref := func(show func(secs float64) string, base string, baseSecs, refSecs func(*results) float64) []string {
+		c := cmp(show, base, baseSecs, refSecs, 0)
+		c[0] = "HAProxy: " + c[0]
+		return append(c[:3], "", "")
+	}
 	rate := func(n int64) func(float64) string { return func(secs float64) string { return speed(n, secs) } }
 	reqs := func(secs float64) string { return fmt.Sprintf("%.0f req/s", rawRequests/secs) }
+	pairReqs := func(secs float64) string { return fmt.Sprintf("%.0f req/s", readPairs*rawRequests/secs) }
 	perGiB := func(d time.Duration) float64 { return d.Seconds() / (float64(big) / (1 << 30)) }
 	cpu := func(f func(*results) time.Duration) float64 {
 		return medianOf(rounds, func(r *results) float64 { return perGiB(f(r)) })
@@ -707,6 +741,8 @@ func (e *bench) table(rounds []results, tails []tailResults) string {
 		{"4", "copies left to the repairer in figures 1, 4, 10 (laggards dropped), by round", dropped(rounds), "", "", "", ""},
 		append([]string{"5", fmtSize(big) + " download, /m/<slug>/download, proxied"},
 			cmp(rate(big), "GetObject", func(r *results) float64 { return r.get }, func(r *results) float64 { return r.down }, 0.92)...),
+		append([]string{"5", "the same GetObject through HAProxy: what proxying alone costs"},
+			ref(rate(big), "GetObject", func(r *results) float64 { return r.get }, func(r *results) float64 { return r.proxiedGet })...),
 		append([]string{"6", fmt.Sprintf("%d × %s POST /upload, %d at a time → 1 mirror", rawRequests, fmtSize(rawSize), rawWorkers)},
 			cmp(reqs, "PutObject", func(r *results) float64 { return r.rawPut }, func(r *results) float64 { return r.raw }, 0.7)...),
 		{"7", "acestash peak RSS during figure 1", fmtSize(rss3), "", "", "≤ 64 MiB", verdict(rss3 <= 64<<20)},
@@ -732,12 +768,15 @@ func (e *bench) table(rounds []results, tails []tailResults) string {
 		append([]string{"11", fmtSize(big) + " download, redirect on, client following"},
 			cmp(rate(big), "GetObject", func(r *results) float64 { return r.get }, func(r *results) float64 { return r.redirect }, 0.97)...),
 		append([]string{"12", fmt.Sprintf("%d × %s GET /uploads/<slug>, %d at a time, proxied", rawRequests, fmtSize(rawSize), rawWorkers)},
-			cmp(reqs, "GetObject", func(r *results) float64 { return r.smallGet }, func(r *results) float64 { return r.smallDown }, 0.8)...),
+			cmp(pairReqs, "GetObject", func(r *results) float64 { return r.smallGet }, func(r *results) float64 { return r.smallDown }, 0.8)...),
+		append([]string{"12", "the same GetObjects through HAProxy: what proxying alone costs"},
+			ref(pairReqs, "GetObject", func(r *results) float64 { return r.smallGet }, func(r *results) float64 { return r.smallProxied })...),
 		slowRow,
 		{"14", "CPU per GiB downloaded (figure 5): acestash; the MinIO read from",
 			// The client downloads twice, the second time to check the bytes.
 			fmt.Sprintf("%.2f s; %.2f s", cpu(func(r *results) time.Duration { return r.cpuAceDown / 2 }), cpu(func(r *results) time.Duration { return r.cpuMinioDown / 2 })),
-			fmt.Sprintf("GetObject: MinIO %.2f s", cpu(func(r *results) time.Duration { return r.cpuMinioGet })),
+			fmt.Sprintf("GetObject: MinIO %.2f s; HAProxy in between: %.2f s", cpu(func(r *results) time.Duration { return r.cpuMinioGet }),
+				cpu(func(r *results) time.Duration { return r.cpuHAProxy })),
 			"", "", ""},
 	}
 	switch {
