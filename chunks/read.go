@@ -205,23 +205,58 @@ type entry struct {
 // the last asked fails or keeps its first byte longer than its hedge wait,
 // and returns the first attempt that brings bytes. The others are
 // cancelled and closed.
+//
+// The first mirror is asked in the caller's goroutine: most reads end with
+// its answer, and a goroutine for it costs a small read more than its
+// bytes do. When it is late, a goroutine takes the race on, its answer to
+// come; when it fails, the race goes on from here.
 func (s *Service) race(ctx context.Context, key string, off, n int64, order []*entry) (*attempt, error) {
 	done := make(chan *attempt, len(order))
-	var running []*attempt
-	var errs []error
+	first, actx := s.newAttempt(ctx, order[0].id)
+	type raced struct {
+		a   *attempt
+		err error
+	}
+	late := make(chan raced, 1)
+	hedge := time.AfterFunc(s.speeds.hedgeAfter(first.id), func() {
+		first.late()
+		a, err := s.raceOn(ctx, key, off, n, order, []*attempt{first}, 1, nil, done)
+		late <- raced{a, err}
+	})
+	first.run(actx, order[0].m, key, off, n, done)
+	if !hedge.Stop() { // the race went on without this answer
+		r := <-late
+		return r.a, r.err
+	}
+	a := <-done
+	if a.err == nil {
+		s.speeds.firstByte(a.id, a.took)
+		return a, nil
+	}
+	if !s.failed(ctx, a) {
+		return nil, ctx.Err()
+	}
+	return s.raceOn(ctx, key, off, n, order, []*attempt{a}, 0, []error{a.err}, done)
+}
+
+// raceOn goes on with a race that has asked running (pending of them are
+// still to report on done; errs are why the others failed): it asks the
+// next mirror at once, then goes on as race says.
+func (s *Service) raceOn(ctx context.Context, key string, off, n int64, order []*entry, running []*attempt, pending int, errs []error, done chan *attempt) (*attempt, error) {
 	hedge := time.NewTimer(time.Hour)
 	defer hedge.Stop()
 	start := func() {
 		e := order[len(running)]
-		actx, cancel := context.WithCancel(ctx)
-		a := &attempt{speeds: s.speeds, id: e.id, buf: s.head(), cancel: cancel, stall: s.cfg.MirrorStall}
-		a.watch = time.AfterFunc(a.stall, cancel)
+		a, actx := s.newAttempt(ctx, e.id)
 		running = append(running, a)
 		go a.run(actx, e.m, key, off, n, done)
 		hedge.Reset(s.speeds.hedgeAfter(e.id))
 	}
-	start()
-	for pending := 1; pending > 0; {
+	if len(running) < len(order) {
+		start()
+		pending++
+	}
+	for pending > 0 {
 		select {
 		case a := <-done:
 			pending--
@@ -230,16 +265,11 @@ func (s *Service) race(ctx context.Context, key string, off, n int64, order []*e
 				s.settle(running, a, done, pending)
 				return a, nil
 			}
-			a.close()
-			s.unhead(a.buf)
-			if ctx.Err() != nil { // the caller went away: no mirror's fault
+			if !s.failed(ctx, a) {
 				s.settle(running, nil, done, pending)
 				return nil, ctx.Err()
 			}
 			errs = append(errs, a.err)
-			if !errors.Is(a.err, mirrors.ErrNotFound) {
-				s.gaveUp(a.id, a.err)
-			}
 			if len(running) < len(order) {
 				start()
 				pending++
@@ -253,6 +283,30 @@ func (s *Service) race(ctx context.Context, key string, off, n int64, order []*e
 		}
 	}
 	return nil, errors.Join(errs...)
+}
+
+// newAttempt returns an attempt to read from mirror id and the context its
+// request runs under, which its stall watch cancels.
+func (s *Service) newAttempt(ctx context.Context, id string) (*attempt, context.Context) {
+	actx, cancel := context.WithCancel(ctx)
+	a := &attempt{speeds: s.speeds, id: id, buf: s.head(), cancel: cancel, stall: s.cfg.MirrorStall}
+	a.watch = time.AfterFunc(a.stall, cancel)
+	return a, actx
+}
+
+// failed closes an attempt that brought no bytes and records why; it
+// reports false when the caller went away, which is no mirror's fault and
+// ends the race.
+func (s *Service) failed(ctx context.Context, a *attempt) bool {
+	a.close()
+	s.unhead(a.buf)
+	if ctx.Err() != nil {
+		return false
+	}
+	if !errors.Is(a.err, mirrors.ErrNotFound) {
+		s.gaveUp(a.id, a.err)
+	}
+	return true
 }
 
 // settle cancels the attempts that lost to won (all, if won is nil), marks
