@@ -33,8 +33,9 @@ const (
 
 // keptHeads is how many first-read buffers a node keeps for the next
 // downloads; a sync.Pool would lose them at every garbage collection, and
-// small downloads would allocate (and zero) one each.
-const keptHeads = 64
+// small downloads would allocate (and zero) one each. 32 (2 MiB) covers
+// 32 downloads at once and keeps what a node holds between bursts small.
+const keptHeads = 32
 
 // errStalled says a mirror brought no byte for the stall limit.
 var errStalled = errors.New("no byte came within the stall limit")
