@@ -218,15 +218,15 @@ func (s *Service) race(ctx context.Context, key string, off, n int64, order []*e
 		a   *attempt
 		err error
 	}
-	late := make(chan raced, 1)
+	hedged := make(chan raced, 1)
 	hedge := time.AfterFunc(s.speeds.hedgeAfter(first.id), func() {
 		first.late()
 		a, err := s.raceOn(ctx, key, off, n, order, []*attempt{first}, 1, nil, done)
-		late <- raced{a, err}
+		hedged <- raced{a, err}
 	})
 	first.run(actx, order[0].m, key, off, n, done)
 	if !hedge.Stop() { // the race went on without this answer
-		r := <-late
+		r := <-hedged
 		return r.a, r.err
 	}
 	a := <-done
