@@ -108,6 +108,7 @@ type bench struct {
 	aceBucket   string          // acestash's bucket on every MinIO
 	minio       []*minio.Client // one for each MinIO, to empty buckets
 	minioPID    []int
+	redisPID    int
 	minioDir    []string   // each MinIO's data directory
 	baseline    []s3Target // bucket "baseline" on each MinIO
 	about       string     // versions and sizes, for the table
@@ -241,6 +242,10 @@ func newBench(b *testing.B) *bench {
 		b.Cleanup(func() { syscall.Kill(pid, syscall.SIGCONT) }) // figure 13 stops it
 	}
 
+	if e.redisPID, err = redisPID(ctx, c.redis.Client()); err != nil {
+		b.Fatal(err)
+	}
+
 	// tusd in its fastest setting: no MD5 or SHA-256 of the content.
 	m := c.minio[0]
 	if err := e.minio[0].MakeBucket(ctx, "tusd", minio.MakeBucketOptions{}); err != nil {
@@ -295,6 +300,14 @@ type results struct {
 	// Figures 12 and 13: many small reads, all requests, and their p99;
 	// the first three summed over readPairs, the p99s their medians.
 	smallGet, smallDown, smallProxied, smallGetP99, smallP99, stoppedP99 float64
+	// CPU time during figure 12: of acestash, Redis and the three MinIO
+	// under acestash's reads; of the MinIO under GetObject; of HAProxy and
+	// the MinIO through it.
+	cpuSmallAce, cpuSmallRedis, cpuSmallMinio, cpuSmallGetMinio, cpuSmallHAProxy, cpuSmallProxiedMinio time.Duration
+	// Figure 12's reads by mirror (opens of mirrors 1, 2, 3) and the
+	// hedges they lost, from acestash's metrics.
+	smallOpens  [3]float64
+	smallHedged float64
 
 	// Figure 8: CPU time of acestash, tusd and the MinIO written to, in
 	// figures 2, 3 and 9.
@@ -491,14 +504,26 @@ func (e *bench) smallReads(b *testing.B, r *results) {
 	// mercy of whatever else the machine did in it: the three are taken
 	// in turn readPairs times, and summed.
 	var getP99, p99 []float64
+	pids := append([]int{e.ace.pid(), e.redisPID}, e.minioPID...)
 	for range readPairs {
-		res, _ := e.measure(b, get)
+		res, cpu := e.measure(b, get, e.minioPID...)
 		r.smallGet += res.Seconds
+		r.cpuSmallGetMinio += sum(cpu)
 		getP99 = append(getP99, res.P99)
-		res, _ = e.measure(b, proxied)
+		res, cpu = e.measure(b, proxied, append([]int{e.haproxy.pid()}, e.minioPID...)...)
 		r.smallProxied += res.Seconds
-		res, _ = e.measure(b, job)
+		r.cpuSmallHAProxy += cpu[0]
+		r.cpuSmallProxiedMinio += sum(cpu[1:])
+		before := e.readCounts(b)
+		res, cpu = e.measure(b, job, pids...)
+		after := e.readCounts(b)
+		for i := range r.smallOpens {
+			r.smallOpens[i] += after[i] - before[i]
+		}
+		r.smallHedged += after[3] - before[3]
 		r.smallDown += res.Seconds
+		r.cpuSmallAce, r.cpuSmallRedis = r.cpuSmallAce+cpu[0], r.cpuSmallRedis+cpu[1]
+		r.cpuSmallMinio += sum(cpu[2:])
 		p99 = append(p99, res.P99)
 	}
 	r.smallGetP99, r.smallP99 = median(getP99), median(p99)
@@ -510,6 +535,34 @@ func (e *bench) smallReads(b *testing.B, r *results) {
 	e.waitMirrorsUp(b)
 	e.emptyAll(b, e.aceBucket, smallFiles, rawSize)
 	e.empty(b, 0, "baseline", smallFiles, rawSize)
+}
+
+// readCounts returns, from acestash's metrics, how many reads it opened on
+// mirrors 1, 2 and 3, and how many hedges those mirrors lost in all.
+func (e *bench) readCounts(b *testing.B) [4]float64 {
+	b.Helper()
+	_, m := fetch(b, e.aceURL+"/metrics", nil)
+	var c [4]float64
+	for _, line := range strings.Split(string(m), "\n") {
+		series, v, ok := strings.Cut(line, " ")
+		if !ok || strings.HasPrefix(series, "#") {
+			continue
+		}
+		n, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			continue
+		}
+		for i := range 3 {
+			id := strconv.Itoa(i + 1)
+			switch series {
+			case `acestash_mirror_operation_duration_seconds_count{mirror="` + id + `",op="open"}`:
+				c[i] += n
+			case `acestash_mirror_reads_given_up_total{mirror="` + id + `",reason="hedge"}`:
+				c[3] += n
+			}
+		}
+	}
+	return c
 }
 
 // waitMirrorsUp waits until both nodes count every mirror healthy again,
@@ -711,6 +764,12 @@ func (e *bench) table(rounds []results, tails []tailResults) string {
 	cpu := func(f func(*results) time.Duration) float64 {
 		return medianOf(rounds, func(r *results) float64 { return perGiB(f(r)) })
 	}
+	perReads := func(f func(*results) time.Duration) float64 {
+		return medianOf(rounds, func(r *results) float64 { return f(r).Seconds() / (readPairs * rawRequests / 1000) })
+	}
+	perThousand := func(f func(*results) float64) float64 {
+		return medianOf(rounds, func(r *results) float64 { return f(r) / (readPairs * rawRequests / 1000) })
+	}
 	var rss3, rssN int64
 	for _, r := range rounds {
 		rss3, rssN = max(rss3, r.rss3), max(rssN, r.rssN)
@@ -771,6 +830,17 @@ func (e *bench) table(rounds []results, tails []tailResults) string {
 			cmp(pairReqs, "GetObject", func(r *results) float64 { return r.smallGet }, func(r *results) float64 { return r.smallDown }, 0.8)...),
 		append([]string{"12", "the same GetObjects through HAProxy: what proxying alone costs"},
 			ref(pairReqs, "GetObject", func(r *results) float64 { return r.smallGet }, func(r *results) float64 { return r.smallProxied })...),
+		{"12", "CPU per 1,000 reads (figure 12): acestash; Redis; the three MinIO",
+			fmt.Sprintf("%.2f s; %.2f s; %.2f s", perReads(func(r *results) time.Duration { return r.cpuSmallAce }),
+				perReads(func(r *results) time.Duration { return r.cpuSmallRedis }), perReads(func(r *results) time.Duration { return r.cpuSmallMinio })),
+			fmt.Sprintf("GetObject: MinIO %.2f s; through HAProxy: %.2f s, MinIO %.2f s", perReads(func(r *results) time.Duration { return r.cpuSmallGetMinio }),
+				perReads(func(r *results) time.Duration { return r.cpuSmallHAProxy }), perReads(func(r *results) time.Duration { return r.cpuSmallProxiedMinio })),
+			"", "", ""},
+		{"12", "figure 12's reads, per 1,000: opened on mirror 1; 2; 3; hedges lost",
+			fmt.Sprintf("%.0f; %.0f; %.0f; %.0f", perThousand(func(r *results) float64 { return r.smallOpens[0] }),
+				perThousand(func(r *results) float64 { return r.smallOpens[1] }), perThousand(func(r *results) float64 { return r.smallOpens[2] }),
+				perThousand(func(r *results) float64 { return r.smallHedged })),
+			"", "", "", ""},
 		slowRow,
 		{"14", "CPU per GiB downloaded (figure 5): acestash; the MinIO read from",
 			// The client downloads twice, the second time to check the bytes.
@@ -835,6 +905,15 @@ func medianOf(rounds []results, f func(*results) float64) float64 {
 		v[i] = f(&rounds[i])
 	}
 	return median(v)
+}
+
+// sum returns the sum of d.
+func sum(d []time.Duration) time.Duration {
+	var t time.Duration
+	for _, x := range d {
+		t += x
+	}
+	return t
 }
 
 // median returns the median of v, which it sorts.

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/minio/minio-go/v7"
+	"github.com/redis/go-redis/v9"
 )
 
 // clkTck is the kernel's USER_HZ, the unit of CPU times in /proc.
@@ -334,4 +335,18 @@ backend minio
 	e.haproxy = startDaemon(b, "haproxy", exec.Command(bin, "-db", "-f", conf), "http://"+listen+"/minio/health/live")
 	e.proxied = e.baseline[0]
 	e.proxied.Endpoint = listen
+}
+
+// redisPID returns the process id of the Redis server c talks to.
+func redisPID(ctx context.Context, c *redis.Client) (int, error) {
+	info, err := c.Info(ctx, "server").Result()
+	if err != nil {
+		return 0, fmt.Errorf("redis INFO server: %w", err)
+	}
+	for _, line := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "process_id:"); ok {
+			return strconv.Atoi(v)
+		}
+	}
+	return 0, errors.New("redis INFO server: no process_id")
 }
