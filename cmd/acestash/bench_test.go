@@ -517,8 +517,13 @@ func (e *bench) smallReads(b *testing.B, r *results) {
 		before := e.readCounts(b)
 		res, cpu = e.measure(b, job, pids...)
 		after := e.readCounts(b)
+		opened := 0.0
 		for i := range r.smallOpens {
 			r.smallOpens[i] += after[i] - before[i]
+			opened += after[i] - before[i]
+		}
+		if opened < rawRequests { // every download opens a mirror at least once
+			b.Fatalf("acestash's metrics count %.0f mirror reads for %d downloads: have the metric names changed?", opened, rawRequests)
 		}
 		r.smallHedged += after[3] - before[3]
 		r.smallDown += res.Seconds
