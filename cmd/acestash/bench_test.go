@@ -546,27 +546,12 @@ func (e *bench) smallReads(b *testing.B, r *results) {
 // mirrors 1, 2 and 3, and how many hedges those mirrors lost in all.
 func (e *bench) readCounts(b *testing.B) [4]float64 {
 	b.Helper()
-	_, m := fetch(b, e.aceURL+"/metrics", nil)
+	m := scrapeMetrics(b, e.aceURL, "")
 	var c [4]float64
-	for _, line := range strings.Split(string(m), "\n") {
-		series, v, ok := strings.Cut(line, " ")
-		if !ok || strings.HasPrefix(series, "#") {
-			continue
-		}
-		n, err := strconv.ParseFloat(v, 64)
-		if err != nil {
-			continue
-		}
-		for i := range 3 {
-			id := strconv.Itoa(i + 1)
-			switch series {
-			case `acestash_mirror_operation_duration_seconds_count{mirror="` + id + `",op="open"}`:
-				c[i] += n
-			case `acestash_mirror_reads_given_up_total{mirror="` + id + `",reason="hedge"}`:
-				c[3] += n
-			}
-		}
+	for i := range 3 {
+		c[i] = m.value("acestash_mirror_operation_duration_seconds", "mirror="+strconv.Itoa(i+1), "op=open")
 	}
+	c[3] = m.value("acestash_mirror_reads_given_up_total", "reason=hedge")
 	return c
 }
 
@@ -769,11 +754,11 @@ func (e *bench) table(rounds []results, tails []tailResults) string {
 	cpu := func(f func(*results) time.Duration) float64 {
 		return medianOf(rounds, func(r *results) float64 { return perGiB(f(r)) })
 	}
-	perReads := func(f func(*results) time.Duration) float64 {
-		return medianOf(rounds, func(r *results) float64 { return f(r).Seconds() / (readPairs * rawRequests / 1000) })
-	}
 	perThousand := func(f func(*results) float64) float64 {
 		return medianOf(rounds, func(r *results) float64 { return f(r) / (readPairs * rawRequests / 1000) })
+	}
+	perReads := func(f func(*results) time.Duration) float64 {
+		return perThousand(func(r *results) float64 { return f(r).Seconds() })
 	}
 	var rss3, rssN int64
 	for _, r := range rounds {

@@ -15,7 +15,7 @@ import (
 type scrape map[string]*dto.MetricFamily
 
 // scrapeMetrics reads base/metrics, with the bearer token when it is set.
-func scrapeMetrics(t *testing.T, base, token string) scrape {
+func scrapeMetrics(t testing.TB, base, token string) scrape {
 	t.Helper()
 	req, err := http.NewRequest(http.MethodGet, base+"/metrics", nil)
 	if err != nil {
