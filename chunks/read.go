@@ -45,10 +45,10 @@ var errStalled = errors.New("no byte came within the stall limit")
 //
 // The mirrors holding the file are asked in read order (healthy ones
 // first, then those that let a read down lately). When the mirror asked
-// has not brought its first byte within its hedge wait (the hedge_after
-// setting, or the 95th percentile of its recent first-byte times), the
-// next is asked as well; the first to answer serves the read and the others
-// are cancelled and closed. A mirror that fails is replaced at once, and
+// has not brought its first byte in time (the hedge_after setting, or as
+// speeds.patience says from its recent first-byte times), the next is
+// asked as well; the first to answer serves the read and the others are
+// cancelled and closed. A mirror that fails is replaced at once, and
 // one that brings nothing for the stall limit is given up, before or after
 // its first byte: the read goes on from the same offset on another mirror,
 // so the reader yields the n bytes without a gap. Close it.
@@ -75,10 +75,14 @@ type attempt struct {
 	stall  time.Duration
 	err    error         // why the attempt ended without a first byte
 	k      int           // first bytes in buf
+	asked  time.Time     // when the mirror was asked
 	took   time.Duration // until the first bytes came
 	// spliced: the reader was spliced already (and stopped); it is read
 	// through a buffer from then on.
 	spliced bool
+	// busy: the next mirror was asked while this one served other reads;
+	// losing that race is no mark against it.
+	busy bool
 }
 
 // read reads from the mirror, giving it the stall limit to bring a byte.
@@ -104,7 +108,6 @@ func (a *attempt) close() {
 // run opens the range on the mirror and fills buf with its first bytes,
 // then reports to done.
 func (a *attempt) run(ctx context.Context, m mirrors.Mirror, key string, off, n int64, done chan<- *attempt) {
-	began := time.Now()
 	rc, err := m.Open(ctx, key, off, n)
 	if err == nil {
 		a.rc = rc
@@ -124,10 +127,11 @@ func (a *attempt) run(ctx context.Context, m mirrors.Mirror, key string, off, n 
 	if err != nil {
 		a.err = fmt.Errorf("mirror %s: %w", a.id, err)
 	}
-	a.took = time.Since(began)
+	a.took = time.Since(a.asked)
 	if a.state.Swap(answered) == overdue {
 		a.speeds.overdue(a.id, -1)
 	}
+	a.speeds.asking(a.id, -1)
 	done <- a
 }
 
@@ -219,9 +223,18 @@ func (s *Service) race(ctx context.Context, key string, off, n int64, order []*e
 		err error
 	}
 	hedged := make(chan raced, 1)
-	hedge := time.AfterFunc(s.speeds.hedgeAfter(first.id), func() {
-		first.late()
-		a, err := s.raceOn(ctx, key, off, n, order, []*attempt{first}, 1, nil, done)
+	wait := s.speeds.hedgeAfter(first.id)
+	hold := func() time.Duration {
+		d, busy := s.speeds.patience(first.id, first.asked, wait)
+		first.busy = busy
+		return d
+	}
+	check := wait
+	if !s.speeds.isFixed() {
+		check = min(wait, hedgeFloor)
+	}
+	hedge := time.AfterFunc(check, func() {
+		a, err := s.raceOn(ctx, key, off, n, order, []*attempt{first}, 1, nil, done, hold)
 		hedged <- raced{a, err}
 	})
 	first.run(actx, order[0].m, key, off, n, done)
@@ -237,13 +250,14 @@ func (s *Service) race(ctx context.Context, key string, off, n int64, order []*e
 	if !s.failed(ctx, a) {
 		return nil, ctx.Err()
 	}
-	return s.raceOn(ctx, key, off, n, order, []*attempt{a}, 0, []error{a.err}, done)
+	return s.raceOn(ctx, key, off, n, order, []*attempt{a}, 0, []error{a.err}, done, nil)
 }
 
 // raceOn goes on with a race that has asked running (pending of them are
 // still to report on done; errs are why the others failed): it asks the
-// next mirror at once, then goes on as race says.
-func (s *Service) raceOn(ctx context.Context, key string, off, n int64, order []*entry, running []*attempt, pending int, errs []error, done chan *attempt) (*attempt, error) {
+// next mirror when hold, if set, says the last asked has waited long
+// enough (0), at once if hold is nil, then goes on as race says.
+func (s *Service) raceOn(ctx context.Context, key string, off, n int64, order []*entry, running []*attempt, pending int, errs []error, done chan *attempt, hold func() time.Duration) (*attempt, error) {
 	hedge := time.NewTimer(time.Hour)
 	defer hedge.Stop()
 	start := func() {
@@ -253,10 +267,21 @@ func (s *Service) raceOn(ctx context.Context, key string, off, n int64, order []
 		go a.run(actx, e.m, key, off, n, done)
 		hedge.Reset(s.speeds.hedgeAfter(e.id))
 	}
-	if len(running) < len(order) {
-		start()
-		pending++
+	hedgeNow := func() {
+		if hold != nil {
+			if d := hold(); d > 0 {
+				hedge.Reset(d)
+				return
+			}
+			hold = nil
+			running[len(running)-1].late()
+		}
+		if len(running) < len(order) {
+			start()
+			pending++
+		}
 	}
+	hedgeNow()
 	for pending > 0 {
 		select {
 		case a := <-done:
@@ -276,11 +301,10 @@ func (s *Service) raceOn(ctx context.Context, key string, off, n int64, order []
 				pending++
 			}
 		case <-hedge.C:
-			running[len(running)-1].late()
-			if len(running) < len(order) {
-				start()
-				pending++
+			if hold == nil {
+				running[len(running)-1].late()
 			}
+			hedgeNow()
 		}
 	}
 	return nil, errors.Join(errs...)
@@ -290,7 +314,8 @@ func (s *Service) raceOn(ctx context.Context, key string, off, n int64, order []
 // request runs under, which its stall watch cancels.
 func (s *Service) newAttempt(ctx context.Context, id string) (*attempt, context.Context) {
 	actx, cancel := context.WithCancel(ctx)
-	a := &attempt{speeds: s.speeds, id: id, buf: s.head(), cancel: cancel, stall: s.cfg.MirrorStall}
+	a := &attempt{speeds: s.speeds, id: id, buf: s.head(), cancel: cancel, stall: s.cfg.MirrorStall, asked: time.Now()}
+	s.speeds.asking(id, 1)
 	a.watch = time.AfterFunc(a.stall, cancel)
 	return a, actx
 }
@@ -311,7 +336,8 @@ func (s *Service) failed(ctx context.Context, a *attempt) bool {
 }
 
 // settle cancels the attempts that lost to won (all, if won is nil), marks
-// them slow if one won, and closes each as it reports (pending are still
+// those that kept their read waiting slow if one won (unless they were
+// busy serving others), and closes each as it reports (pending are still
 // to report on done).
 func (s *Service) settle(running []*attempt, won *attempt, done <-chan *attempt, pending int) {
 	if pending == 0 {
@@ -321,7 +347,7 @@ func (s *Service) settle(running []*attempt, won *attempt, done <-chan *attempt,
 		if a == won {
 			continue
 		}
-		if won != nil && a.state.Load() != answered {
+		if won != nil && a.state.Load() != answered && !a.busy {
 			// Marked now, not once it has reported: a read that starts
 			// meanwhile must not ask it first.
 			s.speeds.letDown(a.id)
@@ -332,7 +358,7 @@ func (s *Service) settle(running []*attempt, won *attempt, done <-chan *attempt,
 		for range pending {
 			a := <-done
 			if won != nil {
-				s.gaveUp(a.id, nil)
+				s.report(a.id, nil)
 			}
 			a.close()
 			s.unhead(a.buf)
@@ -340,10 +366,16 @@ func (s *Service) settle(running []*attempt, won *attempt, done <-chan *attempt,
 	}()
 }
 
-// gaveUp records that a read gave the mirror up: because it failed with
-// err, or, with err nil, because another mirror answered first.
+// gaveUp records that a read gave the mirror up because it failed with
+// err: it is read after the others for a while.
 func (s *Service) gaveUp(id string, err error) {
 	s.speeds.letDown(id)
+	s.report(id, err)
+}
+
+// report counts a mirror given up by a read: because it failed with err,
+// or, with err nil, because another mirror answered first.
+func (s *Service) report(id string, err error) {
 	if s.cfg.GaveUp == nil {
 		return
 	}
@@ -501,21 +533,29 @@ func (s *Service) unhead(b *[]byte) {
 	}
 }
 
-// readOrder lists the mirrors holding the file: healthy ones first, and
-// among each, those that let a read down lately last.
+// readOrder lists the mirrors holding the file: healthy ones first; among
+// each, by speeds.rank (those that looked hung lately after those that
+// merely let a read down or keep one waiting). The order is the
+// file's own among equals, so reads stay on one mirror while it serves
+// them well (on a busy machine, a mirror that has been idle serves its
+// first reads slowly).
 func (s *Service) readOrder(f store.File) []string {
-	rank := func(id string) int {
-		r := 0
-		if s.cfg.Health != nil && s.cfg.Health(id) != nil {
-			r += 2
-		}
-		if s.speeds.isSlow(id) {
-			r++
-		}
-		return r
+	type ranked struct {
+		id string
+		r  int
 	}
-	order := slices.Clone(f.Mirrors)
-	slices.SortStableFunc(order, func(a, b string) int { return rank(a) - rank(b) })
+	rs := make([]ranked, len(f.Mirrors))
+	for i, id := range f.Mirrors {
+		rs[i] = ranked{id, s.speeds.rank(id)}
+		if s.cfg.Health != nil && s.cfg.Health(id) != nil {
+			rs[i].r += 5
+		}
+	}
+	slices.SortStableFunc(rs, func(a, b ranked) int { return a.r - b.r })
+	order := make([]string, len(rs))
+	for i, r := range rs {
+		order[i] = r.id
+	}
 	return order
 }
 

@@ -3,6 +3,7 @@ package chunks
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"testing"
 	"testing/iotest"
@@ -193,5 +194,126 @@ func TestSmallFileOneWrite(t *testing.T) {
 		if w.writes != 1 {
 			t.Fatalf("short %v: %d writes for a %d-byte file, want 1", short, w.writes, len(b))
 		}
+	}
+}
+
+// TestHedgeWaits: with hedge waits derived from the mirrors' own times, a
+// read late on a mirror that serves other reads meanwhile waits twice its
+// wait before it asks another (on a busy machine the hedge would only add
+// to the load); one late on a mirror that serves nobody asks the next
+// after its wait, and reads that all wait on a mirror that answers none of
+// them ask the next after hedgeFloor: it looks hung.
+func TestHedgeWaits(t *testing.T) {
+	const wait = time.Second // mirror 1's hedge wait, from its first-byte times below
+	for _, c := range []struct {
+		name           string
+		others         int  // reads that wait on mirror 1 too
+		busy           bool // another read is served by mirror 1 meanwhile
+		least, longest time.Duration
+	}{
+		{"busy", 0, true, 2 * wait, time.Hour},
+		{"alone", 0, false, wait, 2 * wait},
+		{"crowd", 3, false, hedgeFloor, wait},
+	} {
+		e := newEnv(t, 2, func(c *Config) { c.MirrorStall = time.Minute })
+		for range minSamples + 4 {
+			e.svc.speeds.firstByte("1", wait)
+		}
+		b := data(1000, 5)
+		f := e.storedFile(t, b)
+		asked := make(chan struct{}, 8)
+		e.faulty[0].Reads = func(ctx context.Context, n int, rc io.ReadCloser) io.ReadCloser {
+			asked <- struct{}{}
+			if c.busy && n > 0 { // the other read's
+				return rc
+			}
+			return hang(ctx, rc, 0)
+		}
+		hedged := make(chan time.Time, 8)
+		e.faulty[1].Reads = func(_ context.Context, _ int, rc io.ReadCloser) io.ReadCloser {
+			hedged <- time.Now()
+			return rc
+		}
+		start := time.Now()
+		late := 1 + c.others
+		done := make(chan []byte, late)
+		for range late {
+			go func() {
+				rc, err := e.svc.Open(context.Background(), f, 0, f.Size)
+				if err != nil {
+					done <- nil
+					return
+				}
+				defer rc.Close()
+				got, _ := io.ReadAll(rc)
+				done <- got
+			}()
+		}
+		for range late {
+			<-asked
+		}
+		if c.busy {
+			if got := readAll(t, e.svc, f, 0, f.Size); !bytes.Equal(got, b) {
+				t.Fatal("the other read: wrong bytes")
+			}
+		}
+		for range late {
+			if got := <-done; !bytes.Equal(got, b) {
+				t.Fatalf("%s: a late read got %d wrong bytes", c.name, len(got))
+			}
+		}
+		if len(hedged) != late {
+			t.Fatalf("%s: mirror 2 asked %d times for %d late reads", c.name, len(hedged), late)
+		}
+		for range late {
+			if waited := (<-hedged).Sub(start); waited < c.least || waited >= c.longest {
+				t.Fatalf("%s: mirror 2 was asked %v after the reads began, want %v to %v", c.name, waited, c.least, c.longest)
+			}
+		}
+	}
+}
+
+// TestHungMirrorLast: a mirror that looked hung to reads waiting on it is
+// asked after the mirrors that merely lost a race lately, so it does not
+// keep every read waiting on it when all have lost one.
+func TestHungMirrorLast(t *testing.T) {
+	e := newEnv(t, 3, func(c *Config) { c.MirrorStall = time.Minute })
+	b := data(1000, 6)
+	f := e.storedFile(t, b)
+	e.svc.speeds.letDown("1")
+	e.svc.speeds.letDown("2")
+	e.svc.speeds.letDown("3")
+	e.faulty[0].Reads = func(ctx context.Context, _ int, rc io.ReadCloser) io.ReadCloser { return hang(ctx, rc, 0) }
+	// Reads at once: mirror 1 comes first among equals, and they all wait
+	// on it until it looks hung.
+	errs := make(chan error, 4)
+	for range 4 {
+		go func() {
+			rc, err := e.svc.Open(context.Background(), f, 0, f.Size)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer rc.Close()
+			got, err := io.ReadAll(rc)
+			if err == nil && !bytes.Equal(got, b) {
+				err = fmt.Errorf("read %d wrong bytes", len(got))
+			}
+			errs <- err
+		}()
+	}
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	opens := e.mem[0].Calls("Open")
+	for range 3 {
+		if got := readAll(t, e.svc, f, 0, f.Size); !bytes.Equal(got, b) {
+			t.Fatal("wrong bytes")
+		}
+	}
+	if n := e.mem[0].Calls("Open") - opens; n != 0 {
+		t.Fatalf("the hung mirror was asked %d more times, though the others only lost a race", n)
 	}
 }

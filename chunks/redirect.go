@@ -20,7 +20,7 @@ func (s *Service) Redirect(ctx context.Context, f store.File, expiry time.Durati
 	}
 	for _, id := range s.readOrder(f) {
 		e, ok := s.cfg.Mirrors.Get(id)
-		if !ok || e.Redirect == nil || s.speeds.isSlow(id) || s.cfg.Health != nil && s.cfg.Health(id) != nil {
+		if !ok || e.Redirect == nil || s.speeds.rank(id) > 0 || s.cfg.Health != nil && s.cfg.Health(id) != nil {
 			continue
 		}
 		u, err := e.Redirect.PresignGet(ctx, f.ObjectKey, expiry, resp)

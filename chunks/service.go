@@ -47,7 +47,8 @@ type Config struct {
 	Suspect func(id string, err error)
 	// HedgeAfter is how long a read waits for a mirror's first byte before
 	// it asks the next mirror too; 0 derives it from each mirror's recent
-	// first-byte times (their 95th percentile, at least 20 ms).
+	// first-byte times (their 95th percentile, at least 20 ms), waiting
+	// less for a mirror that looks hung and more for one that is busy.
 	HedgeAfter time.Duration
 	// PieceSize is the size of the pieces bytes are written to the mirrors
 	// in; at least 5 MiB, S3's smallest part. Default 8 MiB.

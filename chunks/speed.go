@@ -39,8 +39,11 @@ type speed struct {
 	samples []time.Duration // a ring of the latest keptSamples
 	n       int             // samples ever taken
 	hedge   time.Duration   // the wait samples give, refreshed as they come
+	served  time.Time       // when it last brought a read's first bytes
+	asking  int             // reads waiting for its first bytes
 	slow    time.Time       // read after the others until then
-	late    int             // reads waiting for it past their hedge wait
+	hung    time.Time       // read after the slow ones too until then
+	late    int             // reads that asked another mirror too while they wait for it
 }
 
 // newSpeeds returns a tracker; fixed, when positive, is the hedge wait of
@@ -64,6 +67,7 @@ func (s *speeds) firstByte(id string, d time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	sp := s.get(id)
+	sp.served = time.Now()
 	if len(sp.samples) < keptSamples {
 		sp.samples = append(sp.samples, d)
 	} else {
@@ -87,15 +91,61 @@ func (s *speeds) letDown(id string) {
 	s.get(id).slow = time.Now().Add(slowFor)
 }
 
-// overdue counts reads of the mirror waiting past their hedge wait (d = 1)
-// and those that then answered (d = -1). While any waits, the mirror is
-// read after the others: when it hangs, the reads that come after the
-// first overdue one do not wait for it at all.
+// overdue counts reads of the mirror that asked another one too while
+// they wait for it (d = 1), and those that then answered (d = -1). While
+// any waits, the mirror ranks lower (see rank).
 func (s *speeds) overdue(id string, d int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.get(id).late += d
 }
+
+// asking counts the reads that asked the mirror and have no answer yet
+// (d = 1 when one asks, -1 when it answers).
+func (s *speeds) asking(id string, d int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.get(id).asking += d
+}
+
+// patience returns how much longer a read that asked the mirror at asked
+// waits for its first byte before it asks the next mirror as well (wait
+// is its hedge wait, and 0 says now), and whether the mirror is busy
+// serving other reads. With wait set by the operator, that is the wait.
+// Otherwise a read asks the next mirror:
+//   - once hedgeFloor has passed, if other reads wait on the mirror too
+//     or it let one down lately, and it has brought none its first byte
+//     since: it looks hung, and is read after the others, even those
+//     that merely let a read down, for slowFor;
+//   - once wait has passed, if the mirror has brought no read its first
+//     byte since (nothing else asked it, or it is hung);
+//   - once twice wait has passed, if the mirror served others meanwhile:
+//     it is busy, not hung, and a hedge would only add to the load of a
+//     machine that is late everywhere.
+func (s *speeds) patience(id string, asked time.Time, wait time.Duration) (d time.Duration, busy bool) {
+	waited := time.Since(asked)
+	if s.fixed > 0 {
+		return max(0, s.fixed-waited), false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sp := s.get(id)
+	now := time.Now()
+	silent := !sp.served.After(asked)
+	others := sp.asking > 1 || sp.late > 0 || now.Before(sp.slow)
+	switch {
+	case silent && others && waited >= hedgeFloor:
+		sp.hung = now.Add(slowFor)
+		return 0, false
+	case silent:
+		return max(0, wait-waited), false
+	default:
+		return max(0, 2*wait-waited), true
+	}
+}
+
+// isFixed reports whether hedge_after sets every mirror's hedge wait.
+func (s *speeds) isFixed() bool { return s.fixed > 0 }
 
 // hedgeAfter is how long a read waits for the mirror's first byte before it
 // asks the next mirror as well.
@@ -108,11 +158,27 @@ func (s *speeds) hedgeAfter(id string) time.Duration {
 	return s.get(id).hedge
 }
 
-// isSlow reports whether the mirror let a read down lately, or keeps one
-// waiting past its hedge wait now.
-func (s *speeds) isSlow(id string) bool {
+// rank is where the mirror stands among the others a read may ask, from
+// what reads saw of it lately, higher being worse: 2 if it looked hung
+// lately, plus 1 if it keeps a read waiting past its time now, plus 1 if
+// it let a read down lately.
+func (s *speeds) rank(id string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	sp := s.byID[id]
-	return sp != nil && (sp.late > 0 || time.Now().Before(sp.slow))
+	if sp == nil {
+		return 0
+	}
+	now := time.Now()
+	r := 0
+	if now.Before(sp.hung) {
+		r += 2
+	}
+	if sp.late > 0 {
+		r++
+	}
+	if now.Before(sp.slow) {
+		r++
+	}
+	return r
 }
