@@ -197,6 +197,22 @@ func TestSmallFileOneWrite(t *testing.T) {
 	}
 }
 
+// readBack reads the whole of f through s and reports to errs whether it
+// got b: for reads in goroutines, which may not call t.Fatal.
+func readBack(s *Service, f store.File, b []byte, errs chan<- error) {
+	rc, err := s.Open(context.Background(), f, 0, f.Size)
+	if err != nil {
+		errs <- err
+		return
+	}
+	defer rc.Close()
+	got, err := io.ReadAll(rc)
+	if err == nil && !bytes.Equal(got, b) {
+		err = fmt.Errorf("read %d wrong bytes", len(got))
+	}
+	errs <- err
+}
+
 // TestHedgeWaits: with hedge waits derived from the mirrors' own times, a
 // read late on a mirror that serves other reads meanwhile waits twice its
 // wait before it asks another (on a busy machine the hedge would only add
@@ -236,18 +252,9 @@ func TestHedgeWaits(t *testing.T) {
 		}
 		start := time.Now()
 		late := 1 + c.others
-		done := make(chan []byte, late)
+		errs := make(chan error, late)
 		for range late {
-			go func() {
-				rc, err := e.svc.Open(context.Background(), f, 0, f.Size)
-				if err != nil {
-					done <- nil
-					return
-				}
-				defer rc.Close()
-				got, _ := io.ReadAll(rc)
-				done <- got
-			}()
+			go readBack(e.svc, f, b, errs)
 		}
 		for range late {
 			<-asked
@@ -258,8 +265,8 @@ func TestHedgeWaits(t *testing.T) {
 			}
 		}
 		for range late {
-			if got := <-done; !bytes.Equal(got, b) {
-				t.Fatalf("%s: a late read got %d wrong bytes", c.name, len(got))
+			if err := <-errs; err != nil {
+				t.Fatalf("%s: a late read: %v", c.name, err)
 			}
 		}
 		if len(hedged) != late {
@@ -288,19 +295,7 @@ func TestHungMirrorLast(t *testing.T) {
 	// on it until it looks hung.
 	errs := make(chan error, 4)
 	for range 4 {
-		go func() {
-			rc, err := e.svc.Open(context.Background(), f, 0, f.Size)
-			if err != nil {
-				errs <- err
-				return
-			}
-			defer rc.Close()
-			got, err := io.ReadAll(rc)
-			if err == nil && !bytes.Equal(got, b) {
-				err = fmt.Errorf("read %d wrong bytes", len(got))
-			}
-			errs <- err
-		}()
+		go readBack(e.svc, f, b, errs)
 	}
 	for range 4 {
 		if err := <-errs; err != nil {
