@@ -533,12 +533,11 @@ func (s *Service) unhead(b *[]byte) {
 	}
 }
 
-// readOrder lists the mirrors holding the file: healthy ones first; among
-// each, by speeds.rank (those that looked hung lately after those that
-// merely let a read down or keep one waiting). The order is the
-// file's own among equals, so reads stay on one mirror while it serves
-// them well (on a busy machine, a mirror that has been idle serves its
-// first reads slowly).
+// readOrder lists the mirrors holding the file: healthy ones first, and
+// among each, the lowest speeds.rank first. Among equals the order is the
+// file's own, so reads stay on one mirror while it serves them well (on a
+// busy machine, a mirror that has been idle serves its first reads
+// slowly).
 func (s *Service) readOrder(f store.File) []string {
 	type ranked struct {
 		id string

@@ -111,12 +111,11 @@ func (s *speeds) asking(id string, d int) {
 // patience returns how much longer a read that asked the mirror at asked
 // waits for its first byte before it asks the next mirror as well (wait
 // is its hedge wait, and 0 says now), and whether the mirror is busy
-// serving other reads. With wait set by the operator, that is the wait.
+// serving other reads. With hedge_after set, that is the wait.
 // Otherwise a read asks the next mirror:
 //   - once hedgeFloor has passed, if other reads wait on the mirror too
 //     or it let one down lately, and it has brought none its first byte
-//     since: it looks hung, and is read after the others, even those
-//     that merely let a read down, for slowFor;
+//     since: it looks hung, which counts against it in rank for slowFor;
 //   - once wait has passed, if the mirror has brought no read its first
 //     byte since (nothing else asked it, or it is hung);
 //   - once twice wait has passed, if the mirror served others meanwhile:
