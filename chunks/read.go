@@ -178,9 +178,9 @@ func (d *download) next(why error) error {
 			"slug", d.f.Slug, "offset", d.pos, "err", why)
 	}
 	var order []*entry
-	for _, id := range d.s.readOrder(d.f) {
-		if e, ok := d.s.cfg.Mirrors.Get(id); ok && !slices.Contains(d.given, id) {
-			order = append(order, &entry{id: id, m: e.Mirror})
+	for _, m := range d.s.readOrder(d.f) {
+		if e, ok := d.s.cfg.Mirrors.Get(m.id); ok && !slices.Contains(d.given, m.id) {
+			order = append(order, &entry{id: m.id, m: e.Mirror})
 		}
 	}
 	if len(order) == 0 {
@@ -274,8 +274,8 @@ func (s *Service) raceOn(ctx context.Context, key string, off, n int64, order []
 				return
 			}
 			hold = nil
-			running[len(running)-1].late()
 		}
+		running[len(running)-1].late() // a no-op if it has answered (failed)
 		if len(running) < len(order) {
 			start()
 			pending++
@@ -301,9 +301,6 @@ func (s *Service) raceOn(ctx context.Context, key string, off, n int64, order []
 				pending++
 			}
 		case <-hedge.C:
-			if hold == nil {
-				running[len(running)-1].late()
-			}
 			hedgeNow()
 		}
 	}
@@ -533,16 +530,19 @@ func (s *Service) unhead(b *[]byte) {
 	}
 }
 
-// readOrder lists the mirrors holding the file: healthy ones first, and
-// among each, the lowest speeds.rank first. Among equals the order is the
+// ranked is a mirror holding a file and what counts against it in read
+// order: its speeds.rank, plus 5 if it fails its health check.
+type ranked struct {
+	id string
+	r  int
+}
+
+// readOrder lists the mirrors holding the file, the least against them
+// first (healthy ones before the others). Among equals the order is the
 // file's own, so reads stay on one mirror while it serves them well (on a
 // busy machine, a mirror that has been idle serves its first reads
 // slowly).
-func (s *Service) readOrder(f store.File) []string {
-	type ranked struct {
-		id string
-		r  int
-	}
+func (s *Service) readOrder(f store.File) []ranked {
 	rs := make([]ranked, len(f.Mirrors))
 	for i, id := range f.Mirrors {
 		rs[i] = ranked{id, s.speeds.rank(id)}
@@ -551,11 +551,7 @@ func (s *Service) readOrder(f store.File) []string {
 		}
 	}
 	slices.SortStableFunc(rs, func(a, b ranked) int { return a.r - b.r })
-	order := make([]string, len(rs))
-	for i, r := range rs {
-		order[i] = r.id
-	}
-	return order
+	return rs
 }
 
 // CheckPassword reports whether password opens the file; a file without a

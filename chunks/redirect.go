@@ -18,14 +18,17 @@ func (s *Service) Redirect(ctx context.Context, f store.File, expiry time.Durati
 	if !s.redirects {
 		return "", nil
 	}
-	for _, id := range s.readOrder(f) {
-		e, ok := s.cfg.Mirrors.Get(id)
-		if !ok || e.Redirect == nil || s.speeds.rank(id) > 0 || s.cfg.Health != nil && s.cfg.Health(id) != nil {
+	for _, m := range s.readOrder(f) {
+		if m.r > 0 { // unhealthy or let a read down lately, as all after it
+			break
+		}
+		e, ok := s.cfg.Mirrors.Get(m.id)
+		if !ok || e.Redirect == nil {
 			continue
 		}
 		u, err := e.Redirect.PresignGet(ctx, f.ObjectKey, expiry, resp)
 		if err != nil {
-			return "", fmt.Errorf("chunks: file %s: mirror %s: %w", f.Slug, id, err)
+			return "", fmt.Errorf("chunks: file %s: mirror %s: %w", f.Slug, m.id, err)
 		}
 		return u, nil
 	}
